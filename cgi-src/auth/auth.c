@@ -1,0 +1,192 @@
+/* auth.c: POST /api/auth/register, POST /api/auth/login, GET /api/auth/me, GET /api/health. */
+#include <string.h>
+
+#include "auth.h"
+#include "config.h"
+#include "db.h"
+#include "handlers.h"
+#include "log.h"
+#include "password.h"
+#include "valid.h"
+
+static const char *const role_values[] = {"ADMIN", "MANAGER", "SALES_EXECUTIVE", NULL};
+
+/* {"token", "user"} for the user in row 0 of res. */
+static int
+token_response(struct crm_req *req, struct crm_resp *resp, int status, const PGresult *res)
+{
+    char token[CRM_JWT_MAX];
+    cJSON *root = cJSON_CreateObject();
+    cJSON *user = crm_user_from_row(res, 0, 0);
+    int64_t id = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(user, "id"));
+    enum crm_role role = crm_role_parse(PQgetvalue(res, 0, 3));
+
+    if (root == NULL || user == NULL ||
+        crm_auth_issue(req->cfg, id, role, token, sizeof(token)) != CRM_OK ||
+        cJSON_AddStringToObject(root, "token", token) == NULL ||
+        !cJSON_AddItemToObject(root, "user", user)) {
+        cJSON_Delete(user);
+        cJSON_Delete(root);
+        return crm_resp_error(resp, CRM_ENOMEM);
+    }
+    return crm_resp_json(resp, status, root);
+}
+
+/* Public registration makes a SALES_EXECUTIVE; only an authenticated ADMIN may pick the role. */
+static enum crm_err
+register_role(struct crm_req *req, const cJSON *body, enum crm_role *role)
+{
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(body, "role");
+    enum crm_err err;
+
+    *role = CRM_ROLE_SALES;
+    if (r == NULL)
+        return CRM_OK;
+    if (req->authorization == NULL)
+        return CRM_EFORBIDDEN;
+    if ((err = crm_auth_require(req, CRM_ROLE_ADMIN)) != CRM_OK)
+        return err;
+    *role = crm_role_parse(r->valuestring);
+    return CRM_OK;
+}
+
+/* POST /api/auth/register */
+int
+auth_register(struct crm_req *req, struct crm_resp *resp)
+{
+    static const struct crm_field rules[] = {
+        {"name", CRM_F_STRING, CRM_F_REQUIRED | CRM_F_TRIM, 1, 100, NULL},
+        {"email", CRM_F_EMAIL, CRM_F_REQUIRED | CRM_F_TRIM, 0, 254, NULL},
+        {"password", CRM_F_BYTES, CRM_F_REQUIRED, 8, 72, NULL},
+        {"role", CRM_F_ENUM, 0, 0, 0, role_values},
+    };
+    char hash[CRM_HASH_MAX];
+    const char *params[4];
+    cJSON *body = NULL, *fields = NULL;
+    PGresult *res = NULL;
+    enum crm_role role;
+    enum crm_err err;
+    int status;
+
+    err = crm_valid_body(req, rules, sizeof(rules) / sizeof(rules[0]), &body, &fields);
+    if (err == CRM_OK && (err = register_role(req, body, &role)) == CRM_OK)
+        err = crm_password_hash(cJSON_GetObjectItem(body, "password")->valuestring,
+                                req->cfg->bcrypt_cost, hash, sizeof(hash));
+    if (err == CRM_OK) {
+        params[0] = cJSON_GetObjectItem(body, "name")->valuestring;
+        params[1] = cJSON_GetObjectItem(body, "email")->valuestring;
+        params[2] = hash;
+        params[3] = crm_role_name(role);
+        err = crm_db_exec(req->db, "user_register", 4, params, &res);
+    }
+    cJSON_Delete(body);
+    if (err == CRM_ECONFLICT)
+        return crm_resp_errorf(resp, err, "email: already registered");
+    if (err != CRM_OK)
+        return crm_resp_fail(resp, err, fields);
+    status = token_response(req, resp, 201, res);
+    crm_log(CRM_LOG_INFO, req, "registered user %s as %s", PQgetvalue(res, 0, 0),
+            crm_role_name(role));
+    PQclear(res);
+    return status;
+}
+
+/*
+ * A hash to check wrong e-mails against, so an unknown address costs the same time as a wrong
+ * password and response timing does not tell which accounts exist.
+ */
+static const char *
+dummy_hash(int cost)
+{
+    static char hash[CRM_HASH_MAX];
+
+    if (hash[0] == '\0' && crm_password_hash("not-a-password", cost, hash, sizeof(hash)) != CRM_OK)
+        hash[0] = '\0';
+    return hash;
+}
+
+/* POST /api/auth/login */
+int
+auth_login(struct crm_req *req, struct crm_resp *resp)
+{
+    static const struct crm_field rules[] = {
+        {"email", CRM_F_STRING, CRM_F_REQUIRED | CRM_F_TRIM, 1, 254, NULL},
+        {"password", CRM_F_BYTES, CRM_F_REQUIRED, 1, 1024, NULL},
+    };
+    cJSON *body = NULL, *fields = NULL;
+    PGresult *res = NULL;
+    const char *params[1];
+    enum crm_err err;
+    int found, ok, status;
+
+    err = crm_valid_body(req, rules, sizeof(rules) / sizeof(rules[0]), &body, &fields);
+    if (err != CRM_OK)
+        return crm_resp_fail(resp, err, fields);
+    params[0] = cJSON_GetObjectItem(body, "email")->valuestring;
+    if ((err = crm_db_exec(req->db, "user_login", 1, params, &res)) != CRM_OK) {
+        cJSON_Delete(body);
+        return crm_resp_error(resp, err);
+    }
+    found = PQntuples(res) == 1;
+    ok = crm_password_verify(cJSON_GetObjectItem(body, "password")->valuestring,
+                             found ? PQgetvalue(res, 0, 6) : dummy_hash(req->cfg->bcrypt_cost));
+    cJSON_Delete(body);
+    if (!found || !ok)
+        status = crm_resp_error(resp, CRM_ECRED);
+    else if (strcmp(PQgetvalue(res, 0, 4), "t") != 0)
+        status = crm_resp_errorf(resp, CRM_EAUTH, "this account is deactivated");
+    else
+        status = token_response(req, resp, 200, res);
+    PQclear(res);
+    return status;
+}
+
+/* GET /api/auth/me */
+int
+auth_me(struct crm_req *req, struct crm_resp *resp)
+{
+    const char *params[1] = {req->who.idstr};
+    cJSON *root, *user;
+    PGresult *res;
+    enum crm_err err;
+
+    if ((err = crm_auth_require(req, CRM_ROLES_ALL)) != CRM_OK ||
+        (err = crm_db_exec(req->db, "user_get", 1, params, &res)) != CRM_OK)
+        return crm_resp_error(resp, err);
+    user = PQntuples(res) == 1 ? crm_user_from_row(res, 0, 0) : NULL;
+    PQclear(res);
+    root = cJSON_CreateObject();
+    if (root == NULL || user == NULL || !cJSON_AddItemToObject(root, "user", user)) {
+        cJSON_Delete(user);
+        cJSON_Delete(root);
+        return crm_resp_error(resp, CRM_EINTERNAL);
+    }
+    return crm_resp_json(resp, 200, root);
+}
+
+/* GET /api/health: 200 when the database answers, else 503 that still says what is down. */
+int
+auth_health(struct crm_req *req, struct crm_resp *resp)
+{
+    enum crm_err err = crm_db_run(req->db, "health", 0, NULL);
+    cJSON *root;
+
+    if (err == CRM_OK) {
+        root = cJSON_CreateObject();
+        if (cJSON_AddStringToObject(root, "status", "ok") == NULL ||
+            cJSON_AddStringToObject(root, "database", "ok") == NULL) {
+            cJSON_Delete(root);
+            return crm_resp_error(resp, CRM_ENOMEM);
+        }
+        return crm_resp_json(resp, 200, root);
+    }
+    crm_resp_error(resp, CRM_EUNAVAIL);
+    /* Add the health fields to the error body already built. */
+    root = cJSON_Parse(resp->body);
+    if (cJSON_AddStringToObject(root, "status", "down") == NULL ||
+        cJSON_AddStringToObject(root, "database", "down") == NULL) {
+        cJSON_Delete(root);
+        return resp->status;
+    }
+    return crm_resp_json(resp, 503, root);
+}

@@ -1,0 +1,124 @@
+/* users.c: GET /api/users (ADMIN, MANAGER) and PATCH /api/users/:id (ADMIN). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "db.h"
+#include "handlers.h"
+#include "log.h"
+#include "util.h"
+#include "valid.h"
+
+/* GET /api/users?limit=&offset= */
+int
+users_list(struct crm_req *req, struct crm_resp *resp)
+{
+    char lbuf[21], obuf[21];
+    const char *params[2] = {lbuf, obuf};
+    PGresult *count = NULL, *rows = NULL;
+    cJSON *data = NULL;
+    long limit, offset;
+    enum crm_err err;
+
+    if ((err = crm_auth_require(req, CRM_ROLE_ADMIN | CRM_ROLE_MANAGER)) != CRM_OK ||
+        (err = crm_req_page(req, &limit, &offset)) != CRM_OK)
+        return crm_resp_error(resp, err);
+    snprintf(lbuf, sizeof(lbuf), "%ld", limit);
+    snprintf(obuf, sizeof(obuf), "%ld", offset);
+    if ((err = crm_db_exec(req->db, "user_count", 0, NULL, &count)) != CRM_OK ||
+        (err = crm_db_exec(req->db, "user_list", 2, params, &rows)) != CRM_OK)
+        goto out;
+    err = CRM_ENOMEM;
+    if ((data = cJSON_CreateArray()) == NULL)
+        goto out;
+    for (int i = 0; i < PQntuples(rows); i++) {
+        cJSON *u = crm_user_from_row(rows, i, 0);
+
+        if (u == NULL || !cJSON_AddItemToArray(data, u)) {
+            cJSON_Delete(u);
+            goto out;
+        }
+    }
+    err = CRM_OK;
+out:
+    if (err == CRM_OK)
+        crm_resp_json(
+            resp, 200,
+            crm_page_json(data, limit, offset, strtoll(PQgetvalue(count, 0, 0), NULL, 10)));
+    else {
+        cJSON_Delete(data);
+        crm_resp_error(resp, err);
+    }
+    PQclear(count);
+    PQclear(rows);
+    return resp->status;
+}
+
+/* An ADMIN demoting or deactivating itself could leave no one able to administer. */
+static cJSON *
+self_lockout(const struct crm_req *req, int64_t id, const cJSON *body)
+{
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(body, "role");
+    const cJSON *active = cJSON_GetObjectItemCaseSensitive(body, "active");
+    cJSON *fields;
+
+    if (id != req->who.id || !((cJSON_IsString(role) && strcmp(role->valuestring, "ADMIN") != 0) ||
+                               cJSON_IsFalse(active)))
+        return NULL;
+    fields = cJSON_CreateObject();
+    cJSON_AddStringToObject(fields, cJSON_IsFalse(active) ? "active" : "role",
+                            "an admin cannot demote or deactivate itself");
+    return fields;
+}
+
+/* PATCH /api/users/:id {"name"?, "role"?, "active"?} */
+int
+users_update(struct crm_req *req, struct crm_resp *resp)
+{
+    static const char *const roles[] = {"ADMIN", "MANAGER", "SALES_EXECUTIVE", NULL};
+    static const struct crm_field rules[] = {
+        {"name", CRM_F_STRING, CRM_F_TRIM, 1, 100, NULL},
+        {"role", CRM_F_ENUM, 0, 0, 0, roles},
+        {"active", CRM_F_BOOL, 0, 0, 0, NULL},
+    };
+    const char *params[4] = {NULL, NULL, NULL, NULL};
+    cJSON *body = NULL, *fields = NULL, *root = NULL, *item;
+    PGresult *res = NULL;
+    enum crm_err err;
+    int64_t id;
+
+    if ((err = crm_auth_require(req, CRM_ROLE_ADMIN)) != CRM_OK)
+        return crm_resp_error(resp, err);
+    if (crm_req_param_id(req, "id", &id) != 0)
+        return crm_resp_error(resp, CRM_ENOTFOUND);
+    err = crm_valid_body(req, rules, sizeof(rules) / sizeof(rules[0]), &body, &fields);
+    if (err == CRM_OK && (fields = self_lockout(req, id, body)) != NULL)
+        err = CRM_EINVAL;
+    if (err != CRM_OK) {
+        cJSON_Delete(body);
+        return crm_resp_fail(resp, err, fields);
+    }
+    params[0] = req->param_val[0];
+    if ((item = cJSON_GetObjectItemCaseSensitive(body, "name")) != NULL)
+        params[1] = item->valuestring;
+    if ((item = cJSON_GetObjectItemCaseSensitive(body, "role")) != NULL)
+        params[2] = item->valuestring;
+    if ((item = cJSON_GetObjectItemCaseSensitive(body, "active")) != NULL)
+        params[3] = cJSON_IsTrue(item) ? "true" : "false";
+    err = crm_db_exec(req->db, "user_update", 4, params, &res);
+    cJSON_Delete(body);
+    if (err == CRM_OK && PQntuples(res) == 0)
+        err = CRM_ENOTFOUND;
+    if (err == CRM_OK && (root = cJSON_CreateObject()) != NULL &&
+        !cJSON_AddItemToObject(root, "user", crm_user_from_row(res, 0, 0)))
+        err = CRM_ENOMEM;
+    PQclear(res);
+    if (err != CRM_OK) {
+        cJSON_Delete(root);
+        return crm_resp_error(resp, err);
+    }
+    crm_log(CRM_LOG_INFO, req, "user %" PRId64 " updated", id);
+    return crm_resp_json(resp, 200, root);
+}

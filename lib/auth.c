@@ -1,0 +1,122 @@
+/* auth.c: bearer tokens to principals, and the role check every handler starts with. */
+#include "auth.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "db.h"
+#include "util.h"
+
+static const char *const role_names[] = {"ADMIN", "MANAGER", "SALES_EXECUTIVE"};
+
+enum crm_role
+crm_role_parse(const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (s != NULL && strcmp(s, role_names[i]) == 0)
+            return (enum crm_role)(1 << i);
+    return 0;
+}
+
+const char *
+crm_role_name(enum crm_role role)
+{
+    switch (role) {
+    case CRM_ROLE_ADMIN:
+        return role_names[0];
+    case CRM_ROLE_MANAGER:
+        return role_names[1];
+    default:
+        return role_names[2];
+    }
+}
+
+/* Loads the principal for the user id in claims; only active users exist for auth. */
+static enum crm_err
+load_principal(struct crm_req *req, int64_t id)
+{
+    char idbuf[21];
+    const char *params[1] = {idbuf};
+    PGresult *res;
+    enum crm_err err;
+    enum crm_role role;
+
+    if (crm_fmt_id(idbuf, sizeof(idbuf), id) != 0)
+        return CRM_EAUTH;
+    if ((err = crm_db_exec(req->db, "user_get", 1, params, &res)) != CRM_OK)
+        return err;
+    err = CRM_EAUTH;
+    if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 4), "t") == 0 &&
+        (role = crm_role_parse(PQgetvalue(res, 0, 3))) != 0) {
+        req->who.id = id;
+        req->who.role = role;
+        memcpy(req->who.idstr, idbuf, sizeof(idbuf));
+        req->who.owner = role == CRM_ROLE_SALES ? req->who.idstr : NULL;
+        req->authed = 1;
+        err = CRM_OK;
+    }
+    PQclear(res);
+    return err;
+}
+
+enum crm_err
+crm_auth_token(struct crm_req *req, const char *token, unsigned roles)
+{
+    struct crm_jwt_claims c;
+    enum crm_err err;
+
+    if (token == NULL || token[0] == '\0')
+        return CRM_EAUTH;
+    if (crm_jwt_verify((const unsigned char *)req->cfg->jwt_secret, req->cfg->jwt_secret_len, token,
+                       (int64_t)time(NULL), &c) != CRM_OK)
+        return CRM_EAUTH;
+    if ((err = load_principal(req, c.sub)) != CRM_OK)
+        return err;
+    return (req->who.role & roles) != 0 ? CRM_OK : CRM_EFORBIDDEN;
+}
+
+enum crm_err
+crm_auth_require(struct crm_req *req, unsigned roles)
+{
+    const char *h = req->authorization;
+
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return CRM_EAUTH;
+    h += 7;
+    h += strspn(h, " ");
+    return crm_auth_token(req, h, roles);
+}
+
+enum crm_err
+crm_auth_issue(const struct crm_config *cfg, int64_t id, enum crm_role role, char *out,
+               size_t outsz)
+{
+    struct crm_jwt_claims c = {.sub = id, .iat = (int64_t)time(NULL)};
+
+    c.exp = c.iat + cfg->jwt_ttl;
+    snprintf(c.role, sizeof(c.role), "%s", crm_role_name(role));
+    return crm_jwt_sign((const unsigned char *)cfg->jwt_secret, cfg->jwt_secret_len, &c, out,
+                        outsz);
+}
+
+cJSON *
+crm_user_from_row(const PGresult *res, int row, int col)
+{
+    cJSON *u = cJSON_CreateObject();
+    int64_t id;
+
+    if (u == NULL || crm_parse_id(PQgetvalue(res, row, col), &id) != 0 ||
+        cJSON_AddNumberToObject(u, "id", (double)id) == NULL ||
+        cJSON_AddStringToObject(u, "name", PQgetvalue(res, row, col + 1)) == NULL ||
+        cJSON_AddStringToObject(u, "email", PQgetvalue(res, row, col + 2)) == NULL ||
+        cJSON_AddStringToObject(u, "role", PQgetvalue(res, row, col + 3)) == NULL ||
+        cJSON_AddBoolToObject(u, "active", strcmp(PQgetvalue(res, row, col + 4), "t") == 0) ==
+            NULL ||
+        cJSON_AddStringToObject(u, "created_at", PQgetvalue(res, row, col + 5)) == NULL) {
+        cJSON_Delete(u);
+        return NULL;
+    }
+    return u;
+}

@@ -1,0 +1,38 @@
+/* auth.h: who is calling (bearer token, re-checked against the database) and what may they do. */
+#ifndef CRM_AUTH_H
+#define CRM_AUTH_H
+
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "http.h"
+#include "jwt.h"
+
+/* "ADMIN" -> CRM_ROLE_ADMIN...; 0 for anything else. */
+enum crm_role crm_role_parse(const char *s);
+
+/* The API name of role ("SALES_EXECUTIVE" for CRM_ROLE_SALES). */
+const char *crm_role_name(enum crm_role role);
+
+/*
+ * The RBAC check, one call per handler: authenticates req from its bearer token (verified, then
+ * the user re-read from the database, so deactivation and role changes act at once) and requires
+ * its role to be in roles (a mask of enum crm_role). Returns CRM_OK with req->who set;
+ * CRM_EAUTH for no token, a bad one, or a user gone or inactive; CRM_EFORBIDDEN for a role not
+ * in roles; CRM_EUNAVAIL when the database is down.
+ */
+enum crm_err crm_auth_require(struct crm_req *req, unsigned roles);
+
+/* Same, with the token given (e.g. from ?access_token=). */
+enum crm_err crm_auth_token(struct crm_req *req, const char *token, unsigned roles);
+
+/* Makes a token for user id with role, valid for cfg->jwt_ttl seconds, into out. */
+enum crm_err crm_auth_issue(const struct crm_config *cfg, int64_t id, enum crm_role role, char *out,
+                            size_t outsz);
+
+/* A User object from columns col.. col+5 of row: id, name, email, role, active, created_at. */
+cJSON *crm_user_from_row(const PGresult *res, int row, int col);
+
+#endif

@@ -1,0 +1,214 @@
+/* config.c: env file parsing and the refusal rules for unsafe settings. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+struct key {
+    const char *name;
+    char *dst;
+    size_t sz;
+};
+
+static int fail(char *why, size_t whysz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes the one-line reason for a refusal; always returns -1. */
+static int
+fail(char *why, size_t whysz, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, whysz, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int
+copy_value(const struct key *k, const char *val, char *why, size_t whysz)
+{
+    size_t n = strlen(val);
+
+    if (n >= k->sz)
+        return fail(why, whysz, "%s is too long", k->name);
+    memcpy(k->dst, val, n + 1);
+    return 0;
+}
+
+static int
+set_key(const struct key *keys, size_t nkeys, const char *name, const char *val, char *why,
+        size_t whysz)
+{
+    for (size_t i = 0; i < nkeys; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return copy_value(&keys[i], val, why, whysz);
+    return 0; /* Unknown keys belong to other programs (nginx template, scripts). */
+}
+
+/* Strips one pair of matching quotes, in place. */
+static char *
+unquote(char *v)
+{
+    size_t n = strlen(v);
+
+    if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
+        v[n - 1] = '\0';
+        return v + 1;
+    }
+    return v;
+}
+
+static int
+read_file(const char *path, const struct key *keys, size_t nkeys, char *why, size_t whysz)
+{
+    char line[2048];
+    struct stat st;
+    FILE *f;
+    int rc = 0;
+
+    if ((f = fopen(path, "r")) == NULL)
+        return fail(why, whysz, "cannot open env file %s", path);
+    /* The file holds the JWT secret and database password: others must not read it. */
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH) != 0) {
+        fclose(f);
+        return fail(why, whysz, "env file %s is readable by others (chmod o-r)", path);
+    }
+    while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+        char *s = line, *eq;
+
+        line[strcspn(line, "\r\n")] = '\0';
+        s += strspn(s, " \t");
+        if (*s == '#' || *s == '\0')
+            continue;
+        if (strncmp(s, "export ", 7) == 0)
+            s += 7;
+        if ((eq = strchr(s, '=')) == NULL)
+            continue;
+        *eq = '\0';
+        rc = set_key(keys, nkeys, s, unquote(eq + 1), why, whysz);
+    }
+    fclose(f);
+    return rc;
+}
+
+static int
+parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int
+check_db_url(const char *url, char *why, size_t whysz)
+{
+    PQconninfoOption *opts;
+    char *err = NULL;
+
+    if (url[0] == '\0')
+        return fail(why, whysz, "%s is not set", "DATABASE_URL");
+    if (strncmp(url, "postgres://", 11) != 0 && strncmp(url, "postgresql://", 13) != 0)
+        return fail(why, whysz, "%s must be a postgresql:// URL", "DATABASE_URL");
+    if ((opts = PQconninfoParse(url, &err)) == NULL) {
+        PQfreemem(err); /* Its text may echo the URL, with its password: not shown. */
+        return fail(why, whysz, "%s cannot be parsed", "DATABASE_URL");
+    }
+    PQconninfoFree(opts);
+    return 0;
+}
+
+struct num {
+    const char *name, *text;
+    long lo, hi, dflt;
+};
+
+static int
+check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_t whysz)
+{
+    const struct num nums[] = {
+        {"JWT_TTL", texts[0], 60, 31L * 86400, 86400},
+        {"BCRYPT_COST", texts[1], 4, 31, 12},
+        {"PORT", texts[2], 1, 65535, 8080},
+        {"MAIL_PORT", texts[3], 1, 65535, 25},
+    };
+    long vals[4];
+
+    for (size_t i = 0; i < 4; i++) {
+        vals[i] = nums[i].dflt;
+        if (nums[i].text[0] != '\0' &&
+            parse_long(nums[i].text, nums[i].lo, nums[i].hi, &vals[i]) != 0)
+            return fail(why, whysz, "%s is not a number in its allowed range", nums[i].name);
+    }
+    cfg->jwt_ttl = vals[0];
+    cfg->bcrypt_cost = (int)vals[1];
+    cfg->port = (int)vals[2];
+    cfg->mail_port = (int)vals[3];
+    return 0;
+}
+
+int
+crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whysz)
+{
+    char ttl[32] = "", cost[32] = "", port[32] = "", mport[32] = "";
+    const char *texts[4] = {ttl, cost, port, mport};
+    const struct key keys[] = {
+        {"DATABASE_URL", cfg->database_url, sizeof(cfg->database_url)},
+        {"JWT_SECRET", cfg->jwt_secret, sizeof(cfg->jwt_secret)},
+        {"JWT_TTL", ttl, sizeof(ttl)},
+        {"BCRYPT_COST", cost, sizeof(cost)},
+        {"PORT", port, sizeof(port)},
+        {"MAIL_HOST", cfg->mail_host, sizeof(cfg->mail_host)},
+        {"MAIL_PORT", mport, sizeof(mport)},
+        {"MAIL_USER", cfg->mail_user, sizeof(cfg->mail_user)},
+        {"MAIL_PASS", cfg->mail_pass, sizeof(cfg->mail_pass)},
+        {"MAIL_FROM", cfg->mail_from, sizeof(cfg->mail_from)},
+    };
+    const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
+
+    memset(cfg, 0, sizeof(*cfg));
+    if (path != NULL && read_file(path, keys, nkeys, why, whysz) != 0)
+        return -1;
+    for (size_t i = 0; i < nkeys; i++) {
+        const char *v = getenv(keys[i].name);
+
+        if (v != NULL && copy_value(&keys[i], v, why, whysz) != 0)
+            return -1;
+    }
+    if (check_db_url(cfg->database_url, why, whysz) != 0)
+        return -1;
+    cfg->jwt_secret_len = strlen(cfg->jwt_secret);
+    if (cfg->jwt_secret_len == 0)
+        return fail(why, whysz, "%s is not set", "JWT_SECRET");
+    if (cfg->jwt_secret_len < 32)
+        return fail(why, whysz, "%s is shorter than 32 bytes", "JWT_SECRET");
+    if (cfg->mail_from[0] == '\0')
+        snprintf(cfg->mail_from, sizeof(cfg->mail_from), "Next-Gen CRM <no-reply@localhost>");
+    return check_numbers(cfg, texts, why, whysz);
+}
+
+const char *
+crm_config_default_path(void)
+{
+    const char *p = getenv("CRM_ENV_FILE");
+
+    if (p != NULL && p[0] != '\0')
+        return p;
+    if (access("/etc/crm/crm.env", F_OK) == 0)
+        return "/etc/crm/crm.env";
+    return NULL;
+}

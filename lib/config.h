@@ -1,0 +1,33 @@
+/* config.h: settings from the environment and an env file, checked before anything starts. */
+#ifndef CRM_CONFIG_H
+#define CRM_CONFIG_H
+
+#include <stddef.h>
+
+struct crm_config {
+    char database_url[1024];
+    char jwt_secret[512];
+    size_t jwt_secret_len;
+    long jwt_ttl;    /* seconds, JWT_TTL, default 86400 */
+    int bcrypt_cost; /* BCRYPT_COST, 4..31, default 12 */
+    int port;        /* PORT, default 8080 (used by the nginx template) */
+    char mail_host[256];
+    int mail_port;
+    char mail_user[256];
+    char mail_pass[256];
+    char mail_from[256];
+};
+
+/*
+ * Fills cfg from the env file at path (NULL: none) overlaid by the process environment, which
+ * wins. Returns 0, or -1 with a one-line reason in why: a required value missing (DATABASE_URL,
+ * JWT_SECRET), an unsafe one (JWT_SECRET under 32 bytes, an env file others may read), or a
+ * malformed one (DATABASE_URL libpq cannot parse, a number out of range).
+ */
+int crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whysz);
+
+/* The env file a program should read: $CRM_ENV_FILE, else /etc/crm/crm.env if it exists, else NULL.
+ */
+const char *crm_config_default_path(void);
+
+#endif

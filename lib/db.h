@@ -1,0 +1,43 @@
+/* db.h: one persistent PostgreSQL connection per worker, prepared statements only. */
+#ifndef CRM_DB_H
+#define CRM_DB_H
+
+#include <libpq-fe.h>
+
+#include "err.h"
+
+struct crm_db;
+
+/*
+ * Makes a handle for url; it connects on first use, so a worker starts while PostgreSQL is down.
+ * Returns NULL when out of memory. Free with crm_db_close().
+ */
+struct crm_db *crm_db_open(const char *url);
+
+/* Closes the connection and frees db; NULL is a no-op. */
+void crm_db_close(struct crm_db *db);
+
+/*
+ * Runs the prepared statement name (from the table in db.c) with n text parameters (NULL is SQL
+ * NULL). Connects and prepares every statement first when the connection is new or was lost.
+ * Returns CRM_OK with *out (caller PQclears); CRM_ECONFLICT on a unique violation; CRM_EUNAVAIL
+ * when the database cannot be reached; CRM_EDB for any other failure (logged here).
+ */
+enum crm_err crm_db_exec(struct crm_db *db, const char *name, int n, const char *const *params,
+                         PGresult **out);
+
+/* The same, for statements whose result is not needed. */
+enum crm_err crm_db_run(struct crm_db *db, const char *name, int n, const char *const *params);
+
+/* Transactions: BEGIN, COMMIT, ROLLBACK on the worker's connection. Errors as crm_db_exec. */
+enum crm_err crm_db_begin(struct crm_db *db);
+enum crm_err crm_db_commit(struct crm_db *db);
+void crm_db_rollback(struct crm_db *db);
+
+/* The raw connection, for crmctl's one-off statements; NULL when not connected. */
+PGconn *crm_db_conn(struct crm_db *db);
+
+/* Connects now if needed. CRM_OK or CRM_EUNAVAIL. */
+enum crm_err crm_db_connect(struct crm_db *db);
+
+#endif

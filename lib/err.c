@@ -1,0 +1,57 @@
+/* err.c: the single place where library errors become HTTP statuses and API codes. */
+#include "err.h"
+
+#include <stddef.h>
+
+struct err_row {
+    int status;
+    const char *code;
+    const char *message;
+};
+
+static const struct err_row rows[] = {
+    [CRM_OK] = {200, "ok", "ok"},
+    [CRM_EJSON] = {400, "invalid_json", "request body is not a well-formed JSON object"},
+    [CRM_EQUERY] = {400, "invalid_query", "a query parameter is malformed"},
+    [CRM_EAUTH] = {401, "unauthenticated", "a valid bearer token is required"},
+    [CRM_ECRED] = {401, "invalid_credentials", "e-mail or password is wrong"},
+    [CRM_EFORBIDDEN] = {403, "forbidden", "your role may not do this"},
+    [CRM_ENOTFOUND] = {404, "not_found", "not found"},
+    [CRM_EMETHOD] = {405, "method_not_allowed", "method not allowed on this resource"},
+    [CRM_ECONFLICT] = {409, "conflict", "a resource with this value already exists"},
+    [CRM_EPRECOND] = {412, "precondition_failed", "the resource has changed (version mismatch)"},
+    [CRM_ETOOBIG] = {413, "payload_too_large", "request body is larger than 64 KiB"},
+    [CRM_EMEDIA] = {415, "unsupported_media_type", "request body must be application/json"},
+    [CRM_EINVAL] = {422, "validation_failed", "validation failed"},
+    [CRM_ERATE] = {429, "rate_limited", "too many attempts, try again later"},
+    [CRM_EINTERNAL] = {500, "internal", "internal error"},
+    [CRM_ENOMEM] = {500, "internal", "internal error"},
+    [CRM_EDB] = {500, "internal", "internal error"},
+    [CRM_EUNAVAIL] = {503, "unavailable", "the database is unavailable, retry shortly"},
+};
+
+static const struct err_row *
+row(enum crm_err err)
+{
+    if ((unsigned)err >= sizeof(rows) / sizeof(rows[0]))
+        return &rows[CRM_EINTERNAL];
+    return &rows[err];
+}
+
+int
+crm_err_status(enum crm_err err)
+{
+    return row(err)->status;
+}
+
+const char *
+crm_err_code(enum crm_err err)
+{
+    return row(err)->code;
+}
+
+const char *
+crm_err_message(enum crm_err err)
+{
+    return row(err)->message;
+}

@@ -1,0 +1,324 @@
+/* fcgi.c: FCGX_Accept_r loop: read the request, route, respond, log, free, repeat. */
+#include "fcgi.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "util.h"
+
+#define CRM_MAX_WORKERS 64
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_stop(int sig)
+{
+    (void)sig;
+    stopping = 1;
+    FCGX_ShutdownPending();
+}
+
+/* Installed without SA_RESTART, so a blocked accept() returns and the loop can end. */
+static void
+install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+static int
+sane_request_id(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (n == 0 || n > 64)
+        return 0;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* Reads the body, bounded by CRM_BODY_MAX. Returns CRM_OK, CRM_ETOOBIG or CRM_ENOMEM. */
+static enum crm_err
+read_body(FCGX_Request *r, struct crm_req *req)
+{
+    const char *cl = FCGX_GetParam("CONTENT_LENGTH", r->envp);
+    long long len = 0;
+
+    if (cl != NULL && cl[0] != '\0' && crm_parse_int(cl, 0, INT64_MAX, &len) != 0)
+        return CRM_ETOOBIG;
+    if (len > CRM_BODY_MAX)
+        return CRM_ETOOBIG;
+    if ((req->body = crm_arena_alloc(&req->arena, (size_t)len + 1)) == NULL)
+        return CRM_ENOMEM;
+    req->body_len = len > 0 ? (size_t)FCGX_GetStr(req->body, (int)len, r->in) : 0;
+    return CRM_OK;
+}
+
+static enum crm_err
+read_request(FCGX_Request *r, struct crm_req *req)
+{
+    const char *rid = FCGX_GetParam("HTTP_X_REQUEST_ID", r->envp);
+
+    if (sane_request_id(rid))
+        snprintf(req->id, sizeof(req->id), "%s", rid);
+    else if (crm_random_hex(req->id, sizeof(req->id), 8) != 0)
+        snprintf(req->id, sizeof(req->id), "norandom");
+    req->method = FCGX_GetParam("REQUEST_METHOD", r->envp);
+    req->path = FCGX_GetParam("DOCUMENT_URI", r->envp);
+    req->query = FCGX_GetParam("QUERY_STRING", r->envp);
+    req->content_type = FCGX_GetParam("CONTENT_TYPE", r->envp);
+    req->authorization = FCGX_GetParam("HTTP_AUTHORIZATION", r->envp);
+    req->if_match = FCGX_GetParam("HTTP_IF_MATCH", r->envp);
+    req->remote_addr = FCGX_GetParam("REMOTE_ADDR", r->envp);
+    if (req->method == NULL)
+        req->method = "GET";
+    if (req->path == NULL)
+        req->path = "/";
+    return read_body(r, req);
+}
+
+void
+crm_fcgi_dispatch(const struct crm_app *app, struct crm_req *req, struct crm_resp *resp)
+{
+    const struct crm_route *route;
+    char allow[64];
+    enum crm_err err;
+
+    err = crm_route_match(app->routes, app->nroutes, req, &route, allow, sizeof(allow));
+    if (err == CRM_EMETHOD)
+        crm_resp_header(resp, "Allow", allow);
+    if (err != CRM_OK) {
+        crm_resp_error(resp, err);
+        return;
+    }
+    route->handler(req, resp);
+}
+
+static const char *
+reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status >= 500 ? "Internal Server Error" : "Unknown";
+    }
+}
+
+static void
+write_response(FCGX_Request *r, const struct crm_req *req, const struct crm_resp *resp)
+{
+    FCGX_FPrintF(r->out, "Status: %d %s\r\nX-Request-Id: %s\r\n", resp->status,
+                 reason(resp->status), req->id);
+    if (resp->body != NULL)
+        FCGX_PutS("Content-Type: application/json; charset=utf-8\r\n", r->out);
+    FCGX_PutStr(resp->headers, (int)resp->hlen, r->out);
+    FCGX_PutS("\r\n", r->out);
+    if (resp->body != NULL)
+        FCGX_PutS(resp->body, r->out);
+}
+
+static double
+ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void
+serve(const struct crm_app *app, FCGX_Request *r, struct crm_req *req, struct crm_resp *resp)
+{
+    struct timespec t0;
+    enum crm_err err;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if ((err = read_request(r, req)) != CRM_OK)
+        crm_resp_error(resp, err);
+    else
+        crm_fcgi_dispatch(app, req, resp);
+    write_response(r, req, resp);
+    crm_log(resp->status >= 500 ? CRM_LOG_WARN : CRM_LOG_INFO, req, "%s %s %d %.1fms user=%s",
+            req->method, req->path, resp->status, ms_since(&t0),
+            req->authed ? req->who.idstr : "-");
+}
+
+static int
+usage(const struct crm_app *app)
+{
+    printf("Usage: %s [--workers N]\n\n%s\n\n"
+           "A FastCGI pool: it answers requests on file descriptor 0, a listening socket passed\n"
+           "by spawn-fcgi (spawn-fcgi -n -s SOCKET -- %s --workers 4). It forks N workers\n"
+           "(default: the number of CPUs) that share the socket, restarts any that dies, and on\n"
+           "SIGTERM lets each finish the request in hand, then exits.\n\n"
+           "Environment: DATABASE_URL, JWT_SECRET (32 bytes or more), JWT_TTL, BCRYPT_COST,\n"
+           "CRM_ENV_FILE (an env file with the same keys; default /etc/crm/crm.env).\n",
+           app->name, app->summary, app->name);
+    return 0;
+}
+
+/* One worker: the accept loop, with its own database connection. Returns the exit status. */
+static int
+worker(const struct crm_app *app, const struct crm_config *cfg)
+{
+    struct crm_req req;
+    struct crm_resp resp;
+    struct crm_db *db;
+    FCGX_Request r;
+
+    if ((db = crm_db_open(cfg->database_url)) == NULL ||
+        FCGX_InitRequest(&r, 0, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+        crm_log(CRM_LOG_ERR, NULL, "cannot initialise a worker");
+        crm_db_close(db);
+        return 1;
+    }
+    (void)crm_db_connect(db); /* early, so the first request is fast; failure is fine */
+    memset(&resp, 0, sizeof(resp));
+    while (!stopping && FCGX_Accept_r(&r) >= 0) {
+        memset(&req, 0, sizeof(req));
+        req.db = db;
+        req.cfg = cfg;
+        serve(app, &r, &req, &resp);
+        FCGX_Finish_r(&r);
+        crm_arena_reset(&req.arena);
+        crm_resp_reset(&resp);
+    }
+    FCGX_Free(&r, 1);
+    crm_db_close(db);
+    return 0;
+}
+
+static pid_t
+spawn(const struct crm_app *app, const struct crm_config *cfg)
+{
+    pid_t pid = fork();
+
+    if (pid != 0)
+        return pid;
+    /* A worker must not outlive its pool, even when the pool is killed outright. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    exit(worker(app, cfg));
+}
+
+/* The pool: keeps n workers running until asked to stop, then stops them and waits. */
+static int
+pool(const struct crm_app *app, const struct crm_config *cfg, int n)
+{
+    pid_t kids[CRM_MAX_WORKERS];
+    int status;
+
+    for (int i = 0; i < n; i++)
+        kids[i] = spawn(app, cfg);
+    while (!stopping) {
+        pid_t pid = wait(&status);
+
+        if (pid < 0 && errno != EINTR)
+            break;
+        for (int i = 0; pid > 0 && i < n; i++) {
+            if (kids[i] != pid)
+                continue;
+            crm_log(CRM_LOG_ERR, NULL, "worker %ld exited (status %d), restarting", (long)pid,
+                    status);
+            sleep(1); /* a worker that dies at once must not make the pool spin */
+            kids[i] = stopping ? -1 : spawn(app, cfg);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (kids[i] > 0)
+            kill(kids[i], SIGTERM);
+    while (wait(&status) > 0 || errno == EINTR)
+        ;
+    return 0;
+}
+
+static int
+parse_workers(int argc, char **argv, int *n)
+{
+    long long v = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (argc == 3 && strcmp(argv[1], "--workers") == 0) {
+        if (crm_parse_int(argv[2], 1, CRM_MAX_WORKERS, &v) != 0)
+            return -1;
+    } else if (argc != 1) {
+        return -1;
+    }
+    *n = v < 1 ? 1 : v > CRM_MAX_WORKERS ? CRM_MAX_WORKERS : (int)v;
+    return 0;
+}
+
+int
+crm_fcgi_main(const struct crm_app *app, int argc, char **argv)
+{
+    struct crm_config cfg;
+    char why[256];
+    int n, rc;
+
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+        return usage(app);
+    crm_log_init(app->name);
+    if (parse_workers(argc, argv, &n) != 0) {
+        fprintf(stderr, "%s: usage: %s [--workers 1..%d]\n", app->name, app->name, CRM_MAX_WORKERS);
+        return 2;
+    }
+    if (crm_config_load(crm_config_default_path(), &cfg, why, sizeof(why)) != 0) {
+        fprintf(stderr, "%s: %s\n", app->name, why);
+        return 1;
+    }
+    if (FCGX_Init() != 0 || FCGX_IsCGI()) {
+        fprintf(stderr, "%s: fd 0 is not a FastCGI socket (start it with spawn-fcgi)\n", app->name);
+        return 1;
+    }
+    install_signals();
+    crm_log(CRM_LOG_INFO, NULL, "started with %d workers", n);
+    rc = n == 1 ? worker(app, &cfg) : pool(app, &cfg, n);
+    crm_log(CRM_LOG_INFO, NULL, "stopped");
+    explicit_bzero(&cfg, sizeof(cfg));
+    return rc;
+}

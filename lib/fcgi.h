@@ -1,0 +1,29 @@
+/* fcgi.h: the accept loop every FastCGI program runs; its main() is one call to this. */
+#ifndef CRM_FCGI_H
+#define CRM_FCGI_H
+
+#include <stddef.h>
+
+#include "router.h"
+
+struct crm_app {
+    const char *name;    /* program name, for logs and --help */
+    const char *summary; /* one line for --help */
+    const struct crm_route *routes;
+    size_t nroutes;
+};
+
+/*
+ * Loads the configuration (refusing to start, with a one-line reason, when it is unsafe), then
+ * answers FastCGI requests on fd 0 (as spawn-fcgi passes it) until SIGTERM or SIGINT, after
+ * which it finishes the request in hand, frees everything and returns the exit status.
+ */
+int crm_fcgi_main(const struct crm_app *app, int argc, char **argv);
+
+/*
+ * Handles one request already read into req: routes it and runs its handler, filling resp.
+ * Exposed so tests can drive the router and error paths without a socket.
+ */
+void crm_fcgi_dispatch(const struct crm_app *app, struct crm_req *req, struct crm_resp *resp);
+
+#endif

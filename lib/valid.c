@@ -1,0 +1,156 @@
+/* valid.c: the rule checker behind every request body. */
+#include "valid.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "http.h"
+#include "util.h"
+
+enum crm_err
+crm_valid_email(const char *s)
+{
+    const char *at = strchr(s, '@'), *dot;
+    size_t n = strlen(s);
+
+    if (at == NULL || at == s || at - s > 64 || n > 254 || strchr(at + 1, '@') != NULL)
+        return CRM_EINVAL;
+    for (const char *p = s; *p != '\0'; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("<>()[],;:\\\"", *p) != NULL)
+            return CRM_EINVAL;
+    dot = strrchr(at + 1, '.');
+    if (dot == NULL || dot == at + 1 || dot[1] == '\0' || strstr(at, "..") != NULL)
+        return CRM_EINVAL;
+    return CRM_OK;
+}
+
+static void
+trim(cJSON *item)
+{
+    char *s = item->valuestring, *e;
+
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        e--;
+    memmove(item->valuestring, s, (size_t)(e - s));
+    item->valuestring[e - s] = '\0';
+}
+
+static int
+in_enum(const char *s, const char *const *values)
+{
+    for (; values != NULL && *values != NULL; values++)
+        if (strcmp(s, *values) == 0)
+            return 1;
+    return 0;
+}
+
+/* Returns NULL when item satisfies r, else a static message. */
+static const char *
+check(const struct crm_field *r, cJSON *item, char *buf, size_t bufsz)
+{
+    size_t len;
+
+    if (cJSON_IsNull(item))
+        return (r->flags & CRM_F_NULLABLE) ? NULL : "must not be null";
+    switch (r->type) {
+    case CRM_F_BOOL:
+        return cJSON_IsBool(item) ? NULL : "must be true or false";
+    case CRM_F_ID:
+        if (!cJSON_IsNumber(item) || item->valuedouble < 1 || item->valuedouble > 9e15 ||
+            floor(item->valuedouble) != item->valuedouble)
+            return "must be a positive integer";
+        return NULL;
+    default:
+        break;
+    }
+    if (!cJSON_IsString(item))
+        return "must be a string";
+    if (r->flags & CRM_F_TRIM)
+        trim(item);
+    if (r->type == CRM_F_ENUM)
+        return in_enum(item->valuestring, r->values) ? NULL : "is not one of the allowed values";
+    if (r->type == CRM_F_EMAIL)
+        return crm_valid_email(item->valuestring) == CRM_OK ? NULL
+                                                            : "must be a valid e-mail address";
+    len = r->type == CRM_F_BYTES ? strlen(item->valuestring) : crm_utf8_len(item->valuestring);
+    if (len < r->min || len > r->max) {
+        snprintf(buf, bufsz, "must be %zu to %zu %s long", r->min, r->max,
+                 r->type == CRM_F_BYTES ? "bytes" : "characters");
+        return buf;
+    }
+    return NULL;
+}
+
+static const struct crm_field *
+rule_for(const struct crm_field *rules, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rules[i].name, name) == 0)
+            return &rules[i];
+    return NULL;
+}
+
+enum crm_err
+crm_valid_object(cJSON *obj, const struct crm_field *rules, size_t n, cJSON **fields)
+{
+    cJSON *errs = cJSON_CreateObject();
+    cJSON *item;
+    char buf[96];
+    int bad = 0;
+
+    if (errs == NULL)
+        return CRM_ENOMEM;
+    cJSON_ArrayForEach(item, obj)
+    {
+        const struct crm_field *r = rule_for(rules, n, item->string);
+        const char *msg = r == NULL ? "unknown field" : check(r, item, buf, sizeof(buf));
+
+        /* Duplicate members are refused too: which one would win is not obvious. */
+        if (msg == NULL && cJSON_GetObjectItemCaseSensitive(obj, item->string) != item)
+            msg = "appears more than once";
+        if (msg != NULL && cJSON_GetObjectItemCaseSensitive(errs, item->string) == NULL) {
+            bad = 1;
+            if (cJSON_AddStringToObject(errs, item->string, msg) == NULL)
+                goto nomem;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((rules[i].flags & CRM_F_REQUIRED) &&
+            cJSON_GetObjectItemCaseSensitive(obj, rules[i].name) == NULL) {
+            bad = 1;
+            if (cJSON_AddStringToObject(errs, rules[i].name, "is required") == NULL)
+                goto nomem;
+        }
+    }
+    if (!bad) {
+        cJSON_Delete(errs);
+        return CRM_OK;
+    }
+    *fields = errs;
+    return CRM_EINVAL;
+nomem:
+    cJSON_Delete(errs);
+    return CRM_ENOMEM;
+}
+
+enum crm_err
+crm_valid_body(const struct crm_req *req, const struct crm_field *rules, size_t n, cJSON **body,
+               cJSON **fields)
+{
+    cJSON *json;
+    enum crm_err err;
+
+    *fields = NULL;
+    if ((err = crm_req_json(req, &json)) != CRM_OK)
+        return err;
+    if ((err = crm_valid_object(json, rules, n, fields)) != CRM_OK) {
+        cJSON_Delete(json);
+        return err;
+    }
+    *body = json;
+    return CRM_OK;
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# deps.sh: installs the Debian packages the build, the embedded stack and the tests need,
+# only those missing, so a second run does nothing. Uses sudo when not run as root.
+set -euo pipefail
+
+pkgs=(make gcc libc6-dev pkg-config libfcgi-dev spawn-fcgi libpq-dev postgresql
+      libcjson-dev libssl-dev libcrypt-dev libesmtp-dev libcmocka-dev
+      python3 python3-pytest curl procps)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# Any of Debian's nginx flavours will do.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+echo "deps: installing ${missing[*]}"
+"${sudo[@]}" apt-get update -q
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,220 @@
+/* crmctl: the administrator's command line: apply the schema, create users. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "auth.h"
+#include "config.h"
+#include "password.h"
+#include "util.h"
+#include "valid.h"
+
+#ifndef CRM_DATADIR
+#define CRM_DATADIR "/usr/share/crm"
+#endif
+
+static int
+usage(FILE *f)
+{
+    fprintf(f, "Usage: crmctl COMMAND [OPTIONS]\n\n"
+               "Commands:\n"
+               "  migrate [--schema FILE]   apply schema.sql (idempotent; default ./schema.sql,\n"
+               "                            else " CRM_DATADIR "/schema.sql)\n"
+               "  create-user --role ROLE --email EMAIL --name NAME [--password-stdin]\n"
+               "                            create a user; the password is read from standard\n"
+               "                            input with --password-stdin, else generated and\n"
+               "                            printed once as email=... and password=... lines\n\n"
+               "Reads DATABASE_URL and the other settings from the environment and from the env\n"
+               "file in CRM_ENV_FILE (default /etc/crm/crm.env).\n");
+    return f == stdout ? 0 : 2;
+}
+
+static PGconn *
+connect_db(const struct crm_config *cfg)
+{
+    PGconn *conn = PQconnectdb(cfg->database_url);
+
+    if (PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "crmctl: cannot connect to the database: %s", PQerrorMessage(conn));
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+static char *
+read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    long n;
+
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+        fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
+        fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    } else {
+        buf[n] = '\0';
+    }
+    if (f != NULL)
+        fclose(f);
+    return buf;
+}
+
+/* Applies the schema in one transaction, under a lock so two migrations never interleave. */
+static int
+cmd_migrate(const struct crm_config *cfg, int argc, char **argv)
+{
+    const char *path = access("schema.sql", R_OK) == 0 ? "schema.sql" : CRM_DATADIR "/schema.sql";
+    PGconn *conn;
+    PGresult *res;
+    char *sql;
+    int rc = 1;
+
+    if (argc == 2 && strcmp(argv[0], "--schema") == 0)
+        path = argv[1];
+    else if (argc != 0)
+        return usage(stderr);
+    if ((sql = read_file(path)) == NULL) {
+        fprintf(stderr, "crmctl: cannot read %s\n", path);
+        return 1;
+    }
+    if ((conn = connect_db(cfg)) == NULL) {
+        free(sql);
+        return 1;
+    }
+    PQclear(PQexec(conn, "SET client_min_messages TO warning"));
+    PQclear(PQexec(conn, "SELECT pg_advisory_lock(4242)"));
+    res = PQexec(conn, sql);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK) {
+        PQclear(res);
+        res = PQexec(conn, "SELECT max(version) FROM schema_version");
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            printf("schema version %s\n", PQgetvalue(res, 0, 0));
+            rc = 0;
+        }
+    } else {
+        fprintf(stderr, "crmctl: migrate: %s", PQresultErrorMessage(res));
+    }
+    PQclear(res);
+    PQfinish(conn);
+    free(sql);
+    return rc;
+}
+
+struct user_opts {
+    const char *role, *email, *name;
+    int pw_stdin;
+};
+
+static int
+parse_user_opts(int argc, char **argv, struct user_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--password-stdin") == 0)
+            o->pw_stdin = 1;
+        else if (i + 1 < argc && strcmp(argv[i], "--role") == 0)
+            o->role = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--email") == 0)
+            o->email = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--name") == 0)
+            o->name = argv[++i];
+        else
+            return -1;
+    }
+    if (o->role == NULL || o->email == NULL || o->name == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+get_password(const struct user_opts *o, char *pw, size_t sz)
+{
+    unsigned char raw[16];
+
+    if (!o->pw_stdin)
+        return crm_random(raw, sizeof(raw)) == 0 && crm_b64url_encode(raw, sizeof(raw), pw, sz) > 0
+                   ? 0
+                   : -1;
+    if (fgets(pw, (int)sz, stdin) == NULL)
+        return -1;
+    pw[strcspn(pw, "\r\n")] = '\0';
+    return 0;
+}
+
+static int
+cmd_create_user(const struct crm_config *cfg, int argc, char **argv)
+{
+    struct user_opts o;
+    char pw[128], hash[CRM_HASH_MAX];
+    const char *params[4];
+    size_t pwlen, namelen;
+    PGconn *conn;
+    PGresult *res;
+    int rc = 1;
+
+    if (parse_user_opts(argc, argv, &o) != 0)
+        return usage(stderr);
+    namelen = crm_utf8_len(o.name);
+    if (crm_role_parse(o.role) == 0 || crm_valid_email(o.email) != CRM_OK || namelen < 1 ||
+        namelen > 100) {
+        fprintf(stderr, "crmctl: need a ROLE of ADMIN, MANAGER or SALES_EXECUTIVE, a valid "
+                        "e-mail and a NAME of 1 to 100 characters\n");
+        return 2;
+    }
+    if (get_password(&o, pw, sizeof(pw)) != 0 || (pwlen = strlen(pw)) < 8 || pwlen > 72) {
+        fprintf(stderr, "crmctl: the password must be 8 to 72 bytes\n");
+        return 2;
+    }
+    if (crm_password_hash(pw, cfg->bcrypt_cost, hash, sizeof(hash)) != CRM_OK ||
+        (conn = connect_db(cfg)) == NULL)
+        return 1;
+    params[0] = o.name;
+    params[1] = o.email;
+    params[2] = hash;
+    params[3] = o.role;
+    res = PQexecParams(conn,
+                       "INSERT INTO users (name, email, password_hash, role)"
+                       " VALUES ($1, $2, $3, $4) RETURNING id",
+                       4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        fprintf(stderr, "crmctl: created %s user %s\n", o.role, PQgetvalue(res, 0, 0));
+        if (!o.pw_stdin)
+            printf("email=%s\npassword=%s\n", o.email, pw);
+        rc = 0;
+    } else {
+        fprintf(stderr, "crmctl: create-user: %s", PQresultErrorMessage(res));
+    }
+    explicit_bzero(pw, sizeof(pw));
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct crm_config cfg;
+    char why[256];
+
+    if (argc < 2)
+        return usage(stderr);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0)
+        return usage(stdout);
+    if (crm_config_load(crm_config_default_path(), &cfg, why, sizeof(why)) != 0) {
+        fprintf(stderr, "crmctl: %s\n", why);
+        return 1;
+    }
+    if (strcmp(argv[1], "migrate") == 0)
+        return cmd_migrate(&cfg, argc - 2, argv + 2);
+    if (strcmp(argv[1], "create-user") == 0)
+        return cmd_create_user(&cfg, argc - 2, argv + 2);
+    return usage(stderr);
+}
