@@ -17,6 +17,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS := $(BUILD)/crm-auth $(BUILD)/crmctl
 
+.SECONDARY:
 .PHONY: all run stop test unit api asan format lint clean deps
 all: $(PROGS)
 

@@ -14,8 +14,9 @@
 
 #define HEADER_B64 "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9" /* {"alg":"HS256","typ":"JWT"} */
 
-static int
-mac(const unsigned char *key, size_t keylen, const char *data, size_t n, unsigned char out[32])
+int
+crm_jwt_hs256(const unsigned char *key, size_t keylen, const char *data, size_t n,
+              unsigned char out[32])
 {
     unsigned int len = 0;
 
@@ -47,7 +48,7 @@ crm_jwt_sign(const unsigned char *key, size_t keylen, const struct crm_jwt_claim
     if (len < 0)
         return CRM_EINTERNAL;
     n += (int)len;
-    if (mac(key, keylen, out, (size_t)n, sig) != 0 || (size_t)n + 1 >= outsz)
+    if (crm_jwt_hs256(key, keylen, out, (size_t)n, sig) != 0 || (size_t)n + 1 >= outsz)
         return CRM_EINTERNAL;
     out[n++] = '.';
     if (crm_b64url_encode(sig, sizeof(sig), out + n, outsz - n) < 0)
@@ -123,7 +124,7 @@ crm_jwt_verify(const unsigned char *key, size_t keylen, const char *token, int64
         strchr(dot2 + 1, '.') != NULL)
         return CRM_EAUTH;
     if (crm_b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), got, sizeof(got)) != 32 ||
-        mac(key, keylen, token, (size_t)(dot2 - token), want) != 0)
+        crm_jwt_hs256(key, keylen, token, (size_t)(dot2 - token), want) != 0)
         return CRM_EAUTH;
     /* Constant time: a timing leak would give the MAC away byte by byte. */
     if (CRYPTO_memcmp(got, want, sizeof(want)) != 0)

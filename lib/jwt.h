@@ -30,4 +30,8 @@ enum crm_err crm_jwt_sign(const unsigned char *key, size_t keylen, const struct 
 enum crm_err crm_jwt_verify(const unsigned char *key, size_t keylen, const char *token, int64_t now,
                             struct crm_jwt_claims *out);
 
+/* HMAC-SHA256 of n bytes of data under key into out. Returns 0, or -1. */
+int crm_jwt_hs256(const unsigned char *key, size_t keylen, const char *data, size_t n,
+                  unsigned char out[32]);
+
 #endif

@@ -1,0 +1,149 @@
+/* test_config.c: the refusals that keep an unsafe configuration from starting. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define SECRET "0123456789abcdef0123456789abcdef"
+#define URL "postgresql:///crm?host=/tmp"
+
+static const char *const keys[] = {"DATABASE_URL", "JWT_SECRET", "JWT_TTL", "BCRYPT_COST", "PORT",
+                                   "MAIL_HOST",    "MAIL_PORT",  "MAIL_USER", "MAIL_PASS",
+                                   "MAIL_FROM"};
+
+static int
+clear_env(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        unsetenv(keys[i]);
+    return 0;
+}
+
+static int
+load(char *why)
+{
+    static struct crm_config cfg;
+
+    return crm_config_load(NULL, &cfg, why, 256);
+}
+
+static void
+test_config_good(void **state)
+{
+    struct crm_config cfg;
+    char why[256];
+
+    (void)state;
+    setenv("DATABASE_URL", URL, 1);
+    setenv("JWT_SECRET", SECRET, 1);
+    assert_int_equal(crm_config_load(NULL, &cfg, why, sizeof(why)), 0);
+    assert_int_equal(cfg.bcrypt_cost, 12);
+    assert_int_equal(cfg.jwt_ttl, 86400);
+    assert_int_equal(cfg.jwt_secret_len, 32);
+}
+
+static void
+test_config_short_secret(void **state)
+{
+    char why[256];
+
+    (void)state;
+    setenv("DATABASE_URL", URL, 1);
+    setenv("JWT_SECRET", "0123456789abcdef0123456789abcde", 1); /* 31 bytes */
+    assert_int_equal(load(why), -1);
+    assert_string_equal(why, "JWT_SECRET is shorter than 32 bytes");
+}
+
+static void
+test_config_missing(void **state)
+{
+    char why[256];
+
+    (void)state;
+    setenv("JWT_SECRET", SECRET, 1);
+    assert_int_equal(load(why), -1);
+    assert_string_equal(why, "DATABASE_URL is not set");
+    setenv("DATABASE_URL", URL, 1);
+    unsetenv("JWT_SECRET");
+    assert_int_equal(load(why), -1);
+    assert_string_equal(why, "JWT_SECRET is not set");
+}
+
+static void
+test_config_bad_url(void **state)
+{
+    char why[256];
+
+    (void)state;
+    setenv("JWT_SECRET", SECRET, 1);
+    setenv("DATABASE_URL", "mysql://x", 1);
+    assert_int_equal(load(why), -1);
+    assert_string_equal(why, "DATABASE_URL must be a postgresql:// URL");
+    setenv("DATABASE_URL", "postgresql://host:notaport/db?sslmode=%zz", 1);
+    assert_int_equal(load(why), -1);
+    assert_string_equal(why, "DATABASE_URL cannot be parsed");
+}
+
+static void
+test_config_bad_number(void **state)
+{
+    char why[256];
+
+    (void)state;
+    setenv("JWT_SECRET", SECRET, 1);
+    setenv("DATABASE_URL", URL, 1);
+    setenv("BCRYPT_COST", "3", 1);
+    assert_int_equal(load(why), -1);
+    assert_string_equal(why, "BCRYPT_COST is not a number in its allowed range");
+}
+
+static void
+test_config_env_file(void **state)
+{
+    char path[] = "/tmp/crm-test-envXXXXXX", why[256];
+    struct crm_config cfg;
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+
+    (void)state;
+    fprintf(f, "# comment\nDATABASE_URL=\"" URL "\"\nexport JWT_SECRET=" SECRET "\nBCRYPT_COST=5\n");
+    fclose(f);
+    chmod(path, 0600);
+    assert_int_equal(crm_config_load(path, &cfg, why, sizeof(why)), 0);
+    assert_string_equal(cfg.database_url, URL);
+    assert_int_equal(cfg.bcrypt_cost, 5);
+    /* The environment wins over the file. */
+    setenv("BCRYPT_COST", "6", 1);
+    assert_int_equal(crm_config_load(path, &cfg, why, sizeof(why)), 0);
+    assert_int_equal(cfg.bcrypt_cost, 6);
+    /* A file others can read is refused: it holds the secret. */
+    chmod(path, 0644);
+    assert_int_equal(crm_config_load(path, &cfg, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "is readable by others"));
+    unlink(path);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_config_good, clear_env),
+        cmocka_unit_test_setup(test_config_short_secret, clear_env),
+        cmocka_unit_test_setup(test_config_missing, clear_env),
+        cmocka_unit_test_setup(test_config_bad_url, clear_env),
+        cmocka_unit_test_setup(test_config_bad_number, clear_env),
+        cmocka_unit_test_setup(test_config_env_file, clear_env),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,167 @@
+/* test_valid.c: JSON body parsing and field rules, as every handler applies them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "http.h"
+#include "valid.h"
+
+static const char *const roles[] = {"ADMIN", "MANAGER", NULL};
+static const struct crm_field rules[] = {
+    {"name", CRM_F_STRING, CRM_F_REQUIRED | CRM_F_TRIM, 1, 5, NULL},
+    {"email", CRM_F_EMAIL, CRM_F_TRIM, 0, 254, NULL},
+    {"role", CRM_F_ENUM, 0, 0, 0, roles},
+    {"active", CRM_F_BOOL, 0, 0, 0, NULL},
+    {"owner_id", CRM_F_ID, CRM_F_NULLABLE, 0, 0, NULL},
+};
+#define NRULES (sizeof(rules) / sizeof(rules[0]))
+
+/* Runs text through crm_valid_body; returns the error and the message for field (or NULL). */
+static enum crm_err
+validate(const char *text, const char *ctype, const char *field, char *msg, size_t msgsz)
+{
+    struct crm_req req;
+    cJSON *body = NULL, *fields = NULL;
+    enum crm_err err;
+
+    memset(&req, 0, sizeof(req));
+    req.body = (char *)text;
+    req.body_len = strlen(text);
+    req.content_type = ctype;
+    msg[0] = '\0';
+    err = crm_valid_body(&req, rules, NRULES, &body, &fields);
+    if (field != NULL && fields != NULL) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(fields, field);
+
+        if (cJSON_IsString(m))
+            snprintf(msg, msgsz, "%s", m->valuestring);
+    }
+    cJSON_Delete(body);
+    cJSON_Delete(fields);
+    return err;
+}
+
+#define JSON "application/json"
+
+static void
+test_valid_accepts_good_body(void **state)
+{
+    char m[128];
+
+    (void)state;
+    assert_int_equal(validate("{\"name\":\" Ana \",\"email\":\"a@b.co\",\"role\":\"ADMIN\","
+                              "\"active\":false,\"owner_id\":null}",
+                              "application/json; charset=utf-8", NULL, m, sizeof(m)),
+                     CRM_OK);
+}
+
+static void
+test_valid_body_errors(void **state)
+{
+    char m[128];
+
+    (void)state;
+    assert_int_equal(validate("{\"name\":\"x\"}", "text/plain", NULL, m, sizeof(m)), CRM_EMEDIA);
+    assert_int_equal(validate("", JSON, NULL, m, sizeof(m)), CRM_EJSON);
+    assert_int_equal(validate("{\"name\":", JSON, NULL, m, sizeof(m)), CRM_EJSON);
+    assert_int_equal(validate("[1,2]", JSON, NULL, m, sizeof(m)), CRM_EJSON);
+    assert_int_equal(validate("{\"name\":\"a\"} x", JSON, NULL, m, sizeof(m)), CRM_EJSON);
+    assert_int_equal(validate("{\"name\":\"\xff\"}", JSON, NULL, m, sizeof(m)), CRM_EJSON);
+}
+
+static void
+test_valid_unknown_field(void **state)
+{
+    char m[128];
+
+    (void)state;
+    assert_int_equal(validate("{\"name\":\"a\",\"nmae\":\"b\"}", JSON, "nmae", m, sizeof(m)),
+                     CRM_EINVAL);
+    assert_string_equal(m, "unknown field");
+}
+
+static void
+test_valid_required_and_types(void **state)
+{
+    char m[128];
+
+    (void)state;
+    assert_int_equal(validate("{}", JSON, "name", m, sizeof(m)), CRM_EINVAL);
+    assert_string_equal(m, "is required");
+    assert_int_equal(validate("{\"name\":5}", JSON, "name", m, sizeof(m)), CRM_EINVAL);
+    assert_string_equal(m, "must be a string");
+    assert_int_equal(validate("{\"name\":\"a\",\"active\":1}", JSON, "active", m, sizeof(m)),
+                     CRM_EINVAL);
+    assert_string_equal(m, "must be true or false");
+    assert_int_equal(validate("{\"name\":\"a\",\"owner_id\":1.5}", JSON, "owner_id", m, sizeof(m)),
+                     CRM_EINVAL);
+    assert_string_equal(m, "must be a positive integer");
+    assert_int_equal(validate("{\"name\":null}", JSON, "name", m, sizeof(m)), CRM_EINVAL);
+    assert_string_equal(m, "must not be null");
+}
+
+static void
+test_valid_lengths_count_characters(void **state)
+{
+    char m[128];
+
+    (void)state;
+    /* Five two-byte characters are five characters, not ten. */
+    assert_int_equal(validate("{\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}", JSON,
+                              NULL, m, sizeof(m)),
+                     CRM_OK);
+    assert_int_equal(validate("{\"name\":\"abcdef\"}", JSON, "name", m, sizeof(m)), CRM_EINVAL);
+    assert_string_equal(m, "must be 1 to 5 characters long");
+    assert_int_equal(validate("{\"name\":\"   \"}", JSON, "name", m, sizeof(m)), CRM_EINVAL);
+}
+
+static void
+test_valid_enum_and_email(void **state)
+{
+    char m[128];
+
+    (void)state;
+    assert_int_equal(validate("{\"name\":\"a\",\"role\":\"admin\"}", JSON, "role", m, sizeof(m)),
+                     CRM_EINVAL);
+    assert_string_equal(m, "is not one of the allowed values");
+    assert_int_equal(validate("{\"name\":\"a\",\"email\":\"a.b.c\"}", JSON, "email", m, sizeof(m)),
+                     CRM_EINVAL);
+    assert_string_equal(m, "must be a valid e-mail address");
+    assert_int_equal(crm_valid_email("ana@example.com"), CRM_OK);
+    assert_int_equal(crm_valid_email("ana@@example.com"), CRM_EINVAL);
+    assert_int_equal(crm_valid_email("ana@example"), CRM_EINVAL);
+    assert_int_equal(crm_valid_email("a na@example.com"), CRM_EINVAL);
+    assert_int_equal(crm_valid_email("@example.com"), CRM_EINVAL);
+}
+
+static void
+test_valid_duplicate_member(void **state)
+{
+    char m[128];
+
+    (void)state;
+    assert_int_equal(validate("{\"name\":\"a\",\"name\":\"b\"}", JSON, "name", m, sizeof(m)),
+                     CRM_EINVAL);
+    assert_string_equal(m, "appears more than once");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_accepts_good_body),
+        cmocka_unit_test(test_valid_body_errors),
+        cmocka_unit_test(test_valid_unknown_field),
+        cmocka_unit_test(test_valid_required_and_types),
+        cmocka_unit_test(test_valid_lengths_count_characters),
+        cmocka_unit_test(test_valid_enum_and_email),
+        cmocka_unit_test(test_valid_duplicate_member),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
