@@ -1,6 +1,7 @@
 /* db.c: the statement table, lazy connection, reconnect and re-prepare, error mapping. */
 #include "db.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,10 +82,25 @@ prepare_all(PGconn *conn)
     return ok ? 0 : -1;
 }
 
+/*
+ * An idle connection that the server closed (a restart, an idle timeout) turns readable. Noticing
+ * that before sending a statement lets the statement go to a new connection instead of failing.
+ */
+static int
+idle_conn_alive(PGconn *conn)
+{
+    struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+
+    if (poll(&p, 1, 0) <= 0)
+        return 1;
+    return PQconsumeInput(conn) && PQstatus(conn) == CONNECTION_OK;
+}
+
 enum crm_err
 crm_db_connect(struct crm_db *db)
 {
-    if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
+    if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
+        (db->in_tx || idle_conn_alive(db->conn)))
         return CRM_OK;
     /* A new connection would run the rest of a transaction outside it. */
     if (db->in_tx)

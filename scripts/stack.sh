@@ -183,8 +183,21 @@ stop() {
     say "stopped"
 }
 
+# PostgreSQL alone, for the tests that take the database away under running workers.
+pg() {
+    VAR=$(readlink -f "$VAR")
+    [ "$(id -u)" -ne 0 ] || RUNAS=(setpriv --reuid=crm --regid=crm --init-groups --)
+    if [ "$1" = stop ]; then
+        as_svc "$PGBIN/pg_ctl" -D "$VAR/pg" -m fast -w stop >/dev/null
+    else
+        start_pg
+    fi
+}
+
 case "${1:-}" in
 start) start ;;
 stop) stop ;;
-*) die "usage: stack.sh start|stop" ;;
+pg-stop) pg stop ;;
+pg-start) pg start ;;
+*) die "usage: stack.sh start|stop|pg-stop|pg-start" ;;
 esac

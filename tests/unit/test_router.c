@@ -37,7 +37,7 @@ static enum crm_err
 route(struct crm_req *req, const char *method, const char *path, const struct crm_route **out,
       char *allow)
 {
-    memset(req, 0, sizeof(*req));
+    crm_arena_reset(&req->arena);
     req->method = method;
     req->path = path;
     return crm_route_match(routes, NROUTES, req, out, allow, 64);
@@ -46,7 +46,7 @@ route(struct crm_req *req, const char *method, const char *path, const struct cr
 static void
 test_router_exact_match(void **state)
 {
-    struct crm_req req;
+    struct crm_req req = {0};
     const struct crm_route *r = NULL;
     char allow[64];
 
@@ -60,7 +60,7 @@ test_router_exact_match(void **state)
 static void
 test_router_param(void **state)
 {
-    struct crm_req req;
+    struct crm_req req = {0};
     const struct crm_route *r = NULL;
     char allow[64];
     int64_t id = 0;
@@ -76,7 +76,7 @@ test_router_param(void **state)
 static void
 test_router_param_not_id(void **state)
 {
-    struct crm_req req;
+    struct crm_req req = {0};
     const struct crm_route *r = NULL;
     char allow[64];
     int64_t id = 0;
@@ -90,7 +90,7 @@ test_router_param_not_id(void **state)
 static void
 test_router_method_not_allowed_lists_allow(void **state)
 {
-    struct crm_req req;
+    struct crm_req req = {0};
     const struct crm_route *r = NULL;
     char allow[64];
 
@@ -103,7 +103,7 @@ test_router_method_not_allowed_lists_allow(void **state)
 static void
 test_router_not_found(void **state)
 {
-    struct crm_req req;
+    struct crm_req req = {0};
     const struct crm_route *r = NULL;
     char allow[64];
 

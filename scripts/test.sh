@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# test.sh [BUILD]: the whole suite. Unit tests (cmocka), then the API tests (pytest) against a
+# stack of nginx, the FastCGI pools and PostgreSQL started here from BUILD (sanitized by make
+# test) under var/test on port 18080. Fails on any test failure or any sanitizer report.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$ROOT/${1:-build/asan}
+export CRM_VAR=$ROOT/var/test CRM_PORT=18080 CRM_BIN=$BUILD CRM_BCRYPT_COST=4 CRM_WORKERS=2
+export ASAN_OPTIONS=detect_leaks=1:exitcode=23:log_exe_name=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+cd "$ROOT"
+
+unit_run=0 unit_failed=0
+for t in "$BUILD"/tests/test_*; do
+    out=$("$t" 2>&1)
+    rc=$?
+    printf '%s\n' "$out"
+    n=$(printf '%s\n' "$out" | sed -n 's/.*Running \([0-9]*\) test.*/\1/p' | head -n 1)
+    f=$(printf '%s\n' "$out" | sed -n 's/.*FAILED  \] \([0-9]*\) test.*/\1/p' | head -n 1)
+    unit_run=$((unit_run + ${n:-0}))
+    unit_failed=$((unit_failed + ${f:-0}))
+    [ "$rc" -eq 0 ] || [ -n "$f" ] || unit_failed=$((unit_failed + 1))
+done
+echo "unit: $((unit_run - unit_failed)) passed, $unit_failed failed"
+
+# A fresh stack for the API tests.
+scripts/stack.sh stop >/dev/null 2>&1
+real=$(readlink -f "$CRM_VAR" || true)
+rm -rf "$CRM_VAR" ${real:+"$real"}
+if ! scripts/stack.sh start; then
+    tail -n 50 "$CRM_VAR"/log/*.log
+    exit 1
+fi
+/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/api 2>&1 | tee "$ROOT/var/pytest.out"
+api_rc=${PIPESTATUS[0]}
+scripts/stack.sh stop
+
+# Sanitizer reports land in the daemons' logs (leaks when they exit, at stop).
+if grep -E 'ERROR: (Address|Leak)Sanitizer|Sanitizer has encountered|runtime error:|SUMMARY: .*Sanitizer' \
+    "$CRM_VAR"/log/*.log; then
+    echo "sanitizer reports found in $CRM_VAR/log" >&2
+    san=1
+else
+    echo "sanitizers: no reports"
+    san=0
+fi
+api_line=$(tail -n 1 "$ROOT/var/pytest.out")
+echo "summary: unit $((unit_run - unit_failed)) passed, $unit_failed failed; api $api_line"
+[ "$unit_failed" -eq 0 ] && [ "$api_rc" -eq 0 ] && [ "$san" -eq 0 ]

@@ -1,0 +1,120 @@
+"""Black-box API tests: helpers to talk HTTP to the stack that scripts/test.sh started."""
+import http.client
+import itertools
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+
+HOST = "127.0.0.1"
+PORT = int(os.environ.get("CRM_PORT", "18080"))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VAR = os.environ.get("CRM_VAR", os.path.join(ROOT, "var", "test"))
+
+# nginx limits login/register per client address; each request comes from its own loopback
+# address (Linux routes all of 127/8 to lo) so tests do not throttle each other.
+_sources = itertools.count(1)
+
+
+def next_source():
+    n = next(_sources)
+    return "127.%d.%d.%d" % (10 + n // 62500 % 200, n // 250 % 250, n % 250 + 1)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.text = body.decode("utf-8", "replace")
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def error_code(self):
+        return (self.json or {}).get("error", {}).get("code")
+
+
+def request(method, path, body=None, token=None, headers=None, raw=None, source=None):
+    """Sends one request and returns a Response. body is JSON-encoded; raw is sent as is."""
+    hdrs = {}
+    data = raw
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs["Content-Type"] = "application/json"
+    if token:
+        hdrs["Authorization"] = "Bearer " + token
+    hdrs.update(headers or {})
+    conn = http.client.HTTPConnection(HOST, PORT, timeout=30,
+                                      source_address=(source or next_source(), 0))
+    try:
+        conn.request(method, path, body=data, headers=hdrs)
+        r = conn.getresponse()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    finally:
+        conn.close()
+
+
+def env_file():
+    values = {}
+    with open(os.path.join(VAR, "crm.env")) as f:
+        for line in f:
+            if "=" in line and not line.startswith("#"):
+                k, v = line.rstrip("\n").split("=", 1)
+                values[k] = v
+    return values
+
+
+def sql(query, *args):
+    """Runs a query with psql (values passed as psql variables, quoted by psql); returns rows."""
+    cmd = ["psql", env_file()["DATABASE_URL"], "-X", "-q", "-t", "-A", "-F", "|",
+           "-v", "ON_ERROR_STOP=1"]
+    for i, a in enumerate(args, 1):
+        cmd += ["-v", "p%d=%s" % (i, a)]
+    out = subprocess.run(cmd, input=query, capture_output=True, text=True, check=True).stdout
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+def unique_email(prefix="user"):
+    return "%s-%s@example.com" % (prefix, uuid.uuid4().hex[:12])
+
+
+def register(name="Test User", email=None, password="password123", token=None, **extra):
+    body = {"name": name, "email": email or unique_email(), "password": password}
+    body.update(extra)
+    return request("POST", "/api/auth/register", body, token=token)
+
+
+def login(email, password):
+    return request("POST", "/api/auth/login", {"email": email, "password": password})
+
+
+@pytest.fixture(scope="session")
+def admin():
+    """Token and user of the first ADMIN that make run created (var/test/admin.txt)."""
+    creds = dict(line.strip().split("=", 1) for line in open(os.path.join(VAR, "admin.txt")))
+    r = login(creds["email"], creds["password"])
+    assert r.status == 200, r.text
+    return r.json
+
+
+def make_user(admin_token, role):
+    """A new user of role, made by the ADMIN; returns (token, user, password)."""
+    r = register(token=admin_token, role=role)
+    assert r.status == 201, r.text
+    return r.json["token"], r.json["user"]
+
+
+@pytest.fixture
+def sales(admin):
+    return make_user(admin["token"], "SALES_EXECUTIVE")
+
+
+@pytest.fixture
+def manager(admin):
+    return make_user(admin["token"], "MANAGER")

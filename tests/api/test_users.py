@@ -1,0 +1,98 @@
+"""User administration and RBAC: who may list and change users, and that changes act at once."""
+from conftest import make_user, register, request, sql
+
+
+def error_code(r):
+    return (r.json or {}).get("error", {}).get("code")
+
+
+def test_list_users_roles(admin, manager, sales):
+    for token in (admin["token"], manager[0]):
+        r = request("GET", "/api/users?limit=2&offset=0", token=token)
+        assert r.status == 200, r.text
+        total = int(sql("SELECT count(*) FROM users")[0][0])
+        assert r.json["page"] == {"limit": 2, "offset": 0, "total": total}
+        assert len(r.json["data"]) == 2
+        assert all("password_hash" not in u for u in r.json["data"])
+    r = request("GET", "/api/users", token=sales[0])
+    assert r.status == 403 and error_code(r) == "forbidden"
+    r = request("GET", "/api/users")
+    assert r.status == 401 and error_code(r) == "unauthenticated"
+
+
+def test_list_users_pages_are_disjoint_and_complete(admin):
+    for _ in range(3):
+        make_user(admin["token"], "SALES_EXECUTIVE")
+    total = int(sql("SELECT count(*) FROM users")[0][0])
+    seen = []
+    for offset in range(0, total, 2):
+        r = request("GET", "/api/users?limit=2&offset=%d" % offset, token=admin["token"])
+        assert r.status == 200
+        seen += [u["id"] for u in r.json["data"]]
+    assert len(seen) == total == len(set(seen))
+    assert seen == sorted(seen)
+
+
+def test_list_users_bad_query(admin):
+    for q in ("limit=abc", "limit=0", "limit=101", "offset=-1", "offset=1x", "limit=%zz"):
+        r = request("GET", "/api/users?" + q, token=admin["token"])
+        assert r.status == 400 and error_code(r) == "invalid_query", q
+
+
+def test_patch_user_role_acts_at_once(admin):
+    token, user = make_user(admin["token"], "SALES_EXECUTIVE")
+    assert request("GET", "/api/users", token=token).status == 403
+    r = request("PATCH", "/api/users/%d" % user["id"], {"role": "MANAGER", "name": "Promoted"},
+                token=admin["token"])
+    assert r.status == 200, r.text
+    assert r.json["user"]["role"] == "MANAGER" and r.json["user"]["name"] == "Promoted"
+    # The same token, issued while SALES_EXECUTIVE, now carries the new role.
+    assert request("GET", "/api/users", token=token).status == 200
+    me = request("GET", "/api/auth/me", token=token)
+    assert me.json["user"]["role"] == "MANAGER"
+
+
+def test_deactivation_revokes_tokens_at_once(admin):
+    token, user = make_user(admin["token"], "SALES_EXECUTIVE")
+    assert request("GET", "/api/auth/me", token=token).status == 200
+    r = request("PATCH", "/api/users/%d" % user["id"], {"active": False}, token=admin["token"])
+    assert r.status == 200 and r.json["user"]["active"] is False
+    r = request("GET", "/api/auth/me", token=token)
+    assert r.status == 401 and error_code(r) == "unauthenticated"
+    r = request("PATCH", "/api/users/%d" % user["id"], {"active": True}, token=admin["token"])
+    assert r.status == 200
+    assert request("GET", "/api/auth/me", token=token).status == 200
+
+
+def test_deactivated_user_cannot_log_in(admin):
+    r = register(token=admin["token"], role="SALES_EXECUTIVE", password="password123")
+    uid, email = r.json["user"]["id"], r.json["user"]["email"]
+    request("PATCH", "/api/users/%d" % uid, {"active": False}, token=admin["token"])
+    r = request("POST", "/api/auth/login", {"email": email, "password": "password123"})
+    assert r.status == 401 and error_code(r) == "unauthenticated"
+
+
+def test_patch_user_rbac_and_errors(admin, manager, sales):
+    target = sales[1]["id"]
+    for token in (manager[0], sales[0]):
+        r = request("PATCH", "/api/users/%d" % target, {"name": "X"}, token=token)
+        assert r.status == 403 and error_code(r) == "forbidden"
+    r = request("PATCH", "/api/users/%d" % target, {"name": "X"})
+    assert r.status == 401
+    for path in ("/api/users/999999999", "/api/users/abc", "/api/users/0"):
+        r = request("PATCH", path, {"name": "X"}, token=admin["token"])
+        assert r.status == 404 and error_code(r) == "not_found", path
+    for body, field in (({"role": "KING"}, "role"), ({"active": "no"}, "active"),
+                        ({"email": "a@b.co"}, "email"), ({"name": None}, "name")):
+        r = request("PATCH", "/api/users/%d" % target, body, token=admin["token"])
+        assert r.status == 422 and field in r.json["error"]["fields"], r.text
+    assert sql("SELECT name, role FROM users WHERE id = :'p1'", target) == [
+        [sales[1]["name"], "SALES_EXECUTIVE"]]
+
+
+def test_admin_cannot_lock_itself_out(admin):
+    me = admin["user"]["id"]
+    for body in ({"role": "MANAGER"}, {"active": False}):
+        r = request("PATCH", "/api/users/%d" % me, body, token=admin["token"])
+        assert r.status == 422, r.text
+    assert sql("SELECT role, active FROM users WHERE id = :'p1'", me) == [["ADMIN", "t"]]

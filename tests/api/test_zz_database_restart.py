@@ -1,0 +1,46 @@
+"""PostgreSQL restarts under running workers: 503 with Retry-After, then recovery by itself.
+Named to run last: it takes the database away."""
+import os
+import subprocess
+import time
+
+from conftest import ROOT, VAR, register, request
+
+
+def worker_pids():
+    out = subprocess.run(["pgrep", "-f", os.path.join(VAR, "bin", "crm-auth")],
+                         capture_output=True, text=True).stdout
+    return sorted(out.split())
+
+
+def stack(cmd):
+    subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), cmd], check=True,
+                   capture_output=True)
+
+
+def test_database_restart(admin):
+    pids = worker_pids()
+    assert len(pids) >= 2
+    stack("pg-stop")
+    try:
+        r = request("GET", "/api/health")
+        assert r.status == 503, r.text
+        assert r.json["database"] == "down" and r.json["error"]["code"] == "unavailable"
+        assert r.header("Retry-After") == "1"
+        r = request("GET", "/api/auth/me", token=admin["token"])
+        assert r.status == 503 and r.json["error"]["code"] == "unavailable"
+        r = register()
+        assert r.status == 503
+    finally:
+        stack("pg-start")
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        if request("GET", "/api/health").status == 200:
+            break
+        time.sleep(0.2)
+    assert request("GET", "/api/health").json == {"status": "ok", "database": "ok"}
+    # Every worker reconnects: enough requests to reach each of them succeed.
+    for _ in range(8):
+        assert request("GET", "/api/auth/me", token=admin["token"]).status == 200
+    assert register().status == 201
+    assert worker_pids() == pids
