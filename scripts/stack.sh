@@ -17,6 +17,8 @@ PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 RUNAS=()
 SVCUSER=$(id -un)
 
+trap 'printf "stack: failed at line %s: %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
+
 say() { printf 'stack: %s\n' "$*"; }
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
 
@@ -144,11 +146,12 @@ start() {
     chmod 700 "$VAR/run" "$VAR/pg"
     # The daemons run these copies, so a rebuild never changes a running worker's binary.
     cp "$BIN"/crm-auth "$BIN"/crmctl "$VAR/bin/"
+    cp "$ROOT/schema.sql" "$VAR/schema.sql"
     [ -d "$ROOT/web" ] && cp -r "$ROOT/web/." "$VAR/web/"
     write_env
     [ "$(id -u)" -ne 0 ] || chown -R crm:crm "$VAR"/.
     start_pg
-    as_svc env CRM_ENV_FILE="$VAR/crm.env" "$VAR/bin/crmctl" migrate --schema "$ROOT/schema.sql" >/dev/null
+    as_svc env CRM_ENV_FILE="$VAR/crm.env" "$VAR/bin/crmctl" migrate --schema "$VAR/schema.sql" >/dev/null
     first_admin
     start_pools
     start_nginx
