@@ -11,7 +11,7 @@ import pytest
 HOST = "127.0.0.1"
 PORT = int(os.environ.get("CRM_PORT", "18080"))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VAR = os.environ.get("CRM_VAR", os.path.join(ROOT, "var", "test"))
+VAR = os.path.realpath(os.environ.get("CRM_VAR", os.path.join(ROOT, "var", "test")))
 
 # nginx limits login/register per client address; each request comes from its own loopback
 # address (Linux routes all of 127/8 to lo) so tests do not throttle each other.
