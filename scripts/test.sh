@@ -46,5 +46,10 @@ else
     san=0
 fi
 api_line=$(tail -n 1 "$ROOT/var/pytest.out")
-echo "summary: unit $((unit_run - unit_failed)) passed, $unit_failed failed; api $api_line"
+api_passed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) passed.*/\1/p')
+api_failed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) \(failed\|error\).*/\1/p')
+[ "$api_rc" -eq 0 ] || [ "${api_failed:-0}" -gt 0 ] || api_failed=1
+echo "unit: $((unit_run - unit_failed)) passed, $unit_failed failed"
+echo "api: ${api_passed:-0} passed, ${api_failed:-0} failed"
+echo "total: $((unit_run - unit_failed + ${api_passed:-0})) passed, $((unit_failed + ${api_failed:-0})) failed"
 [ "$unit_failed" -eq 0 ] && [ "$api_rc" -eq 0 ] && [ "$san" -eq 0 ]

@@ -16,9 +16,9 @@
 #define SECRET "0123456789abcdef0123456789abcdef"
 #define URL "postgresql:///crm?host=/tmp"
 
-static const char *const keys[] = {"DATABASE_URL", "JWT_SECRET", "JWT_TTL", "BCRYPT_COST", "PORT",
-                                   "MAIL_HOST",    "MAIL_PORT",  "MAIL_USER", "MAIL_PASS",
-                                   "MAIL_FROM"};
+static const char *const keys[] = {"DATABASE_URL", "JWT_SECRET", "JWT_TTL",   "BCRYPT_COST",
+                                   "PORT",         "MAIL_HOST",  "MAIL_PORT", "MAIL_USER",
+                                   "MAIL_PASS",    "MAIL_FROM"};
 
 static int
 clear_env(void **state)
@@ -116,7 +116,8 @@ test_config_env_file(void **state)
     FILE *f = fdopen(fd, "w");
 
     (void)state;
-    fprintf(f, "# comment\nDATABASE_URL=\"" URL "\"\nexport JWT_SECRET=" SECRET "\nBCRYPT_COST=5\n");
+    fprintf(f,
+            "# comment\nDATABASE_URL=\"" URL "\"\nexport JWT_SECRET=" SECRET "\nBCRYPT_COST=5\n");
     fclose(f);
     chmod(path, 0600);
     assert_int_equal(crm_config_load(path, &cfg, why, sizeof(why)), 0);

@@ -24,9 +24,9 @@ static const char good[] =
 static void
 test_jwt_rfc7515_vector(void **state)
 {
-    static const char input[] =
-        "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
-        "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+    static const char input[] = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
+                                "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcG"
+                                "xlLmNvbS9pc19yb290Ijp0cnVlfQ";
     static const char jwk[] =
         "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
     unsigned char k[64], mac[32];
@@ -139,10 +139,14 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_jwt_rfc7515_vector),  cmocka_unit_test(test_jwt_verifies_foreign_token),
-        cmocka_unit_test(test_jwt_sign_then_verify), cmocka_unit_test(test_jwt_tampered_payload),
-        cmocka_unit_test(test_jwt_wrong_key),       cmocka_unit_test(test_jwt_alg_none_refused),
-        cmocka_unit_test(test_jwt_expired),         cmocka_unit_test(test_jwt_malformed),
+        cmocka_unit_test(test_jwt_rfc7515_vector),
+        cmocka_unit_test(test_jwt_verifies_foreign_token),
+        cmocka_unit_test(test_jwt_sign_then_verify),
+        cmocka_unit_test(test_jwt_tampered_payload),
+        cmocka_unit_test(test_jwt_wrong_key),
+        cmocka_unit_test(test_jwt_alg_none_refused),
+        cmocka_unit_test(test_jwt_expired),
+        cmocka_unit_test(test_jwt_malformed),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -112,8 +112,8 @@ test_valid_lengths_count_characters(void **state)
 
     (void)state;
     /* Five two-byte characters are five characters, not ten. */
-    assert_int_equal(validate("{\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}", JSON,
-                              NULL, m, sizeof(m)),
+    assert_int_equal(validate("{\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}", JSON, NULL,
+                              m, sizeof(m)),
                      CRM_OK);
     assert_int_equal(validate("{\"name\":\"abcdef\"}", JSON, "name", m, sizeof(m)), CRM_EINVAL);
     assert_string_equal(m, "must be 1 to 5 characters long");
