@@ -145,7 +145,12 @@ start() {
     mkdir -p "$VAR"/{run,log,nginx,mail,bin,web,pg}
     chmod 700 "$VAR/run" "$VAR/pg"
     # The daemons run these copies, so a rebuild never changes a running worker's binary.
-    cp "$BIN"/crm-auth "$BIN"/crmctl "$VAR/bin/"
+    local f
+    for f in crm-auth crmctl; do
+        # Copy, then rename: a running binary cannot be overwritten, but it can be replaced.
+        cp "$BIN/$f" "$VAR/bin/.$f.new"
+        mv -f "$VAR/bin/.$f.new" "$VAR/bin/$f"
+    done
     cp "$ROOT/schema.sql" "$VAR/schema.sql"
     [ -d "$ROOT/web" ] && cp -r "$ROOT/web/." "$VAR/web/"
     write_env
