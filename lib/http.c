@@ -53,25 +53,38 @@ crm_resp_empty(struct crm_resp *resp, int status)
     return status;
 }
 
-static int
-error_body(struct crm_resp *resp, enum crm_err err, const char *message, cJSON *fields)
+cJSON *
+crm_error_json(enum crm_err err, const char *message, cJSON *fields)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(root, "error");
-    int status = crm_err_status(err);
 
     if (e == NULL || cJSON_AddStringToObject(e, "code", crm_err_code(err)) == NULL ||
         cJSON_AddStringToObject(e, "message", message) == NULL ||
         (fields != NULL && !cJSON_AddItemToObject(e, "fields", fields))) {
         cJSON_Delete(fields);
         cJSON_Delete(root);
-        return crm_resp_json(resp, 500, NULL);
+        return NULL;
     }
+    return root;
+}
+
+int
+crm_resp_error_json(struct crm_resp *resp, enum crm_err err, cJSON *body)
+{
+    int status = crm_err_status(err);
+
     if (status == 401)
         crm_resp_header(resp, "WWW-Authenticate", "Bearer");
     if (status == 503)
         crm_resp_header(resp, "Retry-After", "1");
-    return crm_resp_json(resp, status, root);
+    return crm_resp_json(resp, body != NULL ? status : 500, body);
+}
+
+static int
+error_body(struct crm_resp *resp, enum crm_err err, const char *message, cJSON *fields)
+{
+    return crm_resp_error_json(resp, err, crm_error_json(err, message, fields));
 }
 
 int

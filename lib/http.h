@@ -60,6 +60,12 @@ int crm_resp_json(struct crm_resp *resp, int status, cJSON *json);
 /* Sets an empty response with status (204). Returns status. */
 int crm_resp_empty(struct crm_resp *resp, int status);
 
+/* {"error": {"code", "message", "fields"?}} for err; takes fields. NULL when out of memory. */
+cJSON *crm_error_json(enum crm_err err, const char *message, cJSON *fields);
+
+/* Responds with body (from crm_error_json, perhaps extended) and err's status and headers. */
+int crm_resp_error_json(struct crm_resp *resp, enum crm_err err, cJSON *body);
+
 /* The API error body for err with its default message. Returns the HTTP status. */
 int crm_resp_error(struct crm_resp *resp, enum crm_err err);
 

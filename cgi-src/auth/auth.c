@@ -169,24 +169,16 @@ int
 auth_health(struct crm_req *req, struct crm_resp *resp)
 {
     enum crm_err err = crm_db_run(req->db, "health", 0, NULL);
-    cJSON *root;
+    const char *state = err == CRM_OK ? "ok" : "down";
+    cJSON *root = err == CRM_OK ? cJSON_CreateObject()
+                                : crm_error_json(CRM_EUNAVAIL, crm_err_message(CRM_EUNAVAIL), NULL);
 
-    if (err == CRM_OK) {
-        root = cJSON_CreateObject();
-        if (cJSON_AddStringToObject(root, "status", "ok") == NULL ||
-            cJSON_AddStringToObject(root, "database", "ok") == NULL) {
-            cJSON_Delete(root);
-            return crm_resp_error(resp, CRM_ENOMEM);
-        }
-        return crm_resp_json(resp, 200, root);
-    }
-    crm_resp_error(resp, CRM_EUNAVAIL);
-    /* Add the health fields to the error body already built. */
-    root = cJSON_Parse(resp->body);
-    if (cJSON_AddStringToObject(root, "status", "down") == NULL ||
-        cJSON_AddStringToObject(root, "database", "down") == NULL) {
+    if (cJSON_AddStringToObject(root, "status", state) == NULL ||
+        cJSON_AddStringToObject(root, "database", state) == NULL) {
         cJSON_Delete(root);
-        return resp->status;
+        return crm_resp_error(resp, CRM_ENOMEM);
     }
-    return crm_resp_json(resp, 503, root);
+    if (err != CRM_OK)
+        return crm_resp_error_json(resp, CRM_EUNAVAIL, root);
+    return crm_resp_json(resp, 200, root);
 }
