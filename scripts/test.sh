@@ -51,5 +51,6 @@ api_failed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) \(failed\|e
 [ "$api_rc" -eq 0 ] || [ "${api_failed:-0}" -gt 0 ] || api_failed=1
 echo "unit: $((unit_run - unit_failed)) passed, $unit_failed failed"
 echo "api: ${api_passed:-0} passed, ${api_failed:-0} failed"
-echo "total: $((unit_run - unit_failed + ${api_passed:-0})) passed, $((unit_failed + ${api_failed:-0})) failed"
+# A sanitizer report counts as one failure, so the closing line agrees with the exit status.
+echo "total: $((unit_run - unit_failed + ${api_passed:-0})) passed, $((unit_failed + ${api_failed:-0} + san)) failed"
 [ "$unit_failed" -eq 0 ] && [ "$api_rc" -eq 0 ] && [ "$san" -eq 0 ]
