@@ -122,12 +122,6 @@ crm_db_connect(struct crm_db *db)
     return CRM_OK;
 }
 
-PGconn *
-crm_db_conn(struct crm_db *db)
-{
-    return crm_db_connect(db) == CRM_OK ? db->conn : NULL;
-}
-
 /* Maps a failed result to an error; logs what is not the client's doing. */
 static enum crm_err
 result_err(struct crm_db *db, const char *name, const PGresult *res)

@@ -34,9 +34,6 @@ enum crm_err crm_db_begin(struct crm_db *db);
 enum crm_err crm_db_commit(struct crm_db *db);
 void crm_db_rollback(struct crm_db *db);
 
-/* The raw connection, for crmctl's one-off statements; NULL when not connected. */
-PGconn *crm_db_conn(struct crm_db *db);
-
 /* Connects now if needed. CRM_OK or CRM_EUNAVAIL. */
 enum crm_err crm_db_connect(struct crm_db *db);
 
