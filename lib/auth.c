@@ -33,9 +33,12 @@ crm_role_name(enum crm_role role)
     }
 }
 
-/* Loads the principal for the user id in claims; only active users exist for auth. */
+/*
+ * Loads the principal for user id; only active users exist for auth. When user is not NULL it
+ * also gets the caller's User object, from the same row (caller frees).
+ */
 static enum crm_err
-load_principal(struct crm_req *req, int64_t id)
+load_principal(struct crm_req *req, int64_t id, cJSON **user)
 {
     char idbuf[21];
     const char *params[1] = {idbuf};
@@ -56,13 +59,15 @@ load_principal(struct crm_req *req, int64_t id)
         req->who.owner = role == CRM_ROLE_SALES ? req->who.idstr : NULL;
         req->authed = 1;
         err = CRM_OK;
+        if (user != NULL && (*user = crm_user_from_row(res, 0, 0)) == NULL)
+            err = CRM_ENOMEM;
     }
     PQclear(res);
     return err;
 }
 
-enum crm_err
-crm_auth_token(struct crm_req *req, const char *token, unsigned roles)
+static enum crm_err
+authenticate(struct crm_req *req, const char *token, unsigned roles, cJSON **user)
 {
     struct crm_jwt_claims c;
     enum crm_err err;
@@ -72,21 +77,44 @@ crm_auth_token(struct crm_req *req, const char *token, unsigned roles)
     if (crm_jwt_verify((const unsigned char *)req->cfg->jwt_secret, req->cfg->jwt_secret_len, token,
                        (int64_t)time(NULL), &c) != CRM_OK)
         return CRM_EAUTH;
-    if ((err = load_principal(req, c.sub)) != CRM_OK)
+    if ((err = load_principal(req, c.sub, user)) != CRM_OK)
         return err;
-    return (req->who.role & roles) != 0 ? CRM_OK : CRM_EFORBIDDEN;
+    if ((req->who.role & roles) != 0)
+        return CRM_OK;
+    if (user != NULL) {
+        cJSON_Delete(*user);
+        *user = NULL;
+    }
+    return CRM_EFORBIDDEN;
+}
+
+/* The token of an "Authorization: Bearer" header, or NULL. */
+static const char *
+bearer(const struct crm_req *req)
+{
+    const char *h = req->authorization;
+
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    return h + 7 + strspn(h + 7, " ");
+}
+
+enum crm_err
+crm_auth_token(struct crm_req *req, const char *token, unsigned roles)
+{
+    return authenticate(req, token, roles, NULL);
 }
 
 enum crm_err
 crm_auth_require(struct crm_req *req, unsigned roles)
 {
-    const char *h = req->authorization;
+    return authenticate(req, bearer(req), roles, NULL);
+}
 
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-        return CRM_EAUTH;
-    h += 7;
-    h += strspn(h, " ");
-    return crm_auth_token(req, h, roles);
+enum crm_err
+crm_auth_me(struct crm_req *req, cJSON **user)
+{
+    return authenticate(req, bearer(req), CRM_ROLES_ALL, user);
 }
 
 enum crm_err

@@ -28,6 +28,9 @@ enum crm_err crm_auth_require(struct crm_req *req, unsigned roles);
 /* Same, with the token given (e.g. from ?access_token=). */
 enum crm_err crm_auth_token(struct crm_req *req, const char *token, unsigned roles);
 
+/* crm_auth_require for any role, also giving the caller's User object (caller frees). */
+enum crm_err crm_auth_me(struct crm_req *req, cJSON **user);
+
 /* Makes a token for user id with role, valid for cfg->jwt_ttl seconds, into out. */
 enum crm_err crm_auth_issue(const struct crm_config *cfg, int64_t id, enum crm_role role, char *out,
                             size_t outsz);

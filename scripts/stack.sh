@@ -184,17 +184,22 @@ stop() {
     local p
     for p in "${POOLS[@]}"; do stop_pids "$VAR/run/$p.pid"; done
     if [ -f "$VAR/pg/postmaster.pid" ]; then
-        RUNAS=()
-        [ "$(id -u)" -ne 0 ] || RUNAS=(setpriv --reuid="$(stat -c %U "$VAR/pg")" --regid="$(stat -c %G "$VAR/pg")" --init-groups --)
+        runas_owner
         as_svc "$PGBIN/pg_ctl" -D "$VAR/pg" -m fast -w stop >/dev/null 2>&1 || true
     fi
     say "stopped"
 }
 
+# As root, act as the user that owns an existing cluster (crm, unless it was made otherwise).
+runas_owner() {
+    [ "$(id -u)" -ne 0 ] || [ ! -d "$VAR/pg" ] ||
+        RUNAS=(setpriv --reuid="$(stat -c %U "$VAR/pg")" --regid="$(stat -c %G "$VAR/pg")" --init-groups --)
+}
+
 # PostgreSQL alone, for the tests that take the database away under running workers.
 pg() {
     VAR=$(readlink -f "$VAR")
-    [ "$(id -u)" -ne 0 ] || RUNAS=(setpriv --reuid=crm --regid=crm --init-groups --)
+    runas_owner
     if [ "$1" = stop ]; then
         as_svc "$PGBIN/pg_ctl" -D "$VAR/pg" -m fast -w stop >/dev/null
     else

@@ -141,25 +141,20 @@ auth_login(struct crm_req *req, struct crm_resp *resp)
     return status;
 }
 
-/* GET /api/auth/me */
+/* GET /api/auth/me: the user row that authenticated the request, not a second query. */
 int
 auth_me(struct crm_req *req, struct crm_resp *resp)
 {
-    const char *params[1] = {req->who.idstr};
-    cJSON *root, *user;
-    PGresult *res;
+    cJSON *root, *user = NULL;
     enum crm_err err;
 
-    if ((err = crm_auth_require(req, CRM_ROLES_ALL)) != CRM_OK ||
-        (err = crm_db_exec(req->db, "user_get", 1, params, &res)) != CRM_OK)
+    if ((err = crm_auth_me(req, &user)) != CRM_OK)
         return crm_resp_error(resp, err);
-    user = PQntuples(res) == 1 ? crm_user_from_row(res, 0, 0) : NULL;
-    PQclear(res);
     root = cJSON_CreateObject();
-    if (root == NULL || user == NULL || !cJSON_AddItemToObject(root, "user", user)) {
+    if (root == NULL || !cJSON_AddItemToObject(root, "user", user)) {
         cJSON_Delete(user);
         cJSON_Delete(root);
-        return crm_resp_error(resp, CRM_EINTERNAL);
+        return crm_resp_error(resp, CRM_ENOMEM);
     }
     return crm_resp_json(resp, 200, root);
 }
