@@ -12,10 +12,12 @@ TEST_LDLIBS = $(LDLIBS) -lcmocka
 LIB_SRC := $(wildcard lib/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 AUTH_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/auth/*.c))
+LEADS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/leads/*.c))
+DASH_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/dashboard/*.c))
 CTL_OBJ := $(BUILD)/src/crmctl.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-PROGS := $(BUILD)/crm-auth $(BUILD)/crmctl
+PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/crmctl
 
 .SECONDARY:
 .PHONY: all run stop test unit api asan format lint clean deps
@@ -23,12 +25,18 @@ all: $(PROGS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Icgi-src/auth -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -I$(dir $<) -c -o $@ $<
 
 $(BUILD)/libcrm.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
 $(BUILD)/crm-auth: $(AUTH_OBJ) $(BUILD)/libcrm.a
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/crm-leads: $(LEADS_OBJ) $(BUILD)/libcrm.a
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/crm-dashboard: $(DASH_OBJ) $(BUILD)/libcrm.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/crmctl: $(CTL_OBJ) $(BUILD)/libcrm.a

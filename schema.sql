@@ -42,4 +42,183 @@ CREATE TABLE IF NOT EXISTS mail_outbox (
 );
 CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox (next_attempt_at) WHERE status = 'pending';
 
+
 INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
+
+-- Version 2: leads, their activity timeline, the events feed and the dashboard summaries.
+-- pg_trgm is a trusted extension: the database owner may create it.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+CREATE TABLE IF NOT EXISTS leads (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name       text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
+    email      text CHECK (char_length(email) <= 254),
+    phone      text CHECK (char_length(phone) <= 40),
+    company    text CHECK (char_length(company) <= 200),
+    source     text NOT NULL DEFAULT 'OTHER' CHECK (source IN
+                   ('WEBSITE', 'REFERRAL', 'SOCIAL', 'EMAIL', 'COLD_CALL', 'EVENT', 'OTHER')),
+    status     text NOT NULL DEFAULT 'NEW' CHECK (status IN
+                   ('NEW', 'CONTACTED', 'QUALIFIED', 'PROPOSAL', 'NEGOTIATION', 'WON', 'LOST')),
+    value      numeric(14,2) NOT NULL DEFAULT 0 CHECK (value >= 0),
+    notes      text CHECK (char_length(notes) <= 10000),
+    owner_id   bigint REFERENCES users (id),
+    created_by bigint NOT NULL REFERENCES users (id),
+    won_at     timestamptz, -- when it last became WON; NULL unless status is WON
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    version    integer NOT NULL DEFAULT 1
+);
+-- One index per sort key of GET /api/leads (id breaks ties), and the sales executive's own list.
+CREATE INDEX IF NOT EXISTS leads_created ON leads (created_at, id);
+CREATE INDEX IF NOT EXISTS leads_updated ON leads (updated_at, id);
+CREATE INDEX IF NOT EXISTS leads_value ON leads (value, id);
+CREATE INDEX IF NOT EXISTS leads_name ON leads (name, id);
+CREATE INDEX IF NOT EXISTS leads_owner_created ON leads (owner_id, created_at, id);
+CREATE INDEX IF NOT EXISTS leads_status ON leads (status, created_at);
+-- q: case-insensitive substring search stays indexed on large tables.
+CREATE INDEX IF NOT EXISTS leads_name_trgm ON leads USING gin (name gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS leads_email_trgm ON leads USING gin (email gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS leads_company_trgm ON leads USING gin (company gin_trgm_ops);
+-- top-sales over a period: the won leads of each owner by the time they were won.
+CREATE INDEX IF NOT EXISTS leads_won ON leads (owner_id, won_at) INCLUDE (value)
+    WHERE status = 'WON';
+
+CREATE TABLE IF NOT EXISTS activities (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    lead_id     bigint NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    type        text NOT NULL CHECK (type IN
+                    ('NOTE', 'CALL', 'MEETING', 'EMAIL', 'STATUS_CHANGE', 'ASSIGNMENT', 'CREATED')),
+    content     text CHECK (char_length(content) <= 10000),
+    occurred_at timestamptz NOT NULL DEFAULT now(),
+    actor_id    bigint NOT NULL REFERENCES users (id),
+    meta        jsonb NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS activities_lead ON activities (lead_id, id);
+CREATE INDEX IF NOT EXISTS activities_created ON activities (created_at);
+
+-- Every change that clients are told about, written in the change's own transaction. crm-events
+-- delivers them; xid lets it tell which ids may still commit behind the newest one it has seen.
+-- No foreign key to leads: a lead.deleted event outlives its lead.
+CREATE TABLE IF NOT EXISTS events (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    type          text NOT NULL CHECK (type IN ('lead.created', 'lead.updated',
+                      'lead.status_changed', 'lead.assigned', 'lead.deleted', 'activity.created')),
+    lead_id       bigint NOT NULL,
+    owner_id      bigint,  -- the lead's owner when the event happened
+    prev_owner_id bigint,  -- lead.assigned: the owner before, who is told too
+    actor_id      bigint NOT NULL,
+    payload       jsonb NOT NULL,
+    xid           xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS events_created ON events (created_at);
+
+-- The API representations, defined once: the handlers and the events payloads both use them.
+CREATE OR REPLACE FUNCTION crm_user_ref(uid bigint) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT json_build_object('id', u.id, 'name', u.name) FROM users u WHERE u.id = uid $$;
+
+CREATE OR REPLACE FUNCTION crm_lead_json(l leads) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT json_build_object('id', l.id, 'name', l.name, 'email', l.email,
+              'phone', l.phone, 'company', l.company, 'source', l.source, 'status', l.status,
+              'value', l.value, 'notes', l.notes, 'owner', crm_user_ref(l.owner_id),
+              'created_by', crm_user_ref(l.created_by), 'created_at', crm_ts(l.created_at),
+              'updated_at', crm_ts(l.updated_at), 'version', l.version) $$;
+
+CREATE OR REPLACE FUNCTION crm_activity_json(a activities) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT json_build_object('id', a.id, 'lead_id', a.lead_id, 'type', a.type,
+              'content', a.content, 'occurred_at', crm_ts(a.occurred_at),
+              'actor', crm_user_ref(a.actor_id), 'meta', a.meta,
+              'created_at', crm_ts(a.created_at)) $$;
+
+-- Dashboard summaries, kept exact by statement-level triggers in the writing transaction, so
+-- the dashboard reads a handful of rows instead of scanning a million leads.
+CREATE TABLE IF NOT EXISTS lead_totals (
+    status text PRIMARY KEY,
+    leads  bigint NOT NULL DEFAULT 0,
+    value  numeric NOT NULL DEFAULT 0
+);
+INSERT INTO lead_totals (status)
+    SELECT unnest(ARRAY['NEW', 'CONTACTED', 'QUALIFIED', 'PROPOSAL', 'NEGOTIATION', 'WON', 'LOST'])
+    ON CONFLICT DO NOTHING;
+
+CREATE TABLE IF NOT EXISTS user_totals (
+    user_id    bigint PRIMARY KEY REFERENCES users (id),
+    leads      bigint NOT NULL DEFAULT 0,  -- leads owned
+    won        bigint NOT NULL DEFAULT 0,  -- of them WON
+    won_value  numeric NOT NULL DEFAULT 0,
+    activities bigint NOT NULL DEFAULT 0   -- activities logged by the user
+);
+
+DO $$ BEGIN
+    CREATE TYPE crm_lead_delta AS (status text, owner_id bigint, value numeric, n integer);
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+
+-- Applies +1 (new row) / -1 (old row) deltas. Rows are upserted in key order, so two writers
+-- lock summary rows in the same order; a change that moves nothing locks nothing.
+CREATE OR REPLACE FUNCTION crm_apply_lead_deltas(ds crm_lead_delta[]) RETURNS void
+    LANGUAGE sql AS $$
+    INSERT INTO lead_totals AS t (status, leads, value)
+        SELECT status, sum(n), sum(n * value) FROM unnest(ds) GROUP BY status
+        HAVING sum(n) <> 0 OR sum(n * value) <> 0 ORDER BY status
+        ON CONFLICT (status) DO UPDATE
+            SET leads = t.leads + excluded.leads, value = t.value + excluded.value;
+    INSERT INTO user_totals AS t (user_id, leads, won, won_value)
+        SELECT owner_id, sum(n), coalesce(sum(n) FILTER (WHERE status = 'WON'), 0),
+               coalesce(sum(n * value) FILTER (WHERE status = 'WON'), 0)
+        FROM unnest(ds) WHERE owner_id IS NOT NULL GROUP BY owner_id
+        HAVING sum(n) <> 0 OR sum(n * value) <> 0
+            OR coalesce(sum(n) FILTER (WHERE status = 'WON'), 0) <> 0 ORDER BY owner_id
+        ON CONFLICT (user_id) DO UPDATE
+            SET leads = t.leads + excluded.leads, won = t.won + excluded.won,
+                won_value = t.won_value + excluded.won_value;
+$$;
+
+CREATE OR REPLACE FUNCTION crm_leads_totals() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM crm_apply_lead_deltas(array_agg((status, owner_id, value, 1)::crm_lead_delta))
+            FROM new_rows;
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM crm_apply_lead_deltas(array_agg((status, owner_id, value, -1)::crm_lead_delta))
+            FROM old_rows;
+    ELSE
+        PERFORM crm_apply_lead_deltas(array_agg(d)) FROM (
+            SELECT (status, owner_id, value, 1)::crm_lead_delta AS d FROM new_rows
+            UNION ALL
+            SELECT (status, owner_id, value, -1)::crm_lead_delta FROM old_rows) x;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION crm_activities_totals() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO user_totals AS t (user_id, activities)
+            SELECT actor_id, count(*) FROM new_rows GROUP BY actor_id ORDER BY actor_id
+            ON CONFLICT (user_id) DO UPDATE SET activities = t.activities + excluded.activities;
+    ELSE
+        UPDATE user_totals t SET activities = t.activities - d.n
+            FROM (SELECT actor_id, count(*) AS n FROM old_rows GROUP BY actor_id) d
+            WHERE t.user_id = d.actor_id;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER leads_totals_ins AFTER INSERT ON leads
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_leads_totals();
+CREATE OR REPLACE TRIGGER leads_totals_upd AFTER UPDATE ON leads
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_leads_totals();
+CREATE OR REPLACE TRIGGER leads_totals_del AFTER DELETE ON leads
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_leads_totals();
+CREATE OR REPLACE TRIGGER activities_totals_ins AFTER INSERT ON activities
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_activities_totals();
+CREATE OR REPLACE TRIGGER activities_totals_del AFTER DELETE ON activities
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_activities_totals();
+
+INSERT INTO schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;

@@ -16,29 +16,198 @@ struct crm_db {
 struct crm_stmt {
     const char *name;
     const char *sql;
+    /*
+     * Planned on every call with its values (sent unnamed) instead of prepared once: for the
+     * statements whose optional filters ("$n IS NULL OR ...") only a plan made for the actual
+     * values turns into index scans.
+     */
+    int per_call;
 };
 
 /* Columns of a User, in the order crm_user_from_row() reads them. */
 #define USER_COLS "id, name, email, role, active, crm_ts(created_at)"
 
+/*
+ * Leads. OWN_n is the row filter: $n is the caller's id for a SALES_EXECUTIVE (only its own
+ * leads exist for it), NULL for the roles that see every lead.
+ */
+#define OWN_1 "($1::bigint IS NULL OR l.owner_id = $1)"
+#define OWN_2 "($2::bigint IS NULL OR l.owner_id = $2)"
+/* Writes insert their events row and notify in the same statement, so in the same transaction. */
+#define EVENT " e AS (INSERT INTO events (type, lead_id, owner_id, actor_id, payload) SELECT "
+#define NOTIFY "pg_notify('crm_events', e.id::text) IS NULL"
+/* PATCH /api/leads/:id: a member present in the body $2 sets its column (null clears it). */
+#define PATCH(col, expr) col " = CASE WHEN $2::jsonb ? '" col "' THEN " expr " ELSE " col " END, "
+#define PATCH_TEXT(col) PATCH(col, "$2::jsonb->>'" col "'")
+#define LEAD_PATCH                                                                                 \
+    PATCH_TEXT("name")                                                                             \
+    PATCH_TEXT("email")                                                                            \
+    PATCH_TEXT("phone") PATCH_TEXT("company") PATCH_TEXT("notes")                                  \
+        PATCH("source", "coalesce($2::jsonb->>'source', 'OTHER')")                                 \
+            PATCH("value", "coalesce(($2::jsonb->>'value')::numeric, 0)")
+/* GET /api/leads: $1 the row filter, $2..$7 the optional filters, $8 limit, $9 offset. */
+#define LEAD_FILTER                                                                                \
+    " FROM leads l WHERE " OWN_1 " AND ($2::text[] IS NULL OR l.status = ANY ($2))"                \
+    " AND ($3::text IS NULL OR l.source = $3) AND ($4::bigint IS NULL OR l.owner_id = $4)"         \
+    " AND ($5::text IS NULL OR l.name ILIKE $5 OR l.email ILIKE $5 OR l.company ILIKE $5)"         \
+    " AND ($6::timestamptz IS NULL OR l.created_at >= $6)"                                         \
+    " AND ($7::timestamptz IS NULL OR l.created_at <= $7)"
+#define LEAD_LIST(key, order)                                                                      \
+    PER_CALL("lead_list:" key,                                                                     \
+             "SELECT crm_lead_json(l)" LEAD_FILTER " ORDER BY " order " LIMIT $8 OFFSET $9")
+
+/* Dashboard: top sales executives, won figures from won/won_value, with from joining them. */
+#define TOP_SALES(won, won_value, from)                                                            \
+    "SELECT coalesce(json_agg(json_build_object('user', json_build_object('id', x.id, 'name',"     \
+    " x.name), 'won', x.won, 'won_value', x.won_value, 'leads', x.leads, 'activities',"            \
+    " x.activities) ORDER BY x.won_value DESC, x.won DESC, x.id), '[]') FROM (SELECT u.id,"        \
+    " u.name, " won " AS won, " won_value " AS won_value, coalesce(t.leads, 0) AS leads,"          \
+    " coalesce(t.activities, 0) AS activities FROM users u LEFT JOIN user_totals t"                \
+    " ON t.user_id = u.id " from " WHERE u.role = 'SALES_EXECUTIVE' AND u.active"                  \
+    " ORDER BY 4 DESC, 3 DESC, 1 LIMIT $1) x"
+
+#define STMT(name, sql)                                                                            \
+    {                                                                                              \
+        name, sql, 0                                                                               \
+    }
+#define PER_CALL(name, sql)                                                                        \
+    {                                                                                              \
+        name, sql, 1                                                                               \
+    }
+
 /* Every statement any program runs: prepared once per connection, and again after reconnecting. */
 static const struct crm_stmt stmts[] = {
-    {"health", "SELECT 1"},
-    {"user_get", "SELECT " USER_COLS " FROM users WHERE id = $1"},
-    {"user_login", "SELECT " USER_COLS ", password_hash FROM users WHERE lower(email) = lower($1)"},
+    STMT("health", "SELECT 1"),
+    STMT("user_get", "SELECT " USER_COLS " FROM users WHERE id = $1"),
+    STMT("user_login",
+         "SELECT " USER_COLS ", password_hash FROM users WHERE lower(email) = lower($1)"),
     /* One statement, so the user and its welcome e-mail commit together or not at all. */
-    {"user_register", "WITH u AS (INSERT INTO users (name, email, password_hash, role)"
-                      " VALUES ($1, $2, $3, $4) RETURNING *),"
-                      " m AS (INSERT INTO mail_outbox (kind, user_id, to_addr, to_name)"
-                      " SELECT 'welcome', u.id, u.email, u.name FROM u RETURNING id AS mail_id)"
-                      " SELECT u.id, u.name, u.email, u.role, u.active, crm_ts(u.created_at),"
-                      " pg_notify('mail_outbox', m.mail_id::text) IS NULL FROM u, m"},
-    {"user_count", "SELECT count(*) FROM users"},
-    {"user_list", "SELECT " USER_COLS " FROM users ORDER BY id LIMIT $1 OFFSET $2"},
-    {"user_update", "UPDATE users SET name = coalesce($2, name), role = coalesce($3, role),"
-                    " active = coalesce($4::boolean, active), updated_at = now()"
-                    " WHERE id = $1 RETURNING " USER_COLS},
-    {"admin_count", "SELECT count(*) FROM users WHERE role = 'ADMIN' AND active"},
+    STMT("user_register", "WITH u AS (INSERT INTO users (name, email, password_hash, role)"
+                          " VALUES ($1, $2, $3, $4) RETURNING *),"
+                          " m AS (INSERT INTO mail_outbox (kind, user_id, to_addr, to_name)"
+                          " SELECT 'welcome', u.id, u.email, u.name FROM u RETURNING id AS mail_id)"
+                          " SELECT u.id, u.name, u.email, u.role, u.active, crm_ts(u.created_at),"
+                          " pg_notify('mail_outbox', m.mail_id::text) IS NULL FROM u, m"),
+    STMT("user_count", "SELECT count(*) FROM users"),
+    STMT("user_list", "SELECT " USER_COLS " FROM users ORDER BY id LIMIT $1 OFFSET $2"),
+    STMT("user_update", "UPDATE users SET name = coalesce($2, name), role = coalesce($3, role),"
+                        " active = coalesce($4::boolean, active), updated_at = now()"
+                        " WHERE id = $1 RETURNING " USER_COLS),
+    STMT("admin_count", "SELECT count(*) FROM users WHERE role = 'ADMIN' AND active"),
+
+    /* The lead and its 50 newest activities. $1 lead, $2 row filter. */
+    STMT("lead_get", "SELECT crm_lead_json(l), (SELECT coalesce(json_agg(crm_activity_json(t.a)"
+                     " ORDER BY (t.a).id DESC), '[]') FROM (SELECT a FROM activities a"
+                     " WHERE a.lead_id = l.id ORDER BY a.id DESC LIMIT 50) t)"
+                     " FROM leads l WHERE l.id = $1 AND " OWN_2),
+    /* Every change to a lead starts here, in a transaction: $1 lead, $2 row filter. */
+    STMT("lead_lock", "SELECT l.version, l.status, l.owner_id FROM leads l"
+                      " WHERE l.id = $1 AND " OWN_2 " FOR UPDATE"),
+    PER_CALL("lead_count", "SELECT count(*)" LEAD_FILTER),
+    LEAD_LIST("created_at", "l.created_at, l.id"),
+    LEAD_LIST("-created_at", "l.created_at DESC, l.id DESC"),
+    LEAD_LIST("updated_at", "l.updated_at, l.id"),
+    LEAD_LIST("-updated_at", "l.updated_at DESC, l.id DESC"),
+    LEAD_LIST("value", "l.value, l.id"),
+    LEAD_LIST("-value", "l.value DESC, l.id DESC"),
+    LEAD_LIST("name", "l.name, l.id"),
+    LEAD_LIST("-name", "l.name DESC, l.id DESC"),
+    /* $1 the validated body, $2 the actor, $3 the owner, which must be active (else no row). */
+    STMT("lead_create",
+         "WITH l AS (INSERT INTO leads (name, email, phone, company, source, value, notes,"
+         " owner_id, created_by) SELECT $1::jsonb->>'name', $1::jsonb->>'email',"
+         " $1::jsonb->>'phone', $1::jsonb->>'company', coalesce($1::jsonb->>'source', 'OTHER'),"
+         " coalesce(($1::jsonb->>'value')::numeric, 0), $1::jsonb->>'notes', $3, $2"
+         " WHERE $3::bigint IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = $3 AND active)"
+         " RETURNING leads AS r),"
+         " a AS (INSERT INTO activities (lead_id, type, actor_id)"
+         " SELECT (r).id, 'CREATED', $2 FROM l)," EVENT
+         "'lead.created', (r).id, (r).owner_id, $2, crm_lead_json(r) FROM l RETURNING id)"
+         " SELECT crm_lead_json(r), (r).id, " NOTIFY " FROM l, e"),
+    /* The writes below run after lead_lock, in its transaction. $1 lead, $2 body, $3 actor. */
+    STMT("lead_update",
+         "WITH l AS (UPDATE leads SET " LEAD_PATCH " version = version + 1, updated_at = now()"
+         " WHERE id = $1 RETURNING leads AS r)," EVENT
+         "'lead.updated', (r).id, (r).owner_id, $3, crm_lead_json(r) FROM l RETURNING id)"
+         " SELECT crm_lead_json(r), " NOTIFY " FROM l, e"),
+    /* $1 lead, $2 new status, $3 note, $4 actor. */
+    STMT("lead_status",
+         "WITH o AS (SELECT status FROM leads WHERE id = $1),"
+         " l AS (UPDATE leads SET status = $2, won_at = CASE WHEN $2 = 'WON' THEN now() END,"
+         " version = version + 1, updated_at = now() WHERE id = $1 RETURNING leads AS r),"
+         " a AS (INSERT INTO activities (lead_id, type, content, actor_id, meta)"
+         " SELECT (r).id, 'STATUS_CHANGE', $3, $4,"
+         " jsonb_build_object('from', o.status, 'to', $2::text) FROM l, o"
+         " RETURNING activities AS r)," EVENT
+         "'lead.status_changed', (r).id, (r).owner_id, $4, crm_lead_json(r) FROM l RETURNING id)"
+         " SELECT crm_lead_json(l.r), crm_activity_json(a.r), " NOTIFY " FROM l, a, e"),
+    /* $1 lead, $2 new owner, which must be active (else no row), $3 actor. */
+    STMT("lead_assign",
+         "WITH o AS (SELECT owner_id FROM leads WHERE id = $1),"
+         " l AS (UPDATE leads SET owner_id = $2, version = version + 1, updated_at = now()"
+         " WHERE id = $1 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND active)"
+         " RETURNING leads AS r),"
+         " a AS (INSERT INTO activities (lead_id, type, actor_id, meta) SELECT (r).id,"
+         " 'ASSIGNMENT', $3, jsonb_build_object('from_owner_id', o.owner_id, 'to_owner_id',"
+         " $2::bigint) FROM l, o RETURNING activities AS r),"
+         " e AS (INSERT INTO events (type, lead_id, owner_id, prev_owner_id, actor_id, payload)"
+         " SELECT 'lead.assigned', (r).id, (r).owner_id, o.owner_id, $3, crm_lead_json(r)"
+         " FROM l, o RETURNING id)"
+         " SELECT crm_lead_json(l.r), crm_activity_json(a.r), " NOTIFY " FROM l, a, e"),
+    /* $1 lead, $2 actor; ADMIN and MANAGER only, so no row filter. */
+    STMT("lead_delete", "WITH l AS (DELETE FROM leads WHERE id = $1 RETURNING id, owner_id)," EVENT
+                        "'lead.deleted', id, owner_id, $2, jsonb_build_object('id', id)"
+                        " FROM l RETURNING id) SELECT " NOTIFY " FROM e"),
+    /* $1 lead, $2 row filter, $3 type, $4 content, $5 occurred_at, $6 actor. */
+    STMT("activity_add",
+         "WITH l AS (SELECT l.id, l.owner_id FROM leads l WHERE l.id = $1 AND " OWN_2
+         " FOR SHARE), a AS (INSERT INTO activities (lead_id, type, content, occurred_at,"
+         " actor_id) SELECT id, $3, $4, coalesce($5::timestamptz, now()), $6 FROM l"
+         " RETURNING activities AS r)," EVENT
+         "'activity.created', (r).lead_id, l.owner_id, $6, crm_activity_json(r)"
+         " FROM a, l RETURNING id) SELECT crm_activity_json(r), " NOTIFY " FROM a, e"),
+    /* A timeline page, newest first: $1 lead, $2 row filter, $3 before this id, $4 limit. */
+    STMT("activity_page",
+         "SELECT coalesce(json_agg(crm_activity_json(t.a) ORDER BY (t.a).id DESC)"
+         " FILTER (WHERE (t.a).id IS NOT NULL), '[]'), count((t.a).id), min((t.a).id)"
+         " FROM leads l LEFT JOIN LATERAL (SELECT a FROM activities a WHERE a.lead_id = l.id"
+         " AND ($3::bigint IS NULL OR a.id < $3) ORDER BY a.id DESC LIMIT $4) t ON true"
+         " WHERE l.id = $1 AND " OWN_2 " GROUP BY l.id"),
+
+    /*
+     * Dashboard: every figure comes from the summaries the triggers keep (schema.sql) or from an
+     * index range, so none scans the leads or activities tables.
+     */
+    STMT("dash_stats",
+         "SELECT json_build_object('total_leads', t.total, 'new_leads_7d', (SELECT count(*)"
+         " FROM leads WHERE created_at >= now() - interval '7 days'), 'won', t.won,"
+         " 'lost', t.lost, 'open', t.total - t.won - t.lost, 'conversion_rate',"
+         " CASE WHEN t.won + t.lost = 0 THEN 0 ELSE round(t.won::numeric / (t.won + t.lost), 4)"
+         " END, 'pipeline_value', t.pipeline, 'won_value', t.won_value, 'activities_7d',"
+         " (SELECT count(*) FROM activities WHERE created_at >= now() - interval '7 days'),"
+         " 'users', (SELECT json_build_object('ADMIN', count(*) FILTER (WHERE role = 'ADMIN'),"
+         " 'MANAGER', count(*) FILTER (WHERE role = 'MANAGER'), 'SALES_EXECUTIVE', count(*)"
+         " FILTER (WHERE role = 'SALES_EXECUTIVE')) FROM users WHERE active))"
+         " FROM (SELECT coalesce(sum(leads), 0) AS total,"
+         " coalesce(sum(leads) FILTER (WHERE status = 'WON'), 0) AS won,"
+         " coalesce(sum(leads) FILTER (WHERE status = 'LOST'), 0) AS lost,"
+         " coalesce(sum(value) FILTER (WHERE status NOT IN ('WON', 'LOST')), 0) AS pipeline,"
+         " coalesce(sum(value) FILTER (WHERE status = 'WON'), 0) AS won_value"
+         " FROM lead_totals) t"),
+    STMT("dash_by_status",
+         "SELECT json_agg(json_build_object('status', s.status, 'count', coalesce(t.leads, 0))"
+         " ORDER BY s.n) FROM unnest(ARRAY['NEW', 'CONTACTED', 'QUALIFIED', 'PROPOSAL',"
+         " 'NEGOTIATION', 'WON', 'LOST']) WITH ORDINALITY s (status, n)"
+         " LEFT JOIN lead_totals t ON t.status = s.status"),
+    /* $1 limit; all time, from the summary. */
+    STMT("dash_top_sales", TOP_SALES("coalesce(t.won, 0)", "coalesce(t.won_value, 0)", "")),
+    /* $1 limit, $2 and $3 the period of the won status change, each bound optional. */
+    PER_CALL("dash_top_sales_period",
+             TOP_SALES("w.won", "w.won_value",
+                       "CROSS JOIN LATERAL (SELECT count(*) AS won, coalesce(sum(value), 0)"
+                       " AS won_value FROM leads WHERE status = 'WON' AND owner_id = u.id"
+                       " AND ($2::timestamptz IS NULL OR won_at >= $2)"
+                       " AND ($3::timestamptz IS NULL OR won_at <= $3)) w")),
 };
 
 struct crm_db *
@@ -63,14 +232,19 @@ crm_db_close(struct crm_db *db)
     free(db);
 }
 
+#define NSTMTS (sizeof(stmts) / sizeof(stmts[0]))
+
+/* The session every statement expects: our schema, and times read and shown in UTC. */
 static int
 prepare_all(PGconn *conn)
 {
-    PGresult *res = PQexec(conn, "SET search_path TO public");
+    PGresult *res = PQexec(conn, "SET search_path TO public; SET TIME ZONE 'UTC'");
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
     PQclear(res);
-    for (size_t i = 0; ok && i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+    for (size_t i = 0; ok && i < NSTMTS; i++) {
+        if (stmts[i].per_call)
+            continue;
         res = PQprepare(conn, stmts[i].name, stmts[i].sql, 0, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             crm_log(CRM_LOG_ERR, NULL, "db: prepare %s: %s", stmts[i].name,
@@ -122,6 +296,28 @@ crm_db_connect(struct crm_db *db)
     return CRM_OK;
 }
 
+enum crm_err
+crm_db_check(struct crm_db *db, int *nstmts)
+{
+    enum crm_err err = crm_db_connect(db);
+
+    for (size_t i = 0; err == CRM_OK && i < NSTMTS; i++) {
+        PGresult *res;
+
+        if (!stmts[i].per_call)
+            continue;
+        res = PQprepare(db->conn, "", stmts[i].sql, 0, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            crm_log(CRM_LOG_ERR, NULL, "db: prepare %s: %s", stmts[i].name,
+                    PQresultErrorMessage(res));
+            err = CRM_EDB;
+        }
+        PQclear(res);
+    }
+    *nstmts = (int)NSTMTS;
+    return err;
+}
+
 /* Maps a failed result to an error; logs what is not the client's doing. */
 static enum crm_err
 result_err(struct crm_db *db, const char *name, const PGresult *res)
@@ -139,16 +335,29 @@ result_err(struct crm_db *db, const char *name, const PGresult *res)
     return CRM_EDB;
 }
 
+static const struct crm_stmt *
+find_per_call(const char *name)
+{
+    for (size_t i = 0; i < NSTMTS; i++)
+        if (stmts[i].per_call && strcmp(stmts[i].name, name) == 0)
+            return &stmts[i];
+    return NULL;
+}
+
 enum crm_err
 crm_db_exec(struct crm_db *db, const char *name, int n, const char *const *params, PGresult **out)
 {
+    const struct crm_stmt *s;
     PGresult *res;
     ExecStatusType st;
     enum crm_err err;
 
     if ((err = crm_db_connect(db)) != CRM_OK)
         return err;
-    res = PQexecPrepared(db->conn, name, n, params, NULL, NULL, 0);
+    if ((s = find_per_call(name)) != NULL)
+        res = PQexecParams(db->conn, s->sql, n, NULL, params, NULL, NULL, 0);
+    else
+        res = PQexecPrepared(db->conn, name, n, params, NULL, NULL, 0);
     st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         err = res == NULL ? CRM_EUNAVAIL : result_err(db, name, res);
@@ -184,6 +393,31 @@ command(struct crm_db *db, const char *sql)
         err = res == NULL ? CRM_EUNAVAIL : result_err(db, sql, res);
     PQclear(res);
     return err;
+}
+
+cJSON *
+crm_db_json(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return cJSON_CreateNull();
+    return cJSON_CreateRaw(PQgetvalue(res, row, col));
+}
+
+cJSON *
+crm_db_json_object(const PGresult *res, int row, const char *const *keys, int n)
+{
+    cJSON *obj = cJSON_CreateObject();
+
+    for (int i = 0; obj != NULL && i < n; i++) {
+        cJSON *item = crm_db_json(res, row, i);
+
+        if (item == NULL || !cJSON_AddItemToObject(obj, keys[i], item)) {
+            cJSON_Delete(item);
+            cJSON_Delete(obj);
+            obj = NULL;
+        }
+    }
+    return obj;
 }
 
 enum crm_err

@@ -2,6 +2,7 @@
 #ifndef CRM_DB_H
 #define CRM_DB_H
 
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
 #include "err.h"
@@ -29,10 +30,23 @@ enum crm_err crm_db_exec(struct crm_db *db, const char *name, int n, const char 
 /* The same, for statements whose result is not needed. */
 enum crm_err crm_db_run(struct crm_db *db, const char *name, int n, const char *const *params);
 
+/* The JSON text in column col of row (json built by SQL) as a cJSON raw item; null for NULL. */
+cJSON *crm_db_json(const PGresult *res, int row, int col);
+
+/* {keys[0]: column 0, keys[1]: column 1, ...} of row, each column JSON text (NULL: null). */
+cJSON *crm_db_json_object(const PGresult *res, int row, const char *const *keys, int n);
+
 /* Transactions: BEGIN, COMMIT, ROLLBACK on the worker's connection. Errors as crm_db_exec. */
 enum crm_err crm_db_begin(struct crm_db *db);
 enum crm_err crm_db_commit(struct crm_db *db);
 void crm_db_rollback(struct crm_db *db);
+
+/*
+ * Prepares every statement of the table against the database, the per-call ones too, so a
+ * schema that does not fit the programs is found at migration, not by a request. CRM_OK with
+ * *nstmts the number checked; CRM_EUNAVAIL when a named one fails (logged); CRM_EDB.
+ */
+enum crm_err crm_db_check(struct crm_db *db, int *nstmts);
 
 /* Connects now if needed. CRM_OK or CRM_EUNAVAIL. */
 enum crm_err crm_db_connect(struct crm_db *db);

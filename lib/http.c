@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "util.h"
+#include "valid.h"
 
 int
 crm_resp_header(struct crm_resp *resp, const char *name, const char *value)
@@ -115,6 +116,18 @@ crm_resp_invalid(struct crm_resp *resp, cJSON *fields)
     if (first != NULL && cJSON_IsString(first))
         snprintf(msg, sizeof(msg), "%s: %s", first->string, first->valuestring);
     return error_body(resp, CRM_EINVAL, msg, fields);
+}
+
+int
+crm_resp_invalid_field(struct crm_resp *resp, const char *name, const char *message)
+{
+    cJSON *fields = cJSON_CreateObject();
+
+    if (cJSON_AddStringToObject(fields, name, message) == NULL) {
+        cJSON_Delete(fields);
+        return crm_resp_error(resp, CRM_ENOMEM);
+    }
+    return crm_resp_invalid(resp, fields);
 }
 
 int
@@ -276,4 +289,46 @@ crm_page_json(cJSON *data, long limit, long offset, long long total)
         return NULL;
     }
     return root;
+}
+
+int
+crm_req_if_match(const struct crm_req *req, long long *version)
+{
+    const char *s = req->if_match;
+    char buf[24];
+    size_t n;
+
+    if (s == NULL || strcmp(s, "*") == 0)
+        return 0;
+    n = strlen(s);
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+        s++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return crm_parse_int(buf, 1, INT32_MAX, version) == 0 ? 1 : -1;
+}
+
+enum crm_err
+crm_req_time(struct crm_req *req, const char *name, int end, const char **out)
+{
+    const char *v, *day_time = end ? "T23:59:59.999999Z" : "T00:00:00Z";
+    char *full;
+
+    if (crm_req_query(req, name, out) != CRM_OK)
+        return CRM_EQUERY;
+    if ((v = *out) == NULL)
+        return CRM_OK;
+    if (crm_valid_time(v, 1) != CRM_OK)
+        return CRM_EQUERY;
+    if (strlen(v) != 10) /* a date-time, not a date */
+        return CRM_OK;
+    if ((full = crm_arena_alloc(&req->arena, 32)) == NULL)
+        return CRM_ENOMEM;
+    snprintf(full, 32, "%s%s", v, day_time);
+    *out = full;
+    return CRM_OK;
 }

@@ -76,6 +76,9 @@ int crm_resp_errorf(struct crm_resp *resp, enum crm_err err, const char *fmt, ..
 /* 422 validation_failed with the fields object {"field": "message"}, which it takes. */
 int crm_resp_invalid(struct crm_resp *resp, cJSON *fields);
 
+/* 422 validation_failed for the one field name. */
+int crm_resp_invalid_field(struct crm_resp *resp, const char *name, const char *message);
+
 /* crm_resp_invalid(fields) when err is CRM_EINVAL with fields, else crm_resp_error(err). */
 int crm_resp_fail(struct crm_resp *resp, enum crm_err err, cJSON *fields);
 
@@ -106,5 +109,17 @@ cJSON *crm_page_json(cJSON *data, long limit, long offset, long long total);
 
 /* The route parameter name (e.g. "id") parsed as a positive id. Returns 0, or -1. */
 int crm_req_param_id(const struct crm_req *req, const char *name, int64_t *out);
+
+/*
+ * Query parameter name as a time bound: RFC 3339, or a date (YYYY-MM-DD) standing for its first
+ * instant, or its last when end. CRM_OK with *out (NULL when absent), or CRM_EQUERY.
+ */
+enum crm_err crm_req_time(struct crm_req *req, const char *name, int end, const char **out);
+
+/*
+ * The version an If-Match header asks for ("3" or 3). Returns 0 when there is no condition (no
+ * header, or *), 1 with *version set, or -1 for a tag that can never match (the write gets 412).
+ */
+int crm_req_if_match(const struct crm_req *req, long long *version);
 
 #endif

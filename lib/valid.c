@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
@@ -23,6 +24,71 @@ crm_valid_email(const char *s)
     if (dot == NULL || dot == at + 1 || dot[1] == '\0' || strstr(at, "..") != NULL)
         return CRM_EINVAL;
     return CRM_OK;
+}
+
+/* Reads exactly n digits at *s into *out and advances *s. Returns 0, or -1. */
+static int
+digits(const char **s, int n, int *out)
+{
+    *out = 0;
+    for (int i = 0; i < n; i++, (*s)++) {
+        if (**s < '0' || **s > '9')
+            return -1;
+        *out = *out * 10 + (**s - '0');
+    }
+    return 0;
+}
+
+static int
+days_in_month(int y, int m)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+    if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))
+        return 29;
+    return days[m - 1];
+}
+
+enum crm_err
+crm_valid_time(const char *s, int date_ok)
+{
+    int y, mo, d, h, mi, sec, oh, om;
+
+    if (digits(&s, 4, &y) || *s++ != '-' || digits(&s, 2, &mo) || *s++ != '-' ||
+        digits(&s, 2, &d) || y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
+        return CRM_EINVAL;
+    if (*s == '\0')
+        return date_ok ? CRM_OK : CRM_EINVAL;
+    if ((*s != 'T' && *s != 't') || (s++, digits(&s, 2, &h)) || *s++ != ':' || digits(&s, 2, &mi) ||
+        *s++ != ':' || digits(&s, 2, &sec) || h > 23 || mi > 59 || sec > 59)
+        return CRM_EINVAL;
+    if (*s == '.') {
+        const char *frac = ++s;
+
+        while (*s >= '0' && *s <= '9')
+            s++;
+        if (s == frac || s - frac > 9)
+            return CRM_EINVAL;
+    }
+    if ((*s == 'Z' || *s == 'z') && s[1] == '\0')
+        return CRM_OK;
+    if ((*s != '+' && *s != '-') || (s++, digits(&s, 2, &oh)) || *s++ != ':' ||
+        digits(&s, 2, &om) || oh > 23 || om > 59 || *s != '\0')
+        return CRM_EINVAL;
+    return CRM_OK;
+}
+
+/* A number that is the closest double to one with at most 2 decimals, in 0..max. */
+static const char *
+check_money(const cJSON *item, double max)
+{
+    static const char msg[] = "must be a number from 0 to 999999999999.99, at most 2 decimals";
+    char buf[64];
+
+    if (!cJSON_IsNumber(item) || !(item->valuedouble >= 0) || item->valuedouble > max)
+        return msg;
+    snprintf(buf, sizeof(buf), "%.2f", item->valuedouble);
+    return strtod(buf, NULL) == item->valuedouble ? NULL : msg;
 }
 
 static void
@@ -64,6 +130,8 @@ check(const struct crm_field *r, cJSON *item, char *buf, size_t bufsz)
             floor(item->valuedouble) != item->valuedouble)
             return "must be a positive integer";
         return NULL;
+    case CRM_F_MONEY:
+        return check_money(item, (double)r->max + 0.99);
     default:
         break;
     }
@@ -73,6 +141,10 @@ check(const struct crm_field *r, cJSON *item, char *buf, size_t bufsz)
         trim(item);
     if (r->type == CRM_F_ENUM)
         return in_enum(item->valuestring, r->values) ? NULL : "is not one of the allowed values";
+    if (r->type == CRM_F_TIME)
+        return crm_valid_time(item->valuestring, 0) == CRM_OK
+                   ? NULL
+                   : "must be an RFC 3339 date-time (2026-11-24T18:30:00Z)";
     if (r->type == CRM_F_EMAIL)
         return crm_valid_email(item->valuestring) == CRM_OK ? NULL
                                                             : "must be a valid e-mail address";

@@ -14,7 +14,9 @@ enum crm_ftype {
     CRM_F_EMAIL,  /* an e-mail address, at most max characters */
     CRM_F_ENUM,   /* one of values */
     CRM_F_BOOL,
-    CRM_F_ID, /* a positive integral number */
+    CRM_F_ID,    /* a positive integral number */
+    CRM_F_MONEY, /* a number in 0..max with at most 2 decimals (numeric(14,2)) */
+    CRM_F_TIME,  /* an RFC 3339 date-time string */
 };
 
 #define CRM_F_REQUIRED 1u
@@ -48,5 +50,11 @@ enum crm_err crm_valid_body(const struct crm_req *req, const struct crm_field *r
 
 /* CRM_OK when s looks like a deliverable address (local@domain.tld, no spaces), else CRM_EINVAL. */
 enum crm_err crm_valid_email(const char *s);
+
+/*
+ * CRM_OK when s is an RFC 3339 date-time (2026-11-24T18:30:00.123Z, or with an offset), or, when
+ * date_ok, a date alone (2026-11-24); every part in range (no February 30th). Else CRM_EINVAL.
+ */
+enum crm_err crm_valid_time(const char *s, int date_ok);
 
 #endif

@@ -12,7 +12,7 @@ VAR=${CRM_VAR:-$ROOT/var}
 PORT=${CRM_PORT:-8080}
 BIN=${CRM_BIN:-$ROOT/build}
 WORKERS=${CRM_WORKERS:-2}
-POOLS=(crm-auth)
+POOLS=(crm-auth crm-leads crm-dashboard)
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 RUNAS=()
 SVCUSER=$(id -un)
@@ -146,10 +146,16 @@ start() {
     chmod 700 "$VAR/run" "$VAR/pg"
     # The daemons run these copies, so a rebuild never changes a running worker's binary.
     local f
-    for f in crm-auth crmctl; do
+    for f in "${POOLS[@]}" crmctl; do
+        cmp -s "$BIN/$f" "$VAR/bin/$f" && continue
         # Copy, then rename: a running binary cannot be overwritten, but it can be replaced.
         cp "$BIN/$f" "$VAR/bin/.$f.new"
         mv -f "$VAR/bin/.$f.new" "$VAR/bin/$f"
+        # A rebuilt pool is restarted below, so make run always serves what was just built.
+        if alive "$VAR/run/$f.pid"; then
+            say "restarting $f (rebuilt)"
+            stop_pids "$VAR/run/$f.pid"
+        fi
     done
     cp "$ROOT/schema.sql" "$VAR/schema.sql"
     [ -d "$ROOT/web" ] && cp -r "$ROOT/web/." "$VAR/web/"

@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "db.h"
 #include "password.h"
 #include "util.h"
 #include "valid.h"
@@ -65,6 +66,21 @@ read_file(const char *path)
     return buf;
 }
 
+/* Every statement the programs run must prepare against the schema just applied. */
+static int
+check_statements(const struct crm_config *cfg)
+{
+    struct crm_db *db = crm_db_open(cfg->database_url);
+    int n = 0, rc = db != NULL && crm_db_check(db, &n) == CRM_OK ? 0 : 1;
+
+    if (rc == 0)
+        printf("statements: %d prepared\n", n);
+    else
+        fprintf(stderr, "crmctl: migrate: a statement does not prepare (see above)\n");
+    crm_db_close(db);
+    return rc;
+}
+
 /* Applies the schema in one transaction, under a lock so two migrations never interleave. */
 static int
 cmd_migrate(const struct crm_config *cfg, int argc, char **argv)
@@ -95,7 +111,7 @@ cmd_migrate(const struct crm_config *cfg, int argc, char **argv)
         res = PQexec(conn, "SELECT max(version) FROM schema_version");
         if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
             printf("schema version %s\n", PQgetvalue(res, 0, 0));
-            rc = 0;
+            rc = check_statements(cfg);
         }
     } else {
         fprintf(stderr, "crmctl: migrate: %s", PQresultErrorMessage(res));

@@ -1,0 +1,75 @@
+/*
+ * dashboard.c: GET /api/dashboard/{stats,leads-by-status,top-sales}, ADMIN and MANAGER only.
+ * The figures and their JSON come from one statement each (db.c), read from summaries.
+ */
+#include <stdio.h>
+
+#include "auth.h"
+#include "db.h"
+#include "handlers.h"
+#include "util.h"
+
+/* Runs name and responds with its one JSON column, under key (or as the whole body if NULL). */
+static int
+respond(struct crm_req *req, struct crm_resp *resp, const char *name, int n,
+        const char *const *params, const char *key)
+{
+    PGresult *res = NULL;
+    cJSON *body = NULL;
+    enum crm_err err = crm_db_exec(req->db, name, n, params, &res);
+
+    if (err == CRM_OK) {
+        body = key != NULL ? crm_db_json_object(res, 0, &key, 1) : crm_db_json(res, 0, 0);
+        err = body != NULL ? CRM_OK : CRM_ENOMEM;
+    }
+    PQclear(res);
+    if (err != CRM_OK)
+        return crm_resp_error(resp, err);
+    return crm_resp_json(resp, 200, body);
+}
+
+/* GET /api/dashboard/stats */
+int
+dashboard_stats(struct crm_req *req, struct crm_resp *resp)
+{
+    enum crm_err err = crm_auth_require(req, CRM_ROLE_ADMIN | CRM_ROLE_MANAGER);
+
+    if (err != CRM_OK)
+        return crm_resp_error(resp, err);
+    return respond(req, resp, "dash_stats", 0, NULL, NULL);
+}
+
+/* GET /api/dashboard/leads-by-status: every status in pipeline order, zeros included. */
+int
+dashboard_by_status(struct crm_req *req, struct crm_resp *resp)
+{
+    enum crm_err err = crm_auth_require(req, CRM_ROLE_ADMIN | CRM_ROLE_MANAGER);
+
+    if (err != CRM_OK)
+        return crm_resp_error(resp, err);
+    return respond(req, resp, "dash_by_status", 0, NULL, "data");
+}
+
+/* GET /api/dashboard/top-sales?limit=5&from=&to= */
+int
+dashboard_top_sales(struct crm_req *req, struct crm_resp *resp)
+{
+    const char *params[3], *limit_s;
+    long long limit = 5;
+    char lbuf[21];
+    enum crm_err err;
+
+    if ((err = crm_auth_require(req, CRM_ROLE_ADMIN | CRM_ROLE_MANAGER)) != CRM_OK)
+        return crm_resp_error(resp, err);
+    if (crm_req_query(req, "limit", &limit_s) != CRM_OK ||
+        (limit_s != NULL && crm_parse_int(limit_s, 1, 100, &limit) != 0) ||
+        (err = crm_req_time(req, "from", 0, &params[1])) != CRM_OK ||
+        (err = crm_req_time(req, "to", 1, &params[2])) != CRM_OK)
+        return crm_resp_error(resp, err != CRM_OK ? err : CRM_EQUERY);
+    snprintf(lbuf, sizeof(lbuf), "%lld", limit);
+    params[0] = lbuf;
+    /* All time reads the per-user summary; a period counts the won leads in its index range. */
+    if (params[1] == NULL && params[2] == NULL)
+        return respond(req, resp, "dash_top_sales", 1, params, "data");
+    return respond(req, resp, "dash_top_sales_period", 3, params, "data");
+}

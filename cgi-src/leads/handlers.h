@@ -1,0 +1,57 @@
+/* handlers.h: the routes of crm-leads, and the transaction helpers every lead write shares. */
+#ifndef CRM_LEADS_HANDLERS_H
+#define CRM_LEADS_HANDLERS_H
+
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "http.h"
+
+int leads_create(struct crm_req *req, struct crm_resp *resp);
+int leads_list(struct crm_req *req, struct crm_resp *resp);
+int leads_get(struct crm_req *req, struct crm_resp *resp);
+int leads_update(struct crm_req *req, struct crm_resp *resp);
+int leads_delete(struct crm_req *req, struct crm_resp *resp);
+int leads_status(struct crm_req *req, struct crm_resp *resp);
+int leads_assign(struct crm_req *req, struct crm_resp *resp);
+int activity_add(struct crm_req *req, struct crm_resp *resp);
+int activity_list(struct crm_req *req, struct crm_resp *resp);
+
+/* The enums of a Lead, NULL-terminated. */
+extern const char *const lead_sources[];
+extern const char *const lead_statuses[];
+
+/* The lead a write is about, as lead_begin() locked it. */
+struct lead_lock {
+    const char *id; /* the route's :id, checked */
+    char status[16];
+    int64_t owner; /* 0: none */
+};
+
+/*
+ * Opens the transaction of a write to lead :id: locks the row if the caller may see it and
+ * checks If-Match against its version. Returns CRM_OK inside the transaction; else, rolled back,
+ * CRM_ENOTFOUND (no such lead, or not the caller's), CRM_EPRECOND, or a database error.
+ */
+enum crm_err lead_begin(struct crm_req *req, struct lead_lock *lock);
+
+/*
+ * Runs the write statement name inside lead_begin's transaction and commits. Returns CRM_OK with
+ * *res (one row; caller PQclears), CRM_EINVAL when the statement wrote nothing (its condition
+ * failed), or the error; the transaction is over either way.
+ */
+enum crm_err lead_commit(struct crm_req *req, const char *name, int n, const char *const *params,
+                         PGresult **res);
+
+/* Ends a lead_begin transaction that had nothing to write. */
+enum crm_err lead_end(struct crm_req *req);
+
+/*
+ * Responds with {keys[i]: column i of row 0 of res} (JSON built by SQL) and status, or with
+ * err when it is not CRM_OK. Frees res.
+ */
+int lead_respond(struct crm_resp *resp, int status, enum crm_err err, PGresult *res,
+                 const char *const *keys, int n);
+
+#endif

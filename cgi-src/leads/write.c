@@ -1,0 +1,78 @@
+/* write.c: the one shape of every change to an existing lead: lock, check, write, commit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "handlers.h"
+#include "util.h"
+
+enum crm_err
+lead_begin(struct crm_req *req, struct lead_lock *lock)
+{
+    const char *params[2];
+    PGresult *res = NULL;
+    long long want;
+    int64_t id;
+    enum crm_err err;
+    int cond = crm_req_if_match(req, &want);
+
+    if (crm_req_param_id(req, "id", &id) != 0)
+        return CRM_ENOTFOUND;
+    lock->id = params[0] = req->param_val[0];
+    params[1] = req->who.owner;
+    if ((err = crm_db_begin(req->db)) != CRM_OK)
+        return err;
+    if ((err = crm_db_exec(req->db, "lead_lock", 2, params, &res)) == CRM_OK) {
+        if (PQntuples(res) == 0)
+            err = CRM_ENOTFOUND;
+        else if (cond < 0 || (cond > 0 && want != strtoll(PQgetvalue(res, 0, 0), NULL, 10)))
+            err = CRM_EPRECOND;
+    }
+    if (err == CRM_OK) {
+        snprintf(lock->status, sizeof(lock->status), "%s", PQgetvalue(res, 0, 1));
+        lock->owner = PQgetisnull(res, 0, 2) ? 0 : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    } else {
+        crm_db_rollback(req->db);
+    }
+    PQclear(res);
+    return err;
+}
+
+enum crm_err
+lead_commit(struct crm_req *req, const char *name, int n, const char *const *params, PGresult **res)
+{
+    enum crm_err err = crm_db_exec(req->db, name, n, params, res);
+
+    if (err == CRM_OK && PQntuples(*res) == 0)
+        err = CRM_EINVAL;
+    if (err == CRM_OK)
+        err = crm_db_commit(req->db);
+    else
+        crm_db_rollback(req->db);
+    if (err != CRM_OK && *res != NULL) {
+        PQclear(*res);
+        *res = NULL;
+    }
+    return err;
+}
+
+enum crm_err
+lead_end(struct crm_req *req)
+{
+    return crm_db_commit(req->db);
+}
+
+int
+lead_respond(struct crm_resp *resp, int status, enum crm_err err, PGresult *res,
+             const char *const *keys, int n)
+{
+    cJSON *obj = NULL;
+
+    if (err == CRM_OK && (obj = crm_db_json_object(res, 0, keys, n)) == NULL)
+        err = CRM_ENOMEM;
+    PQclear(res);
+    if (err != CRM_OK)
+        return crm_resp_error(resp, err);
+    return crm_resp_json(resp, status, obj);
+}
