@@ -39,12 +39,13 @@ struct crm_stmt {
 /* PATCH /api/leads/:id: a member present in the body $2 sets its column (null clears it). */
 #define PATCH(col, expr) col " = CASE WHEN $2::jsonb ? '" col "' THEN " expr " ELSE " col " END, "
 #define PATCH_TEXT(col) PATCH(col, "$2::jsonb->>'" col "'")
+/* Left unformatted: clang-format finds no stable layout for this list. */
+// clang-format off
 #define LEAD_PATCH                                                                                 \
-    PATCH_TEXT("name")                                                                             \
-    PATCH_TEXT("email")                                                                            \
-    PATCH_TEXT("phone") PATCH_TEXT("company") PATCH_TEXT("notes")                                  \
-        PATCH("source", "coalesce($2::jsonb->>'source', 'OTHER')")                                 \
-            PATCH("value", "coalesce(($2::jsonb->>'value')::numeric, 0)")
+    PATCH_TEXT("name") PATCH_TEXT("email") PATCH_TEXT("phone") PATCH_TEXT("company")               \
+    PATCH_TEXT("notes") PATCH("source", "coalesce($2::jsonb->>'source', 'OTHER')")                 \
+    PATCH("value", "coalesce(($2::jsonb->>'value')::numeric, 0)")
+// clang-format on
 /* GET /api/leads: $1 the row filter, $2..$7 the optional filters, $8 limit, $9 offset. */
 #define LEAD_FILTER                                                                                \
     " FROM leads l WHERE " OWN_1 " AND ($2::text[] IS NULL OR l.status = ANY ($2))"                \
