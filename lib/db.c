@@ -115,9 +115,11 @@ static const struct crm_stmt stmts[] = {
     LEAD_LIST("-name", "l.name DESC, l.id DESC"),
     /* $1 the validated body, $2 the actor, $3 the owner, which must be active (else no row). */
     STMT("lead_create",
-         "WITH l AS (INSERT INTO leads (name, email, phone, company, source, value, notes,"
-         " owner_id, created_by) SELECT $1::jsonb->>'name', $1::jsonb->>'email',"
+         "WITH l AS (INSERT INTO leads (name, email, phone, company, source, status, won_at,"
+         " value, notes, owner_id, created_by) SELECT $1::jsonb->>'name', $1::jsonb->>'email',"
          " $1::jsonb->>'phone', $1::jsonb->>'company', coalesce($1::jsonb->>'source', 'OTHER'),"
+         " coalesce($1::jsonb->>'status', 'NEW'),"
+         " CASE WHEN $1::jsonb->>'status' = 'WON' THEN now() END,"
          " coalesce(($1::jsonb->>'value')::numeric, 0), $1::jsonb->>'notes', $3, $2"
          " WHERE $3::bigint IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = $3 AND active)"
          " RETURNING leads AS r),"

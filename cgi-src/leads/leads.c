@@ -37,6 +37,7 @@ leads_create(struct crm_req *req, struct crm_resp *resp)
 {
     static const struct crm_field rules[] = {
         LEAD_RULES(CRM_F_REQUIRED),
+        {"status", CRM_F_ENUM, CRM_F_NULLABLE, 0, 0, lead_statuses},
         {"owner_id", CRM_F_ID, CRM_F_NULLABLE, 0, 0, NULL},
     };
     char owner[21], location[64];
