@@ -268,9 +268,11 @@ idle_conn_alive(PGconn *conn)
 {
     struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
 
-    if (poll(&p, 1, 0) <= 0)
-        return 1;
-    return PQconsumeInput(conn) && PQstatus(conn) == CONNECTION_OK;
+    /* A server going away sends its FATAL message, then closes: the close may need a 2nd read. */
+    for (int i = 0; i < 4 && poll(&p, 1, 0) > 0; i++)
+        if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK)
+            return 0;
+    return 1;
 }
 
 enum crm_err

@@ -2,7 +2,7 @@
 import os
 import subprocess
 
-from conftest import VAR, login, sql, unique_email
+from conftest import VAR, env_file, login, sql, unique_email
 
 CRMCTL = os.path.join(VAR, "bin", "crmctl")
 ENV = dict(os.environ, CRM_ENV_FILE=os.path.join(VAR, "crm.env"))
@@ -17,9 +17,34 @@ def test_migrate_is_idempotent():
     for _ in range(2):
         r = crmctl("migrate", "--schema", os.path.join(VAR, "schema.sql"))
         assert r.returncode == 0, r.stderr
-        assert r.stdout.strip() == "schema version 1"
+        lines = r.stdout.splitlines()
+        assert lines[0] == "schema version 2"
+        assert lines[1].startswith("statements: ") and lines[1].endswith(" prepared")
+        assert int(lines[1].split()[1]) >= 30
     assert sql("SELECT count(*) FROM users") == before
-    assert sql("SELECT version FROM schema_version ORDER BY version") == [["1"]]
+    assert sql("SELECT version FROM schema_version ORDER BY version") == [["1"], ["2"]]
+
+
+def test_migrate_refuses_a_schema_the_programs_do_not_fit(tmp_path):
+    """A schema without version 2 (no leads) applies, but the lead statements cannot prepare
+    against it, and migrate says so instead of letting the first request find out."""
+    with open(os.path.join(VAR, "schema.sql")) as f:
+        v1 = f.read().split("-- Version 2")[0]
+    path = tmp_path / "v1.sql"
+    path.write_text(v1)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(path, 0o644)
+    db = "crm_v1_%d" % os.getpid()
+    sql("CREATE DATABASE " + db)
+    try:
+        url = env_file()["DATABASE_URL"].replace("/crm?", "/%s?" % db)
+        r = subprocess.run([CRMCTL, "migrate", "--schema", str(path)], capture_output=True,
+                           text=True, env=dict(ENV, DATABASE_URL=url))
+        assert r.returncode == 1
+        assert r.stdout.splitlines() == ["schema version 1"]
+        assert "lead_get" in r.stderr and "does not prepare" in r.stderr
+    finally:
+        sql("DROP DATABASE " + db)
 
 
 def test_create_user_generated_password():

@@ -31,6 +31,9 @@ def test_database_restart(admin):
         assert r.status == 503 and r.json["error"]["code"] == "unavailable"
         r = register()
         assert r.status == 503
+        for path in ("/api/leads", "/api/dashboard/stats"):
+            r = request("GET", path, token=admin["token"])
+            assert r.status == 503 and r.header("Retry-After") == "1", path
     finally:
         stack("pg-start")
     deadline = time.time() + 15
@@ -42,5 +45,7 @@ def test_database_restart(admin):
     # Every worker reconnects: enough requests to reach each of them succeed.
     for _ in range(8):
         assert request("GET", "/api/auth/me", token=admin["token"]).status == 200
+        assert request("GET", "/api/leads?limit=1", token=admin["token"]).status == 200
+        assert request("GET", "/api/dashboard/stats", token=admin["token"]).status == 200
     assert register().status == 201
     assert worker_pids() == pids
