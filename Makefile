@@ -14,7 +14,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 AUTH_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/auth/*.c))
 LEADS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/leads/*.c))
 DASH_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/dashboard/*.c))
-CTL_OBJ := $(BUILD)/src/crmctl.o
+CTL_OBJ := $(BUILD)/src/crmctl.o $(BUILD)/src/seed.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/crmctl

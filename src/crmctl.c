@@ -10,6 +10,7 @@
 #include "config.h"
 #include "db.h"
 #include "password.h"
+#include "seed.h"
 #include "util.h"
 #include "valid.h"
 
@@ -27,7 +28,10 @@ usage(FILE *f)
                "  create-user --role ROLE --email EMAIL --name NAME [--password-stdin]\n"
                "                            create a user; the password is read from standard\n"
                "                            input with --password-stdin, else generated and\n"
-               "                            printed once as email=... and password=... lines\n\n"
+               "                            printed once as email=... and password=... lines\n"
+               "  seed --leads N --users M [--seed S]\n"
+               "                            add demo data: M users, N leads, ~10 activities\n"
+               "                            per lead (COPY; 1 000 000 leads take minutes)\n\n"
                "Reads DATABASE_URL and the other settings from the environment and from the env\n"
                "file in CRM_ENV_FILE (default /etc/crm/crm.env).\n");
     return f == stdout ? 0 : 2;
@@ -213,6 +217,32 @@ cmd_create_user(const struct crm_config *cfg, int argc, char **argv)
     return rc;
 }
 
+static int
+cmd_seed(const struct crm_config *cfg, int argc, char **argv)
+{
+    long long leads = -1, users = -1, seed = 1;
+    PGconn *conn;
+    int rc;
+
+    for (int i = 0; i + 1 < argc; i += 2) {
+        long long *v = strcmp(argv[i], "--leads") == 0   ? &leads
+                       : strcmp(argv[i], "--users") == 0 ? &users
+                       : strcmp(argv[i], "--seed") == 0  ? &seed
+                                                         : NULL;
+
+        if (v == NULL || crm_parse_int(argv[i + 1], 0, 100000000, v) != 0)
+            return usage(stderr);
+    }
+    if (argc % 2 != 0 || leads < 0 || users < 2)
+        return usage(stderr);
+    if ((conn = connect_db(cfg)) == NULL)
+        return 1;
+    rc = crm_seed(conn, (long)leads, (long)users, cfg->bcrypt_cost, (unsigned long)seed) == 0 ? 0
+                                                                                              : 1;
+    PQfinish(conn);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -232,5 +262,7 @@ main(int argc, char **argv)
         return cmd_migrate(&cfg, argc - 2, argv + 2);
     if (strcmp(argv[1], "create-user") == 0)
         return cmd_create_user(&cfg, argc - 2, argv + 2);
+    if (strcmp(argv[1], "seed") == 0)
+        return cmd_seed(&cfg, argc - 2, argv + 2);
     return usage(stderr);
 }
