@@ -20,7 +20,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/crmctl
 
 .SECONDARY:
-.PHONY: all run stop test unit api asan format lint clean deps
+.PHONY: all run stop test unit api asan format lint clean deps bench
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -61,6 +61,10 @@ SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 test: deps
 	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" CFLAGS="-O1 -g" all unit-bins
 	scripts/test.sh build/asan
+
+# wrk and pgbench against a fresh optimised stack under var/bench; writes bench/results.md.
+bench: deps
+	python3 bench/bench.py
 
 unit-bins: $(UNIT_BIN)
 

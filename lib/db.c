@@ -340,6 +340,15 @@ result_err(struct crm_db *db, const char *name, const PGresult *res)
     return CRM_EDB;
 }
 
+const char *
+crm_db_sql(const char *name)
+{
+    for (size_t i = 0; i < NSTMTS; i++)
+        if (strcmp(stmts[i].name, name) == 0)
+            return stmts[i].sql;
+    return NULL;
+}
+
 static const struct crm_stmt *
 find_per_call(const char *name)
 {

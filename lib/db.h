@@ -48,6 +48,9 @@ void crm_db_rollback(struct crm_db *db);
  */
 enum crm_err crm_db_check(struct crm_db *db, int *nstmts);
 
+/* The SQL text of statement name, or NULL: for EXPLAIN and for pgbench. */
+const char *crm_db_sql(const char *name);
+
 /* Connects now if needed. CRM_OK or CRM_EUNAVAIL. */
 enum crm_err crm_db_connect(struct crm_db *db);
 

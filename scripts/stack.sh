@@ -142,7 +142,7 @@ start() {
     [ -x "$BIN/crm-auth" ] || die "no programs in $BIN: run make first"
     [ -n "$PGBIN" ] || die "PostgreSQL is not installed: run make deps"
     setup_user
-    mkdir -p "$VAR"/{run,log,nginx,mail,bin,web,pg}
+    mkdir -p "$VAR"/{run,log,nginx/conf.d,mail,bin,web,pg}
     chmod 700 "$VAR/run" "$VAR/pg"
     # The daemons run these copies, so a rebuild never changes a running worker's binary.
     local f

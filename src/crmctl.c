@@ -29,6 +29,8 @@ usage(FILE *f)
                "                            create a user; the password is read from standard\n"
                "                            input with --password-stdin, else generated and\n"
                "                            printed once as email=... and password=... lines\n"
+               "  statement NAME            print the SQL of a statement the programs run\n"
+               "                            (lead_get, lead_list:-created_at, ...), to EXPLAIN\n"
                "  seed --leads N --users M [--seed S]\n"
                "                            add demo data: M users, N leads, ~10 activities\n"
                "                            per lead (COPY; 1 000 000 leads take minutes)\n\n"
@@ -254,6 +256,16 @@ main(int argc, char **argv)
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0)
         return usage(stdout);
+    if (strcmp(argv[1], "statement") == 0 && argc == 3) {
+        const char *text = crm_db_sql(argv[2]);
+
+        if (text == NULL) {
+            fprintf(stderr, "crmctl: no statement %s\n", argv[2]);
+            return 1;
+        }
+        printf("%s\n", text);
+        return 0;
+    }
     if (crm_config_load(crm_config_default_path(), &cfg, why, sizeof(why)) != 0) {
         fprintf(stderr, "crmctl: %s\n", why);
         return 1;

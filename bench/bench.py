@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""make bench: wrk and pgbench against a fresh stack of the optimised build on loopback.
+
+Measures, at 50 connections: (1) nginx answering a static `return 200` (the front-door limit),
+(2) pgbench running the very SQL of GET /api/leads/:id (the database limit), (3) that request
+through nginx and crm-leads, (4) a search listing, (5) every dashboard route at 100 000 and at
+1 000 000 seeded leads. Writes the table to bench/results.md. Settings (environment):
+BENCH_SECONDS per run (default 15), BENCH_MEMORY_SECONDS for (3) (default 60), BENCH_LEADS
+(default 1000000), BENCH_WORKERS per pool (default 4).
+"""
+import datetime
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VAR = os.path.join(ROOT, "var", "bench")
+PORT, STATIC_PORT = 18090, 18091
+SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
+MEMORY_SECONDS = int(os.environ.get("BENCH_MEMORY_SECONDS", "60"))
+LEADS = int(os.environ.get("BENCH_LEADS", "1000000"))
+WORKERS = os.environ.get("BENCH_WORKERS", "4")
+CONNS = 50
+STACK_ENV = dict(os.environ, CRM_VAR=VAR, CRM_PORT=str(PORT), CRM_BIN=os.path.join(ROOT, "build"),
+                 CRM_WORKERS=WORKERS, CRM_BCRYPT_COST="10")
+PGBIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+
+
+def as_owner(cmd):
+    """Runs as the stack's service user when root (PostgreSQL's socket is the crm user's)."""
+    if os.getuid() == 0:
+        return ["setpriv", "--reuid=crm", "--regid=crm", "--init-groups", "--"] + cmd
+    return cmd
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def psql(query):
+    run = os.path.join(os.path.realpath(VAR), "run")
+    return sh(as_owner([os.path.join(PGBIN, "psql"), "-h", run, "-d", "crm", "-XtAq", "-c",
+                        query])).strip()
+
+
+def crmctl(*args):
+    return sh(as_owner([os.path.join(os.path.realpath(VAR), "bin", "crmctl"), *args]),
+              env=dict(os.environ, CRM_ENV_FILE=os.path.join(os.path.realpath(VAR), "crm.env")))
+
+
+def start_stack():
+    sh([os.path.join(ROOT, "scripts", "stack.sh"), "stop"], env=STACK_ENV)
+    real = os.path.realpath(VAR)
+    for path in {VAR, real}:
+        if os.path.islink(path):
+            os.unlink(path)
+        elif os.path.exists(path):
+            shutil.rmtree(path)
+    sh([os.path.join(ROOT, "scripts", "stack.sh"), "start"], env=STACK_ENV)
+    conf = os.path.join(os.path.realpath(VAR), "nginx", "conf.d", "bench-static.conf")
+    with open(conf, "w") as f:
+        f.write("server {\n    listen 127.0.0.1:%d;\n    location / { return 200 'ok\\n'; }\n}\n"
+                % STATIC_PORT)
+    sh([os.path.join(ROOT, "scripts", "stack.sh"), "start"], env=STACK_ENV)  # reloads nginx
+
+
+def seed_to(n):
+    have = int(psql("SELECT count(*) FROM leads"))
+    if have < n:
+        t = time.time()
+        crmctl("seed", "--leads", str(n - have), "--users", "50", "--seed", str(n))
+        print("bench: seeded %d leads in %.0f s" % (n - have, time.time() - t), flush=True)
+    psql("VACUUM ANALYZE")
+
+
+def token():
+    creds = dict(l.strip().split("=", 1) for l in open(os.path.join(VAR, "admin.txt")))
+    req = urllib.request.Request("http://127.0.0.1:%d/api/auth/login" % PORT,
+                                 json.dumps(creds).encode(),
+                                 {"Content-Type": "application/json"})
+    body = json.load(urllib.request.urlopen(req))
+    return body["token"], body["user"]["id"]
+
+
+def ms(text):
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(name, url, lua=None, seconds=SECONDS):
+    cmd = ["wrk", "-t2", "-c%d" % CONNS, "-d%ds" % seconds, "--latency", url]
+    if lua:
+        path = os.path.join(VAR, "bench-%d.lua" % abs(hash(name)))
+        with open(path, "w") as f:
+            f.write(lua)
+        cmd[1:1] = ["-s", path]
+    out = sh(cmd)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = int(errors.group(1)) if errors else 0
+    errors += sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    return {"name": name, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50": ms(re.search(r"50%\s+(\S+)", out).group(1)),
+            "p99": ms(re.search(r"99%\s+(\S+)", out).group(1)), "errors": errors}
+
+
+def authed_lua(tok, path_expr, setup=""):
+    return """%s
+wrk.headers["Authorization"] = "Bearer %s"
+request = function()
+  return wrk.format("GET", %s)
+end
+""" % (setup, tok, path_expr)
+
+
+def pgbench(name, uid, lo, hi):
+    """The statements GET /api/leads/:id runs (the caller re-read, then the lead), prepared."""
+    user = crmctl("statement", "user_get").strip().replace("$1", ":uid")
+    lead = crmctl("statement", "lead_get").strip().replace("$1", ":id").replace("$2", "NULL")
+    script = os.path.join(os.path.realpath(VAR), "pgbench.sql")
+    with open(script, "w") as f:
+        f.write("\\set uid %d\n\\set id random(%d, %d)\n%s;\n%s;\n" % (uid, lo, hi, user, lead))
+    logdir = os.path.join(os.path.realpath(VAR), "pgbench-log")
+    os.makedirs(logdir, exist_ok=True)
+    if os.getuid() == 0:
+        shutil.chown(logdir, "crm", "crm")
+        shutil.chown(script, "crm", "crm")
+    for old in glob.glob(os.path.join(logdir, "*")):
+        os.unlink(old)
+    out = sh(as_owner([os.path.join(PGBIN, "pgbench"), "-n", "-M", "prepared", "-c", str(CONNS),
+                       "-j", "2", "-T", str(SECONDS), "-f", script, "-l",
+                       "--log-prefix=%s/pgb" % logdir, "-h",
+                       os.path.join(os.path.realpath(VAR), "run"), "crm"]))
+    lat = sorted(int(line.split()[2]) for p in glob.glob(os.path.join(logdir, "pgb*"))
+                 for line in open(p))
+    return {"name": name, "rps": float(re.search(r"tps = ([\d.]+)", out).group(1)),
+            "p50": lat[len(lat) // 2] / 1000.0, "p99": lat[int(len(lat) * 0.99)] / 1000.0,
+            "errors": int(re.search(r"failed transactions: (\d+)", out).group(1))
+            if "failed transactions" in out else 0}
+
+
+def rss_kib(program):
+    total = 0
+    for pid in sh(["pgrep", "-f", os.path.join(os.path.realpath(VAR), "bin", program)]).split():
+        try:
+            with open("/proc/%s/status" % pid) as f:
+                total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+        except (OSError, AttributeError):
+            pass
+    return total
+
+
+def row(n, r):
+    return "| %s | %s | %.0f | %.2f | %.2f | %d |" % (n, r["name"], r["rps"], r["p50"], r["p99"],
+                                                    r["errors"])
+
+
+def dashboards(tok, size):
+    base = "http://127.0.0.1:%d/api/dashboard/" % PORT
+    return [wrk("%s at %s leads" % (route, format(size, ",")), base + route,
+                authed_lua(tok, '"/api/dashboard/%s"' % route))
+            for route in ("stats", "leads-by-status", "top-sales", "top-sales?from=2026-01-01")]
+
+
+def main():
+    started = time.time()
+    subprocess.run(["make", "-s", "-C", ROOT, "all"], check=True)
+    start_stack()
+    seed_to(min(100000, LEADS))
+    tok, uid = token()
+    small = dashboards(tok, min(100000, LEADS))
+    seed_to(LEADS)
+    lo, hi = (int(x) for x in psql("SELECT min(id), max(id) FROM leads").split("|"))
+    base = "http://127.0.0.1:%d" % PORT
+    static = wrk("nginx static `return 200`", "http://127.0.0.1:%d/" % STATIC_PORT)
+    db = pgbench("pgbench: the SQL of GET /api/leads/:id", uid, lo, hi)
+    rss_before = rss_kib("crm-leads")
+    get = wrk("GET /api/leads/:id (random id)", base + "/",
+              authed_lua(tok, '"/api/leads/" .. math.random(%d, %d)' % (lo, hi)),
+              MEMORY_SECONDS)
+    rss_after = rss_kib("crm-leads")
+    search = wrk("GET /api/leads?limit=20&q=<surname>", base + "/",
+                 authed_lua(tok, '"/api/leads?limit=20&q=" .. names[math.random(#names)]',
+                            'names = {"okafor", "novak", "garcia", "rossi", "haddad", '
+                            '"mensah", "larsen", "dubois"}'))
+    large = dashboards(tok, LEADS)
+    mem = psql("SELECT pg_size_pretty(pg_database_size('crm'))")
+    lines = [
+        "# Benchmark results",
+        "",
+        "- Date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "- Machine: %s cores (`nproc`), %s GiB memory; %s" % (
+            os.cpu_count(), round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                                  / 2 ** 30), sh(["uname", "-sr"]).strip()),
+        "- Command: `make bench` (wrk -t2 -c%d, %d s per run, %d s for (3); pgbench -M prepared"
+        " -c%d -j2); %s workers per pool; %s leads, %s activities, database %s" % (
+            CONNS, SECONDS, MEMORY_SECONDS, CONNS, WORKERS, format(LEADS, ","),
+            format(int(psql("SELECT count(*) FROM activities")), ","), mem),
+        "",
+        "| # | what | req/s | p50 ms | p99 ms | errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+        row(1, static), row(2, db), row(3, get), row(4, search),
+    ] + [row(5, r) for r in small + large] + [
+        "",
+        "- (3)/(1) front door: **%.3f**" % (get["rps"] / static["rps"]),
+        "- (3)/(2) database limit: **%.2f** (target >= 0.50); p99 of (3): **%.2f ms**"
+        " (target < 10 ms)" % (get["rps"] / db["rps"], get["p99"]),
+        "- slowest dashboard p50 at %s leads: **%.2f ms** (target < 50 ms)" % (
+            format(LEADS, ","), max(r["p50"] for r in large)),
+        "- crm-leads workers' RSS over the %d s run of (3): %d KiB before, %d KiB after" % (
+            MEMORY_SECONDS, rss_before, rss_after),
+        "- wall time of the whole run: %.0f s" % (time.time() - started),
+    ]
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(ROOT, "bench", "results.md"), "w") as f:
+        f.write(text)
+    print(text)
+    sh([os.path.join(ROOT, "scripts", "stack.sh"), "stop"], env=STACK_ENV)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
