@@ -17,7 +17,8 @@ DASH_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/dashboard/*.c))
 CTL_OBJ := $(BUILD)/src/crmctl.o $(BUILD)/src/seed.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/crmctl
+PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/crm-mailer \
+	$(BUILD)/crmctl
 
 .SECONDARY:
 .PHONY: all run stop test unit api asan format lint clean deps bench
@@ -38,6 +39,9 @@ $(BUILD)/crm-leads: $(LEADS_OBJ) $(BUILD)/libcrm.a
 
 $(BUILD)/crm-dashboard: $(DASH_OBJ) $(BUILD)/libcrm.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/crm-mailer: $(BUILD)/src/mailer.o $(BUILD)/libcrm.a
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS) -lesmtp
 
 $(BUILD)/crmctl: $(CTL_OBJ) $(BUILD)/libcrm.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
@@ -64,7 +68,7 @@ test: deps
 
 # wrk and pgbench against a fresh optimised stack under var/bench; writes bench/results.md.
 bench: deps
-	python3 bench/bench.py
+	/usr/bin/python3 bench/bench.py
 
 unit-bins: $(UNIT_BIN)
 

@@ -153,13 +153,38 @@ CREATE TABLE IF NOT EXISTS user_totals (
     activities bigint NOT NULL DEFAULT 0   -- activities logged by the user
 );
 
+-- Rolling windows ("the last 7 days") add up hours instead of counting rows; only the first,
+-- partial hour of a window is counted from the table itself.
+CREATE TABLE IF NOT EXISTS hourly_totals (
+    hour       timestamptz PRIMARY KEY,  -- UTC hour
+    leads      bigint NOT NULL DEFAULT 0,  -- leads created in it
+    activities bigint NOT NULL DEFAULT 0   -- activities created in it
+);
+
+-- Won leads per owner and UTC day of the win, so a top-sales period adds up days, not leads.
+CREATE TABLE IF NOT EXISTS won_daily (
+    user_id   bigint NOT NULL REFERENCES users (id),
+    day       timestamptz NOT NULL,  -- UTC midnight
+    won       bigint NOT NULL DEFAULT 0,
+    won_value numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, day)
+);
+
 DO $$ BEGIN
-    CREATE TYPE crm_lead_delta AS (status text, owner_id bigint, value numeric, n integer);
+    CREATE TYPE crm_lead_delta AS (status text, owner_id bigint, value numeric,
+                                   hour timestamptz, won_day timestamptz, n integer);
 EXCEPTION WHEN duplicate_object THEN NULL;
 END $$;
 
--- Applies +1 (new row) / -1 (old row) deltas. Rows are upserted in key order, so two writers
--- lock summary rows in the same order; a change that moves nothing locks nothing.
+-- One +1 (new row) or -1 (old row) delta of a lead.
+CREATE OR REPLACE FUNCTION crm_lead_delta(l leads, n integer) RETURNS crm_lead_delta
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT (l.status, l.owner_id, l.value, date_trunc('hour', l.created_at, 'UTC'),
+                  CASE WHEN l.status = 'WON' THEN date_trunc('day', l.won_at, 'UTC') END,
+                  n)::crm_lead_delta $$;
+
+-- Applies the deltas of one statement. Rows are upserted in key order, so two writers lock
+-- summary rows in the same order; a change that moves nothing (a note edited) locks nothing.
 CREATE OR REPLACE FUNCTION crm_apply_lead_deltas(ds crm_lead_delta[]) RETURNS void
     LANGUAGE sql AS $$
     INSERT INTO lead_totals AS t (status, leads, value)
@@ -176,21 +201,28 @@ CREATE OR REPLACE FUNCTION crm_apply_lead_deltas(ds crm_lead_delta[]) RETURNS vo
         ON CONFLICT (user_id) DO UPDATE
             SET leads = t.leads + excluded.leads, won = t.won + excluded.won,
                 won_value = t.won_value + excluded.won_value;
+    INSERT INTO hourly_totals AS t (hour, leads)
+        SELECT hour, sum(n) FROM unnest(ds) GROUP BY hour HAVING sum(n) <> 0 ORDER BY hour
+        ON CONFLICT (hour) DO UPDATE SET leads = t.leads + excluded.leads;
+    INSERT INTO won_daily AS t (user_id, day, won, won_value)
+        SELECT owner_id, won_day, sum(n), sum(n * value) FROM unnest(ds)
+        WHERE won_day IS NOT NULL AND owner_id IS NOT NULL GROUP BY owner_id, won_day
+        HAVING sum(n) <> 0 OR sum(n * value) <> 0 ORDER BY owner_id, won_day
+        ON CONFLICT (user_id, day) DO UPDATE
+            SET won = t.won + excluded.won, won_value = t.won_value + excluded.won_value;
 $$;
 
 CREATE OR REPLACE FUNCTION crm_leads_totals() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM crm_apply_lead_deltas(array_agg((status, owner_id, value, 1)::crm_lead_delta))
-            FROM new_rows;
+        PERFORM crm_apply_lead_deltas(array_agg(crm_lead_delta(r, 1))) FROM new_rows r;
     ELSIF TG_OP = 'DELETE' THEN
-        PERFORM crm_apply_lead_deltas(array_agg((status, owner_id, value, -1)::crm_lead_delta))
-            FROM old_rows;
+        PERFORM crm_apply_lead_deltas(array_agg(crm_lead_delta(r, -1))) FROM old_rows r;
     ELSE
         PERFORM crm_apply_lead_deltas(array_agg(d)) FROM (
-            SELECT (status, owner_id, value, 1)::crm_lead_delta AS d FROM new_rows
+            SELECT crm_lead_delta(r, 1) AS d FROM new_rows r
             UNION ALL
-            SELECT (status, owner_id, value, -1)::crm_lead_delta FROM old_rows) x;
+            SELECT crm_lead_delta(r, -1) FROM old_rows r) x;
     END IF;
     RETURN NULL;
 END $$;
@@ -201,13 +233,51 @@ BEGIN
         INSERT INTO user_totals AS t (user_id, activities)
             SELECT actor_id, count(*) FROM new_rows GROUP BY actor_id ORDER BY actor_id
             ON CONFLICT (user_id) DO UPDATE SET activities = t.activities + excluded.activities;
+        INSERT INTO hourly_totals AS t (hour, activities)
+            SELECT date_trunc('hour', created_at, 'UTC') AS h, count(*) FROM new_rows
+            GROUP BY h ORDER BY h
+            ON CONFLICT (hour) DO UPDATE SET activities = t.activities + excluded.activities;
     ELSE
         UPDATE user_totals t SET activities = t.activities - d.n
             FROM (SELECT actor_id, count(*) AS n FROM old_rows GROUP BY actor_id) d
             WHERE t.user_id = d.actor_id;
+        UPDATE hourly_totals t SET activities = t.activities - d.n
+            FROM (SELECT date_trunc('hour', created_at, 'UTC') AS h, count(*) AS n
+                  FROM old_rows GROUP BY h) d
+            WHERE t.hour = d.h;
     END IF;
     RETURN NULL;
 END $$;
+
+-- How many rows of a table were created since t: whole hours from hourly_totals, the first,
+-- partial hour counted from the rows themselves (through their created_at index).
+CREATE OR REPLACE FUNCTION crm_leads_since(t timestamptz) RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT coalesce((SELECT sum(leads) FROM hourly_totals
+                           WHERE hour > date_trunc('hour', t, 'UTC')), 0)
+               + (SELECT count(*) FROM leads WHERE created_at >= t
+                  AND created_at < date_trunc('hour', t, 'UTC') + interval '1 hour') $$;
+CREATE OR REPLACE FUNCTION crm_activities_since(t timestamptz) RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT coalesce((SELECT sum(activities) FROM hourly_totals
+                           WHERE hour > date_trunc('hour', t, 'UTC')), 0)
+               + (SELECT count(*) FROM activities WHERE created_at >= t
+                  AND created_at < date_trunc('hour', t, 'UTC') + interval '1 hour') $$;
+
+-- Won leads and their value for one owner, won between t1 and t2 (either may be NULL: open):
+-- the whole days in between from won_daily, the edge days from the leads_won index.
+CREATE OR REPLACE FUNCTION crm_won_between(uid bigint, t1 timestamptz, t2 timestamptz,
+                                           OUT won bigint, OUT won_value numeric)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(d.won, 0) + e.won, coalesce(d.won_value, 0) + e.won_value
+          FROM (SELECT sum(won) AS won, sum(won_value) AS won_value FROM won_daily
+                WHERE user_id = uid AND (t1 IS NULL OR day > date_trunc('day', t1, 'UTC'))
+                  AND (t2 IS NULL OR day < date_trunc('day', t2, 'UTC'))) d,
+               (SELECT count(*) AS won, coalesce(sum(value), 0) AS won_value FROM leads
+                WHERE status = 'WON' AND owner_id = uid
+                  AND (t1 IS NULL OR won_at >= t1) AND (t2 IS NULL OR won_at <= t2)
+                  AND ((t1 IS NOT NULL AND won_at < date_trunc('day', t1, 'UTC') + interval '1 day')
+                       OR (t2 IS NOT NULL AND won_at >= date_trunc('day', t2, 'UTC')))) e $$;
 
 CREATE OR REPLACE TRIGGER leads_totals_ins AFTER INSERT ON leads
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_leads_totals();
@@ -220,5 +290,12 @@ CREATE OR REPLACE TRIGGER activities_totals_ins AFTER INSERT ON activities
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_activities_totals();
 CREATE OR REPLACE TRIGGER activities_totals_del AFTER DELETE ON activities
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_activities_totals();
+-- Activities are never edited (the API has no such route); refuse it, so the summaries hold.
+CREATE OR REPLACE FUNCTION crm_activities_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'activities are not updated';
+END $$;
+CREATE OR REPLACE TRIGGER activities_no_update BEFORE UPDATE ON activities
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_activities_immutable();
 
 INSERT INTO schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;

@@ -145,10 +145,12 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
         {"BCRYPT_COST", texts[1], 4, 31, 12},
         {"PORT", texts[2], 1, 65535, 8080},
         {"MAIL_PORT", texts[3], 1, 65535, 25},
+        {"MAIL_MAX_ATTEMPTS", texts[4], 1, 100, 8},
+        {"MAIL_RETRY_SECONDS", texts[5], 1, 86400, 30},
     };
-    long vals[4];
+    long vals[6];
 
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 6; i++) {
         vals[i] = nums[i].dflt;
         if (nums[i].text[0] != '\0' &&
             parse_long(nums[i].text, nums[i].lo, nums[i].hi, &vals[i]) != 0)
@@ -158,14 +160,16 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
     cfg->bcrypt_cost = (int)vals[1];
     cfg->port = (int)vals[2];
     cfg->mail_port = (int)vals[3];
+    cfg->mail_max_attempts = (int)vals[4];
+    cfg->mail_retry = vals[5];
     return 0;
 }
 
 int
 crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whysz)
 {
-    char ttl[32] = "", cost[32] = "", port[32] = "", mport[32] = "";
-    const char *texts[4] = {ttl, cost, port, mport};
+    char ttl[32] = "", cost[32] = "", port[32] = "", mport[32] = "", tries[32] = "", retry[32] = "";
+    const char *texts[6] = {ttl, cost, port, mport, tries, retry};
     const struct key keys[] = {
         {"DATABASE_URL", cfg->database_url, sizeof(cfg->database_url)},
         {"JWT_SECRET", cfg->jwt_secret, sizeof(cfg->jwt_secret)},
@@ -177,6 +181,10 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         {"MAIL_USER", cfg->mail_user, sizeof(cfg->mail_user)},
         {"MAIL_PASS", cfg->mail_pass, sizeof(cfg->mail_pass)},
         {"MAIL_FROM", cfg->mail_from, sizeof(cfg->mail_from)},
+        {"MAIL_TLS", cfg->mail_tls, sizeof(cfg->mail_tls)},
+        {"MAIL_MAX_ATTEMPTS", tries, sizeof(tries)},
+        {"MAIL_RETRY_SECONDS", retry, sizeof(retry)},
+        {"MAIL_DIR", cfg->mail_dir, sizeof(cfg->mail_dir)},
     };
     const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
 
@@ -198,6 +206,13 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         return fail(why, whysz, "%s is shorter than 32 bytes", "JWT_SECRET");
     if (cfg->mail_from[0] == '\0')
         snprintf(cfg->mail_from, sizeof(cfg->mail_from), "Next-Gen CRM <no-reply@localhost>");
+    if (cfg->mail_tls[0] == '\0')
+        snprintf(cfg->mail_tls, sizeof(cfg->mail_tls), "auto");
+    if (strcmp(cfg->mail_tls, "off") != 0 && strcmp(cfg->mail_tls, "auto") != 0 &&
+        strcmp(cfg->mail_tls, "required") != 0)
+        return fail(why, whysz, "%s must be off, auto or required", "MAIL_TLS");
+    if (cfg->mail_dir[0] == '\0')
+        snprintf(cfg->mail_dir, sizeof(cfg->mail_dir), "/var/lib/crm/mail");
     return check_numbers(cfg, texts, why, whysz);
 }
 

@@ -16,6 +16,10 @@ struct crm_config {
     char mail_user[256];
     char mail_pass[256];
     char mail_from[256];
+    char mail_tls[16];     /* MAIL_TLS: off, auto (STARTTLS when offered, default), required */
+    int mail_max_attempts; /* MAIL_MAX_ATTEMPTS, 1..100, default 8 */
+    long mail_retry;       /* MAIL_RETRY_SECONDS: the first backoff, default 30 */
+    char mail_dir[512];    /* MAIL_DIR: where .eml files go when MAIL_HOST is empty */
 };
 
 /*

@@ -178,16 +178,47 @@ static const struct crm_stmt stmts[] = {
          " WHERE l.id = $1 AND " OWN_2 " GROUP BY l.id"),
 
     /*
-     * Dashboard: every figure comes from the summaries the triggers keep (schema.sql) or from an
-     * index range, so none scans the leads or activities tables.
+     * The e-mail outbox. A claim takes the oldest due row no other mailer holds and leases it:
+     * its next attempt moves $1 seconds ahead, so a mailer that dies mid-send delays it only.
+     */
+    STMT("mail_listen", "LISTEN mail_outbox"),
+    STMT(
+        "mail_claim",
+        "UPDATE mail_outbox SET attempts = attempts + 1,"
+        " next_attempt_at = now() + make_interval(secs => $1::int)"
+        " WHERE id = (SELECT id FROM mail_outbox WHERE status = 'pending'"
+        " AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING id, to_addr, to_name, attempts"),
+    STMT("mail_sent", "UPDATE mail_outbox SET status = 'sent', sent_at = now(), last_error = NULL"
+                      " WHERE id = $1"),
+    /* $1 id, $2 error, $3 seconds to the next attempt, $4 the attempts allowed. */
+    STMT("mail_failed", "UPDATE mail_outbox SET last_error = $2, next_attempt_at = now()"
+                        " + make_interval(secs => $3::int), status = CASE WHEN attempts >= $4::int"
+                        " THEN 'failed' ELSE 'pending' END WHERE id = $1"),
+    STMT("mail_next_due", "SELECT ceil(extract(epoch FROM min(next_attempt_at) - now()))"
+                          " FROM mail_outbox WHERE status = 'pending'"),
+    /* crmctl mail list: $1 a status or NULL, $2 limit. */
+    STMT("mail_list", "SELECT id, status, attempts, to_addr, crm_ts(created_at),"
+                      " crm_ts(next_attempt_at), coalesce(crm_ts(sent_at), '-'),"
+                      " coalesce(last_error, '') FROM mail_outbox"
+                      " WHERE $1::text IS NULL OR status = $1 ORDER BY id DESC LIMIT $2"),
+    /* crmctl mail retry: a failed (or pending) message goes again now, with fresh attempts. */
+    STMT("mail_retry", "WITH m AS (UPDATE mail_outbox SET status = 'pending', attempts = 0,"
+                       " next_attempt_at = now() WHERE id = $1 AND status <> 'sent' RETURNING id)"
+                       " SELECT pg_notify('mail_outbox', m.id::text) IS NULL FROM m"),
+
+    /*
+     * Dashboard: every figure comes from the summaries the triggers keep (schema.sql), plus at
+     * most an hour (7-day counts) or the edge days (top-sales periods) read through an index,
+     * so no route scans the leads or activities tables.
      */
     STMT("dash_stats",
-         "SELECT json_build_object('total_leads', t.total, 'new_leads_7d', (SELECT count(*)"
-         " FROM leads WHERE created_at >= now() - interval '7 days'), 'won', t.won,"
+         "SELECT json_build_object('total_leads', t.total, 'new_leads_7d',"
+         " crm_leads_since(now() - interval '7 days'), 'won', t.won,"
          " 'lost', t.lost, 'open', t.total - t.won - t.lost, 'conversion_rate',"
          " CASE WHEN t.won + t.lost = 0 THEN 0 ELSE round(t.won::numeric / (t.won + t.lost), 4)"
          " END, 'pipeline_value', t.pipeline, 'won_value', t.won_value, 'activities_7d',"
-         " (SELECT count(*) FROM activities WHERE created_at >= now() - interval '7 days'),"
+         " crm_activities_since(now() - interval '7 days'),"
          " 'users', (SELECT json_build_object('ADMIN', count(*) FILTER (WHERE role = 'ADMIN'),"
          " 'MANAGER', count(*) FILTER (WHERE role = 'MANAGER'), 'SALES_EXECUTIVE', count(*)"
          " FILTER (WHERE role = 'SALES_EXECUTIVE')) FROM users WHERE active))"
@@ -205,12 +236,8 @@ static const struct crm_stmt stmts[] = {
     /* $1 limit; all time, from the summary. */
     STMT("dash_top_sales", TOP_SALES("coalesce(t.won, 0)", "coalesce(t.won_value, 0)", "")),
     /* $1 limit, $2 and $3 the period of the won status change, each bound optional. */
-    PER_CALL("dash_top_sales_period",
-             TOP_SALES("w.won", "w.won_value",
-                       "CROSS JOIN LATERAL (SELECT count(*) AS won, coalesce(sum(value), 0)"
-                       " AS won_value FROM leads WHERE status = 'WON' AND owner_id = u.id"
-                       " AND ($2::timestamptz IS NULL OR won_at >= $2)"
-                       " AND ($3::timestamptz IS NULL OR won_at <= $3)) w")),
+    STMT("dash_top_sales_period",
+         TOP_SALES("w.won", "w.won_value", "CROSS JOIN LATERAL crm_won_between(u.id, $2, $3) w")),
 };
 
 struct crm_db *
@@ -338,6 +365,12 @@ result_err(struct crm_db *db, const char *name, const PGresult *res)
         return CRM_ECONFLICT;
     crm_log(CRM_LOG_ERR, NULL, "db: %s: %s", name, PQresultErrorMessage(res));
     return CRM_EDB;
+}
+
+PGconn *
+crm_db_conn(struct crm_db *db)
+{
+    return db->conn;
 }
 
 const char *

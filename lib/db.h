@@ -48,6 +48,9 @@ void crm_db_rollback(struct crm_db *db);
  */
 enum crm_err crm_db_check(struct crm_db *db, int *nstmts);
 
+/* The live connection, or NULL: for LISTEN and notifications (crm-mailer, crm-events). */
+PGconn *crm_db_conn(struct crm_db *db);
+
 /* The SQL text of statement name, or NULL: for EXPLAIN and for pgbench. */
 const char *crm_db_sql(const char *name);
 

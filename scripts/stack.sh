@@ -62,6 +62,10 @@ alive() { [ -f "$1" ] && kill -0 "$(head -n 1 "$1")" 2>/dev/null; }
 
 write_env() {
     local env=$VAR/crm.env
+    # An env file from before the mailer: with no MAIL_DIR its .eml files would go elsewhere.
+    if [ -f "$env" ] && ! grep -q '^MAIL_DIR=' "$env"; then
+        echo "MAIL_DIR=$VAR/mail" >>"$env"
+    fi
     [ -f "$env" ] && return 0
     (
         umask 077
@@ -73,6 +77,12 @@ JWT_TTL=86400
 BCRYPT_COST=${CRM_BCRYPT_COST:-12}
 PORT=$PORT
 MAIL_FROM=Next-Gen CRM <no-reply@localhost>
+MAIL_HOST=${CRM_MAIL_HOST:-}
+MAIL_PORT=${CRM_MAIL_PORT:-25}
+MAIL_TLS=${CRM_MAIL_TLS:-auto}
+MAIL_RETRY_SECONDS=${CRM_MAIL_RETRY_SECONDS:-30}
+MAIL_MAX_ATTEMPTS=${CRM_MAIL_MAX_ATTEMPTS:-8}
+MAIL_DIR=$VAR/mail
 ENV
     )
 }
@@ -123,6 +133,16 @@ start_pools() {
     done
 }
 
+# crm-mailer is a plain daemon (no socket); its pid file is the process itself.
+start_mailer() {
+    alive "$VAR/run/crm-mailer.pid" && return 0
+    (exec "${RUNAS[@]}" sh -c 'exec "$@" >>"$0" 2>&1 </dev/null' "$VAR/log/crm-mailer.log" \
+        env CRM_ENV_FILE="$VAR/crm.env" setsid "$VAR/bin/crm-mailer") &
+    echo $! >"$VAR/run/crm-mailer.pid"
+    sleep 0.2
+    alive "$VAR/run/crm-mailer.pid" || die "crm-mailer did not start: see $VAR/log/crm-mailer.log"
+}
+
 start_nginx() {
     local conf=$VAR/nginx/nginx.conf
     sed -e "s|@SOCKDIR@|$VAR/run|g" -e "s|@LISTEN@|127.0.0.1:$PORT|g" \
@@ -146,7 +166,7 @@ start() {
     chmod 700 "$VAR/run" "$VAR/pg"
     # The daemons run these copies, so a rebuild never changes a running worker's binary.
     local f
-    for f in "${POOLS[@]}" crmctl; do
+    for f in "${POOLS[@]}" crm-mailer crmctl; do
         cmp -s "$BIN/$f" "$VAR/bin/$f" && continue
         # Copy, then rename: a running binary cannot be overwritten, but it can be replaced.
         cp "$BIN/$f" "$VAR/bin/.$f.new"
@@ -165,6 +185,7 @@ start() {
     as_svc env CRM_ENV_FILE="$VAR/crm.env" "$VAR/bin/crmctl" migrate --schema "$VAR/schema.sql" >/dev/null
     first_admin
     start_pools
+    start_mailer
     start_nginx
     say "serving http://127.0.0.1:$PORT (logs in $VAR/log)"
 }
@@ -188,7 +209,7 @@ stop() {
     VAR=$(readlink -f "$VAR")
     stop_pids "$VAR/run/nginx.pid"
     local p
-    for p in "${POOLS[@]}"; do stop_pids "$VAR/run/$p.pid"; done
+    for p in "${POOLS[@]}" crm-mailer; do stop_pids "$VAR/run/$p.pid"; done
     if [ -f "$VAR/pg/postmaster.pid" ]; then
         runas_owner
         as_svc "$PGBIN/pg_ctl" -D "$VAR/pg" -m fast -w stop >/dev/null 2>&1 || true

@@ -29,6 +29,9 @@ usage(FILE *f)
                "                            create a user; the password is read from standard\n"
                "                            input with --password-stdin, else generated and\n"
                "                            printed once as email=... and password=... lines\n"
+               "  mail list [--status pending|sent|failed] [--limit N]\n"
+               "                            the e-mail outbox, newest first, with last errors\n"
+               "  mail retry ID             send a failed message again now (fresh attempts)\n"
                "  statement NAME            print the SQL of a statement the programs run\n"
                "                            (lead_get, lead_list:-created_at, ...), to EXPLAIN\n"
                "  seed --leads N --users M [--seed S]\n"
@@ -220,6 +223,73 @@ cmd_create_user(const struct crm_config *cfg, int argc, char **argv)
 }
 
 static int
+mail_list(struct crm_db *db, int argc, char **argv)
+{
+    const char *params[2] = {NULL, "50"};
+    PGresult *res;
+
+    for (int i = 0; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--status") == 0)
+            params[0] = argv[i + 1];
+        else if (strcmp(argv[i], "--limit") == 0)
+            params[1] = argv[i + 1];
+        else
+            return usage(stderr);
+    }
+    if (argc % 2 != 0 || crm_db_exec(db, "mail_list", 2, params, &res) != CRM_OK)
+        return argc % 2 != 0 ? usage(stderr) : 1;
+    printf("%-8s %-8s %-8s %-32s %-24s %-24s %-24s %s\n", "id", "status", "attempts", "to",
+           "created", "next attempt", "sent", "last error");
+    for (int i = 0; i < PQntuples(res); i++)
+        printf("%-8s %-8s %-8s %-32s %-24s %-24s %-24s %s\n", PQgetvalue(res, i, 0),
+               PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+               PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
+               PQgetvalue(res, i, 7));
+    PQclear(res);
+    return 0;
+}
+
+static int
+mail_retry(struct crm_db *db, const char *id)
+{
+    const char *params[1] = {id};
+    PGresult *res;
+    int64_t v;
+    int found;
+
+    if (crm_parse_id(id, &v) != 0)
+        return usage(stderr);
+    if (crm_db_exec(db, "mail_retry", 1, params, &res) != CRM_OK)
+        return 1;
+    found = PQntuples(res) == 1;
+    PQclear(res);
+    fprintf(found ? stdout : stderr,
+            found ? "mail %s queued again\n" : "crmctl: no unsent mail %s\n", id);
+    return found ? 0 : 1;
+}
+
+/* crmctl mail list|retry: the operator's view of the outbox. */
+static int
+cmd_mail(const struct crm_config *cfg, int argc, char **argv)
+{
+    struct crm_db *db;
+    int rc;
+
+    if (argc < 1 || (strcmp(argv[0], "retry") == 0 && argc != 2))
+        return usage(stderr);
+    if ((db = crm_db_open(cfg->database_url)) == NULL)
+        return 1;
+    if (strcmp(argv[0], "list") == 0)
+        rc = mail_list(db, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "retry") == 0)
+        rc = mail_retry(db, argv[1]);
+    else
+        rc = usage(stderr);
+    crm_db_close(db);
+    return rc;
+}
+
+static int
 cmd_seed(const struct crm_config *cfg, int argc, char **argv)
 {
     long long leads = -1, users = -1, seed = 1;
@@ -274,6 +344,8 @@ main(int argc, char **argv)
         return cmd_migrate(&cfg, argc - 2, argv + 2);
     if (strcmp(argv[1], "create-user") == 0)
         return cmd_create_user(&cfg, argc - 2, argv + 2);
+    if (strcmp(argv[1], "mail") == 0)
+        return cmd_mail(&cfg, argc - 2, argv + 2);
     if (strcmp(argv[1], "seed") == 0)
         return cmd_seed(&cfg, argc - 2, argv + 2);
     return usage(stderr);

@@ -4,9 +4,12 @@ import itertools
 import json
 import os
 import subprocess
+import threading
+import time
 import uuid
 
 import pytest
+from aiosmtpd.controller import Controller
 
 HOST = "127.0.0.1"
 PORT = int(os.environ.get("CRM_PORT", "18080"))
@@ -118,3 +121,64 @@ def sales(admin):
 @pytest.fixture
 def manager(admin):
     return make_user(admin["token"], "MANAGER")
+
+
+# --- a real SMTP server on loopback (aiosmtpd), where the stack's crm-mailer delivers ---------
+
+SMTP_PORT = int(os.environ.get("CRM_MAIL_PORT", "18025"))
+
+
+class Inbox:
+    """Records every message the server accepts; refuses recipients starting with 'reject-'."""
+
+    def __init__(self):
+        self.messages = []  # (recipient, raw bytes)
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("reject-"):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.messages.append((rcpt, envelope.original_content or envelope.content))
+        return "250 Message accepted for delivery"
+
+    def to(self, address):
+        with self.lock:
+            return [raw for rcpt, raw in self.messages if rcpt == address]
+
+    def wait_for(self, address, count=1, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(self.to(address)) >= count:
+                break
+            time.sleep(0.1)
+        return self.to(address)
+
+
+class SmtpServer:
+    def __init__(self):
+        self.inbox = Inbox()
+        self.controller = None
+
+    def start(self):
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=SMTP_PORT)
+        self.controller.start()
+
+    def stop(self):
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def smtp():
+    """Up for the whole run, so every registration's welcome e-mail has somewhere to go."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()

@@ -56,9 +56,9 @@ def test_register_creates_sales_executive_and_queues_mail():
     assert set(r.json) == {"token", "user"}
     check_user(r.json["user"], "Asha Rao", email.upper(), "SALES_EXECUTIVE")
     assert "password" not in r.text and "$2b$" not in r.text
-    rows = sql("SELECT kind, to_addr, to_name, status FROM mail_outbox WHERE user_id = :'p1'",
-               r.json["user"]["id"])
-    assert rows == [["welcome", email.upper(), "Asha Rao", "pending"]]
+    rows = sql("SELECT kind, to_addr, to_name, status IN ('pending', 'sent') FROM mail_outbox"
+               " WHERE user_id = :'p1'", r.json["user"]["id"])
+    assert rows == [["welcome", email.upper(), "Asha Rao", "t"]]  # crm-mailer may be quick
     me = request("GET", "/api/auth/me", token=r.json["token"])
     assert me.status == 200 and me.json == {"user": r.json["user"]}
 

@@ -23,7 +23,7 @@ def tok(admin):
         request("POST", "/api/leads/%d/activity" % lead["id"],
                 {"type": "CALL", "content": "c"}, token=owner[0])
         request("PATCH", "/api/leads/%d/status" % lead["id"],
-                {"status": STATUSES[i % 7]}, token=owner[0])
+                {"status": "WON" if i % 3 == 0 else STATUSES[i % 7]}, token=owner[0])
         if i % 4 == 0:
             request("PATCH", "/api/leads/%d" % lead["id"], {"value": 5.5}, token=t)
         if i % 5 == 0:
@@ -39,6 +39,15 @@ def one(query, *args):
 
 
 def test_stats(tok):
+    # Rows at both sides of the 7-day edge, in its partial first hour and just before it.
+    lead_ids = [r[0] for r in sql("SELECT id FROM leads ORDER BY id DESC LIMIT 2")]
+    sql("UPDATE leads SET created_at = now() - interval '7 days' + interval '20 minutes'"
+        " WHERE id = :'p1'", lead_ids[0])
+    sql("UPDATE leads SET created_at = now() - interval '7 days' - interval '20 minutes'"
+        " WHERE id = :'p1'", lead_ids[1])
+    sql("INSERT INTO activities (lead_id, type, content, actor_id, created_at)"
+        " SELECT id, 'NOTE', 'edge', created_by, now() - interval '7 days' + interval '5 minutes'"
+        " FROM leads WHERE id = :'p1'", lead_ids[0])
     r = request("GET", "/api/dashboard/stats", token=tok)
     assert r.status == 200, r.text
     total, won, lost, pipeline, won_value, new7 = one(
@@ -105,18 +114,28 @@ def test_top_sales_period(tok):
     lead_id = one("SELECT id FROM leads WHERE status = 'WON' AND owner_id IS NOT NULL"
                   " ORDER BY id DESC LIMIT 1")[0]
     sql("UPDATE leads SET won_at = '2024-03-15T10:00:00Z' WHERE id = :'p1'", lead_id)
+    others = [r[0] for r in sql("SELECT id FROM leads WHERE status = 'WON' AND owner_id IS NOT"
+                                " NULL ORDER BY id DESC LIMIT 4 OFFSET 1")]
+    for lid, when in zip(others, ("2024-03-14T23:59:59Z", "2024-03-16T00:00:00Z",
+                                  "2024-03-16T12:00:00Z", "2024-03-20T08:00:00Z")):
+        sql("UPDATE leads SET won_at = :'p1' WHERE id = :'p2'", when, lid)
     for frm, to, period in (
+            ("2024-03-14T12:00:00Z", "2024-03-16T06:00:00Z",
+             ("2024-03-14T12:00:00Z", "2024-03-16T06:00:00Z")),
+            ("2024-03-15T10:00:00Z", "2024-03-20T07:59:59Z",
+             ("2024-03-15T10:00:00Z", "2024-03-20T07:59:59Z")),
+            ("", "2024-03-16", ("1900-01-01", "2024-03-16T23:59:59.999999Z")),
             ("2024-03-01", "2024-03-31", ("2024-03-01T00:00:00Z", "2024-03-31T23:59:59.999Z")),
             ("2024-03-15T10:00:00Z", "2024-03-15T10:00:00Z",
              ("2024-03-15T10:00:00Z", "2024-03-15T10:00:00Z")),
             ("2025-01-01", "2099-12-31", ("2025-01-01", "2100-01-01"))):
-        r = request("GET", "/api/dashboard/top-sales?limit=100&from=%s&to=%s" % (frm, to),
-                    token=tok)
+        query = "limit=100" + ("&from=" + frm if frm else "") + "&to=" + to
+        r = request("GET", "/api/dashboard/top-sales?" + query, token=tok)
         assert r.status == 200, r.text
         assert normalise(r.json["data"]) == expected_top(period), (frm, to)
     r = request("GET", "/api/dashboard/top-sales?limit=100&from=2024-03-01&to=2024-03-31",
                 token=tok)
-    assert sum(d["won"] for d in r.json["data"]) == 1
+    assert sum(d["won"] for d in r.json["data"]) == 5
 
 
 def test_summaries_equal_a_full_recount(tok):
@@ -132,6 +151,21 @@ def test_summaries_equal_a_full_recount(tok):
         "   AND status = 'WON')"
         " OR coalesce(t.won_value, 0) <> (SELECT coalesce(sum(value), 0) FROM leads"
         "   WHERE owner_id = u.id AND status = 'WON')") == []
+
+
+def test_time_buckets_equal_a_full_recount(tok):
+    assert sql("SELECT hour, leads FROM hourly_totals WHERE leads <> 0 ORDER BY hour") == \
+        sql("SELECT date_trunc('hour', created_at, 'UTC') h, count(*) FROM leads"
+            " GROUP BY h ORDER BY h")
+    assert sql("SELECT hour, activities FROM hourly_totals WHERE activities <> 0"
+               " ORDER BY hour") == \
+        sql("SELECT date_trunc('hour', created_at, 'UTC') h, count(*) FROM activities"
+            " GROUP BY h ORDER BY h")
+    assert sql("SELECT user_id, day, won, won_value FROM won_daily WHERE won <> 0"
+               " ORDER BY user_id, day") == \
+        sql("SELECT owner_id, date_trunc('day', won_at, 'UTC') d, count(*), sum(value)"
+            " FROM leads WHERE status = 'WON' AND owner_id IS NOT NULL GROUP BY owner_id, d"
+            " ORDER BY owner_id, d")
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "from=2024-02-30",

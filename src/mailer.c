@@ -1,0 +1,264 @@
+/*
+ * crm-mailer: sends the e-mails of the transactional outbox (mail_outbox). It LISTENs on
+ * mail_outbox and polls every 30 s as a safety net; each due row is claimed with FOR UPDATE SKIP
+ * LOCKED and a lease (its next attempt moved 5 minutes ahead), so several mailers can run at
+ * once and a mailer that dies mid-send only delays that message. Sent rows are marked sent; a
+ * failure is recorded and retried with exponential backoff, and after MAIL_MAX_ATTEMPTS the row
+ * stays failed for an operator (crmctl mail list / retry). With no MAIL_HOST, each message is
+ * written to MAIL_DIR/<id>.eml instead. SIGTERM finishes the message in flight, then exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+#include <auth-client.h>
+#include <libesmtp.h>
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "mail.h"
+#include "util.h"
+
+#define LEASE_SECONDS "300"
+#define POLL_SECONDS 30
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+/* Writes msg to dir/<id>.eml through a temporary file and a rename, so no reader sees half. */
+static int
+write_eml(const char *dir, const char *id, const char *msg, char *err, size_t errsz)
+{
+    char tmp[600], path[600];
+    size_t n = strlen(msg);
+    int fd, ok;
+
+    snprintf(tmp, sizeof(tmp), "%s/.%s.eml.tmp", dir, id);
+    snprintf(path, sizeof(path), "%s/%s.eml", dir, id);
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
+        snprintf(err, errsz, "cannot write %s.eml in MAIL_DIR: %s", id, strerror(errno));
+        return -1;
+    }
+    ok = write(fd, msg, n) == (ssize_t)n && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok && rename(tmp, path) == 0;
+    if (!ok) {
+        snprintf(err, errsz, "cannot write %s.eml in MAIL_DIR: %s", id, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* libesmtp asks for the AUTH user and password through this callback. */
+static int
+auth_interact(auth_client_request_t req, char **result, int fields, void *arg)
+{
+    const struct crm_config *cfg = arg;
+
+    for (int i = 0; i < fields; i++) {
+        if (req[i].flags & AUTH_USER)
+            result[i] = (char *)cfg->mail_user;
+        else if (req[i].flags & AUTH_PASS)
+            result[i] = (char *)cfg->mail_pass;
+        else
+            return 0;
+    }
+    return 1;
+}
+
+/* Sends msg with libesmtp. Returns 0, or -1 with the server's or library's reason in err. */
+static int
+send_smtp(const struct crm_config *cfg, const char *to, const char *msg, char *err, size_t errsz)
+{
+    char server[300], from[256];
+    smtp_session_t session = smtp_create_session();
+    smtp_message_t message = session != NULL ? smtp_add_message(session) : NULL;
+    auth_context_t auth = NULL;
+    smtp_recipient_t rcpt;
+    const smtp_status_t *st;
+    int rc = -1;
+
+    if (message == NULL || crm_mail_addr(cfg->mail_from, from, sizeof(from)) != 0) {
+        snprintf(err, errsz, "cannot set up the SMTP session");
+        goto out;
+    }
+    snprintf(server, sizeof(server), "%s:%d", cfg->mail_host, cfg->mail_port);
+    smtp_set_server(session, server);
+    smtp_starttls_enable(session, strcmp(cfg->mail_tls, "off") == 0        ? Starttls_DISABLED
+                                  : strcmp(cfg->mail_tls, "required") == 0 ? Starttls_REQUIRED
+                                                                           : Starttls_ENABLED);
+    for (int which = Timeout_GREETING; which <= Timeout_DATA2; which++)
+        smtp_set_timeout(session, which | Timeout_OVERRIDE_RFC2822_MINIMUM, 30);
+    if (cfg->mail_user[0] != '\0') {
+        auth = auth_create_context();
+        auth_set_mechanism_flags(auth, AUTH_PLUGIN_PLAIN, 0);
+        auth_set_interact_cb(auth, auth_interact, (void *)cfg);
+        smtp_auth_set_context(session, auth);
+    }
+    smtp_set_reverse_path(message, from);
+    rcpt = smtp_add_recipient(message, to);
+    smtp_set_message_str(message, (void *)msg);
+    if (!smtp_start_session(session)) {
+        char buf[128];
+
+        snprintf(err, errsz, "%s", smtp_strerror(smtp_errno(), buf, sizeof(buf)));
+    } else if ((st = smtp_recipient_status(rcpt))->code / 100 != 2 ||
+               (st = smtp_message_transfer_status(message))->code / 100 != 2) {
+        /* A refused recipient, or a refused message: the server's own words. */
+        snprintf(err, errsz, "%d %s", st->code, st->text != NULL ? st->text : "");
+        err[strcspn(err, "\r\n")] = '\0';
+    } else {
+        rc = 0;
+    }
+out:
+    if (session != NULL)
+        smtp_destroy_session(session);
+    if (auth != NULL)
+        auth_destroy_context(auth);
+    return rc;
+}
+
+/* Records the outcome of an attempt on row id. */
+static void
+settle(struct crm_db *db, const struct crm_config *cfg, const PGresult *row, const char *err)
+{
+    const char *id = PQgetvalue(row, 0, 0);
+    int attempts = atoi(PQgetvalue(row, 0, 3));
+    char delay[24], max[24];
+    const char *params[4] = {id, err, delay, max};
+    long wait;
+
+    if (err == NULL) {
+        if (crm_db_run(db, "mail_sent", 1, params) == CRM_OK)
+            crm_log(CRM_LOG_INFO, NULL, "mail %s sent to %s", id, PQgetvalue(row, 0, 1));
+        return;
+    }
+    wait = crm_mail_backoff(attempts, cfg->mail_retry, (double)(rand() % 1000) / 1000.0);
+    snprintf(delay, sizeof(delay), "%ld", wait);
+    snprintf(max, sizeof(max), "%d", cfg->mail_max_attempts);
+    if (crm_db_run(db, "mail_failed", 4, params) != CRM_OK)
+        return;
+    if (attempts >= cfg->mail_max_attempts)
+        crm_log(CRM_LOG_ERR, NULL, "mail %s failed for good after %d attempts: %s", id, attempts,
+                err);
+    else
+        crm_log(CRM_LOG_WARN, NULL, "mail %s attempt %d failed, retry in %ld s: %s", id, attempts,
+                wait, err);
+}
+
+/* Claims one due message and delivers it. Returns 1 when there was one, 0 when none, -1. */
+static int
+deliver_one(struct crm_db *db, const struct crm_config *cfg)
+{
+    const char *lease[1] = {LEASE_SECONDS};
+    PGresult *row = NULL;
+    char err[512];
+    char *msg;
+    int rc;
+
+    if (crm_db_exec(db, "mail_claim", 1, lease, &row) != CRM_OK)
+        return -1;
+    if (PQntuples(row) == 0) {
+        PQclear(row);
+        return 0;
+    }
+    msg = crm_mail_welcome(cfg->mail_from, PQgetvalue(row, 0, 1), PQgetvalue(row, 0, 2),
+                           strtoll(PQgetvalue(row, 0, 0), NULL, 10), time(NULL));
+    if (msg == NULL)
+        rc = (snprintf(err, sizeof(err), "cannot build the message"), -1);
+    else if (cfg->mail_host[0] == '\0')
+        rc = write_eml(cfg->mail_dir, PQgetvalue(row, 0, 0), msg, err, sizeof(err));
+    else
+        rc = send_smtp(cfg, PQgetvalue(row, 0, 1), msg, err, sizeof(err));
+    settle(db, cfg, row, rc == 0 ? NULL : err);
+    free(msg);
+    PQclear(row);
+    return 1;
+}
+
+/* Seconds until the next pending row is due (at most the poll interval). */
+static long
+next_due(struct crm_db *db)
+{
+    PGresult *res;
+    long wait = POLL_SECONDS;
+
+    if (crm_db_exec(db, "mail_next_due", 0, NULL, &res) == CRM_OK) {
+        if (!PQgetisnull(res, 0, 0))
+            wait = atol(PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    return wait < 0 ? 0 : wait > POLL_SECONDS ? POLL_SECONDS : wait;
+}
+
+/* Sleeps until a notification, a signal, or seconds pass. */
+static void
+wait_for_work(PGconn *conn, long seconds)
+{
+    struct timeval tv = {.tv_sec = seconds, .tv_usec = seconds == 0 ? 100000 : 0};
+    int fd = conn != NULL ? PQsocket(conn) : -1;
+    fd_set fds;
+    PGnotify *n;
+
+    FD_ZERO(&fds);
+    if (fd >= 0)
+        FD_SET(fd, &fds);
+    if (select(fd + 1, &fds, NULL, NULL, &tv) > 0 && PQconsumeInput(conn))
+        while ((n = PQnotifies(conn)) != NULL)
+            PQfreemem(n);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    struct crm_config cfg;
+    struct crm_db *db;
+    PGconn *listening = NULL;
+    char why[256];
+
+    crm_log_init("crm-mailer");
+    if (argc > 1) {
+        fprintf(argc == 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
+                "Usage: crm-mailer\nSends the outbox's e-mails; settings from the environment "
+                "and CRM_ENV_FILE.\n");
+        return strcmp(argv[1], "--help") == 0 ? 0 : 2;
+    }
+    if (crm_config_load(crm_config_default_path(), &cfg, why, sizeof(why)) != 0) {
+        fprintf(stderr, "crm-mailer: %s\n", why);
+        return 1;
+    }
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    srand((unsigned)getpid() ^ (unsigned)time(NULL));
+    if ((db = crm_db_open(cfg.database_url)) == NULL)
+        return 1;
+    crm_log(CRM_LOG_INFO, NULL, "started: %s", cfg.mail_host[0] ? cfg.mail_host : cfg.mail_dir);
+    while (!stopping) {
+        PGconn *conn = crm_db_connect(db) == CRM_OK ? crm_db_conn(db) : NULL;
+
+        /* A new connection (first, or after a reconnect) must LISTEN again. */
+        if (conn != NULL && conn != listening && crm_db_run(db, "mail_listen", 0, NULL) == CRM_OK)
+            listening = conn;
+        while (!stopping && conn != NULL && deliver_one(db, &cfg) == 1)
+            ;
+        wait_for_work(conn, conn != NULL && !stopping ? next_due(db) : 1);
+    }
+    crm_log(CRM_LOG_INFO, NULL, "stopped");
+    crm_db_close(db);
+    explicit_bzero(&cfg, sizeof(cfg));
+    return 0;
+}
