@@ -265,19 +265,23 @@ CREATE OR REPLACE FUNCTION crm_activities_since(t timestamptz) RETURNS bigint
                   AND created_at < date_trunc('hour', t, 'UTC') + interval '1 hour') $$;
 
 -- Won leads and their value for one owner, won between t1 and t2 (either may be NULL: open):
--- the whole days in between from won_daily, the edge days from the leads_won index.
+-- the whole days in between from won_daily, the two edge days from the leads_won index. Open
+-- bounds become infinities, so every part is a plain index range whatever the arguments.
 CREATE OR REPLACE FUNCTION crm_won_between(uid bigint, t1 timestamptz, t2 timestamptz,
                                            OUT won bigint, OUT won_value numeric)
     LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$ SELECT coalesce(d.won, 0) + e.won, coalesce(d.won_value, 0) + e.won_value
-          FROM (SELECT sum(won) AS won, sum(won_value) AS won_value FROM won_daily
-                WHERE user_id = uid AND (t1 IS NULL OR day > date_trunc('day', t1, 'UTC'))
-                  AND (t2 IS NULL OR day < date_trunc('day', t2, 'UTC'))) d,
-               (SELECT count(*) AS won, coalesce(sum(value), 0) AS won_value FROM leads
-                WHERE status = 'WON' AND owner_id = uid
-                  AND (t1 IS NULL OR won_at >= t1) AND (t2 IS NULL OR won_at <= t2)
-                  AND ((t1 IS NOT NULL AND won_at < date_trunc('day', t1, 'UTC') + interval '1 day')
-                       OR (t2 IS NOT NULL AND won_at >= date_trunc('day', t2, 'UTC')))) e $$;
+    AS $$ WITH b AS (SELECT coalesce(t1, '-infinity') AS lo, coalesce(t2, 'infinity') AS hi),
+               e AS (SELECT lo, hi, date_trunc('day', lo, 'UTC') + interval '1 day' AS lo_end,
+                            date_trunc('day', hi, 'UTC') AS hi_day FROM b),
+               days AS (SELECT coalesce(sum(d.won), 0) AS won,
+                               coalesce(sum(d.won_value), 0) AS won_value
+                        FROM won_daily d, e WHERE d.user_id = uid
+                        AND d.day >= e.lo_end AND d.day < e.hi_day),
+               edges AS (SELECT count(*) AS won, coalesce(sum(l.value), 0) AS won_value
+                         FROM leads l, e WHERE l.status = 'WON' AND l.owner_id = uid
+                         AND ((l.won_at >= e.lo AND l.won_at < e.lo_end AND l.won_at <= e.hi)
+                           OR (l.won_at >= greatest(e.hi_day, e.lo_end) AND l.won_at <= e.hi)))
+          SELECT days.won + edges.won, days.won_value + edges.won_value FROM days, edges $$;
 
 CREATE OR REPLACE TRIGGER leads_totals_ins AFTER INSERT ON leads
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_leads_totals();

@@ -246,6 +246,7 @@ main(int argc, char **argv)
     srand((unsigned)getpid() ^ (unsigned)time(NULL));
     if ((db = crm_db_open(cfg.database_url)) == NULL)
         return 1;
+    auth_client_init();
     crm_log(CRM_LOG_INFO, NULL, "started: %s", cfg.mail_host[0] ? cfg.mail_host : cfg.mail_dir);
     while (!stopping) {
         PGconn *conn = crm_db_connect(db) == CRM_OK ? crm_db_conn(db) : NULL;
@@ -258,6 +259,7 @@ main(int argc, char **argv)
         wait_for_work(conn, conn != NULL && !stopping ? next_due(db) : 1);
     }
     crm_log(CRM_LOG_INFO, NULL, "stopped");
+    auth_client_exit();
     crm_db_close(db);
     explicit_bzero(&cfg, sizeof(cfg));
     return 0;

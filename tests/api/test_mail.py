@@ -169,3 +169,46 @@ def test_eml_files_without_mail_host(tmp_path):
     files = os.listdir(maildir)
     assert files == ["%s.eml" % row[0]]  # no temporary file left behind
     check_welcome((maildir / files[0]).read_bytes(), name, address)
+
+
+def test_smtp_auth(tmp_path):
+    """MAIL_USER and MAIL_PASS log in (AUTH) before sending; a wrong password is an error on
+    record, not a sent message. The stack's mailer is paused, as above."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from conftest import Inbox
+
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((mechanism, auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"s3cret-pass")
+
+    inbox = Inbox()
+    server = Controller(inbox, hostname="127.0.0.1", port=18026, authenticator=authenticator,
+                        auth_require_tls=False, auth_required=True)
+    server.start()
+    pid = int(open(os.path.join(VAR, "run", "crm-mailer.pid")).read())
+    log = open(tmp_path / "auth.log", "w")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        good = start_mailer(log, MAIL_PORT="18026", MAIL_USER="crm-mailer",
+                            MAIL_PASS="s3cret-pass")
+        address = unique_email("auth")
+        assert register(email=address).status == 201
+        assert len(inbox.wait_for(address)) == 1
+        stop(good)
+        assert (b"crm-mailer", b"s3cret-pass") in [(l, p) for _, l, p in logins]
+        bad = start_mailer(log, MAIL_PORT="18026", MAIL_USER="crm-mailer", MAIL_PASS="wrong")
+        address = unique_email("badauth")
+        assert register(email=address).status == 201
+        deadline = time.time() + 20
+        while time.time() < deadline and (not outbox(address) or outbox(address)[0][3] == ""):
+            time.sleep(0.2)
+        stop(bad)
+        row = outbox(address)[0]
+        assert row[1] in ("pending", "failed") and row[3] != "" and inbox.to(address) == []
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        server.stop()
