@@ -277,10 +277,14 @@ CREATE OR REPLACE FUNCTION crm_won_between(uid bigint, t1 timestamptz, t2 timest
                                coalesce(sum(d.won_value), 0) AS won_value
                         FROM won_daily d, e WHERE d.user_id = uid
                         AND d.day >= e.lo_end AND d.day < e.hi_day),
-               edges AS (SELECT count(*) AS won, coalesce(sum(l.value), 0) AS won_value
-                         FROM leads l, e WHERE l.status = 'WON' AND l.owner_id = uid
-                         AND ((l.won_at >= e.lo AND l.won_at < e.lo_end AND l.won_at <= e.hi)
-                           OR (l.won_at >= greatest(e.hi_day, e.lo_end) AND l.won_at <= e.hi)))
+               edges AS (SELECT count(*) AS won, coalesce(sum(x.value), 0) AS won_value FROM (
+                             SELECT l.value FROM leads l, e WHERE l.status = 'WON'
+                             AND l.owner_id = uid AND l.won_at >= e.lo AND l.won_at < e.lo_end
+                             AND l.won_at <= e.hi
+                             UNION ALL
+                             SELECT l.value FROM leads l, e WHERE l.status = 'WON'
+                             AND l.owner_id = uid AND l.won_at >= greatest(e.hi_day, e.lo_end)
+                             AND l.won_at <= e.hi) x)
           SELECT days.won + edges.won, days.won_value + edges.won_value FROM days, edges $$;
 
 CREATE OR REPLACE TRIGGER leads_totals_ins AFTER INSERT ON leads
