@@ -21,7 +21,7 @@ PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/cr
 	$(BUILD)/crmctl
 
 .SECONDARY:
-.PHONY: all run stop test unit api asan format lint clean deps bench
+.PHONY: all run stop test unit api asan format lint clean deps bench install deb
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -83,7 +83,57 @@ lint:
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
 		-I lib lib cgi-src src
 
+# Production layout: make install PREFIX=/usr DESTDIR=/tmp/root (see README "Deployment").
+PREFIX ?= /usr/local
+BINDIR = $(PREFIX)/bin
+SBINDIR = $(PREFIX)/sbin
+DATADIR = $(PREFIX)/share/crm
+LIBDIR = $(PREFIX)/lib
+SYSCONFDIR ?= /etc
+POOL_PROGS = crm-auth crm-leads crm-dashboard
+UNIT_SED = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	-e 's|@DATADIR@|$(DATADIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e '/@HARDENING@/{r systemd/hardening.conf' -e 'd}'
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/web \
+		$(DESTDIR)$(LIBDIR)/systemd/system $(DESTDIR)$(LIBDIR)/tmpfiles.d \
+		$(DESTDIR)$(LIBDIR)/sysusers.d $(DESTDIR)$(SYSCONFDIR)/nginx/sites-available \
+		$(DESTDIR)$(SYSCONFDIR)/nginx/snippets $(DESTDIR)$(SYSCONFDIR)/crm
+	install -m 0755 $(BUILD)/crmctl $(DESTDIR)$(BINDIR)/crmctl
+	for p in $(POOL_PROGS) crm-mailer; do install -m 0755 $(BUILD)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
+	install -m 0644 schema.sql $(DESTDIR)$(DATADIR)/schema.sql
+	for p in $(POOL_PROGS); do sed -e 's|@POOL@|'$$p'|g' $(UNIT_SED) systemd/crm-pool.service.in \
+		>$(DESTDIR)$(LIBDIR)/systemd/system/$$p.service; done
+	for u in crm-mailer crm-migrate; do sed $(UNIT_SED) systemd/$$u.service.in \
+		>$(DESTDIR)$(LIBDIR)/systemd/system/$$u.service; done
+	install -m 0644 systemd/crm.target $(DESTDIR)$(LIBDIR)/systemd/system/crm.target
+	install -m 0644 systemd/crm.tmpfiles $(DESTDIR)$(LIBDIR)/tmpfiles.d/crm.conf
+	install -m 0644 systemd/crm.sysusers $(DESTDIR)$(LIBDIR)/sysusers.d/crm.conf
+	sed -e 's|@SOCKDIR@|/run/crm|g' -e 's|@LISTEN@|80|g' -e 's|@WEBROOT@|$(DATADIR)/web|g' \
+		-e 's|@CONFDIR@|$(SYSCONFDIR)/nginx/snippets|g' nginx/crm-site.conf.in \
+		>$(DESTDIR)$(SYSCONFDIR)/nginx/sites-available/crm.conf
+	install -m 0644 nginx/crm-fastcgi.conf $(DESTDIR)$(SYSCONFDIR)/nginx/snippets/crm-fastcgi.conf
+	# The settings file is the operator's: installed once, never overwritten.
+	[ -e $(DESTDIR)$(SYSCONFDIR)/crm/crm.env ] || install -m 0640 etc/crm.env.example $(DESTDIR)$(SYSCONFDIR)/crm/crm.env
+
+# A Debian package of the install above: build/crm_<version>_<arch>.deb.
+VERSION := $(shell cat VERSION)
+ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB = $(BUILD)/crm_$(VERSION)_$(ARCH).deb
+deb:
+	rm -rf $(BUILD)/deb
+	$(MAKE) install PREFIX=/usr DESTDIR=$(CURDIR)/$(BUILD)/deb
+	strip --strip-unneeded $(BUILD)/deb/usr/sbin/* $(BUILD)/deb/usr/bin/*
+	install -d $(BUILD)/deb/DEBIAN $(BUILD)/deb/usr/share/doc/crm
+	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@ARCH@/$(ARCH)/' debian/control.in \
+		>$(BUILD)/deb/DEBIAN/control
+	install -m 0755 debian/postinst debian/prerm debian/postrm $(BUILD)/deb/DEBIAN/
+	install -m 0644 debian/conffiles $(BUILD)/deb/DEBIAN/
+	install -m 0644 README.md debian/copyright $(BUILD)/deb/usr/share/doc/crm/
+	gzip -9n <debian/changelog >$(BUILD)/deb/usr/share/doc/crm/changelog.gz
+	dpkg-deb --root-owner-group -Zxz --build $(BUILD)/deb $(DEB)
+
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)
