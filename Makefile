@@ -90,31 +90,35 @@ SBINDIR = $(PREFIX)/sbin
 DATADIR = $(PREFIX)/share/crm
 LIBDIR = $(PREFIX)/lib
 SYSCONFDIR ?= /etc
+RUNDIR ?= /run/crm
+LISTEN ?= 80
 POOL_PROGS = crm-auth crm-leads crm-dashboard
-UNIT_SED = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
-	-e 's|@DATADIR@|$(DATADIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
-	-e '/@HARDENING@/{r systemd/hardening.conf' -e 'd}'
+SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@RUNDIR@|$(RUNDIR)|g'
+HARDEN = sed -e '/@HARDENING@/{r systemd/hardening.conf' -e 'd}'
+UNITDIR = $(DESTDIR)$(LIBDIR)/systemd/system
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/web \
-		$(DESTDIR)$(LIBDIR)/systemd/system $(DESTDIR)$(LIBDIR)/tmpfiles.d \
-		$(DESTDIR)$(LIBDIR)/sysusers.d $(DESTDIR)$(SYSCONFDIR)/nginx/sites-available \
-		$(DESTDIR)$(SYSCONFDIR)/nginx/snippets $(DESTDIR)$(SYSCONFDIR)/crm
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/web $(UNITDIR) \
+		$(DESTDIR)$(LIBDIR)/tmpfiles.d $(DESTDIR)$(LIBDIR)/sysusers.d \
+		$(DESTDIR)$(SYSCONFDIR)/nginx/sites-available $(DESTDIR)$(SYSCONFDIR)/nginx/snippets \
+		$(DESTDIR)$(SYSCONFDIR)/crm
 	install -m 0755 $(BUILD)/crmctl $(DESTDIR)$(BINDIR)/crmctl
 	for p in $(POOL_PROGS) crm-mailer; do install -m 0755 $(BUILD)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
 	install -m 0644 schema.sql $(DESTDIR)$(DATADIR)/schema.sql
-	for p in $(POOL_PROGS); do sed -e 's|@POOL@|'$$p'|g' $(UNIT_SED) systemd/crm-pool.service.in \
-		>$(DESTDIR)$(LIBDIR)/systemd/system/$$p.service; done
-	for u in crm-mailer crm-migrate; do sed $(UNIT_SED) systemd/$$u.service.in \
-		>$(DESTDIR)$(LIBDIR)/systemd/system/$$u.service; done
-	install -m 0644 systemd/crm.target $(DESTDIR)$(LIBDIR)/systemd/system/crm.target
-	install -m 0644 systemd/crm.tmpfiles $(DESTDIR)$(LIBDIR)/tmpfiles.d/crm.conf
+	for p in $(POOL_PROGS); do $(HARDEN) systemd/crm-pool.service.in | $(SUBST) \
+		-e 's|@POOL@|'$$p'|g' >$(UNITDIR)/$$p.service; done
+	for u in crm-mailer crm-migrate; do $(HARDEN) systemd/$$u.service.in | $(SUBST) \
+		>$(UNITDIR)/$$u.service; done
+	install -m 0644 systemd/crm.target $(UNITDIR)/crm.target
+	$(SUBST) systemd/crm.tmpfiles >$(DESTDIR)$(LIBDIR)/tmpfiles.d/crm.conf
 	install -m 0644 systemd/crm.sysusers $(DESTDIR)$(LIBDIR)/sysusers.d/crm.conf
-	sed -e 's|@SOCKDIR@|/run/crm|g' -e 's|@LISTEN@|80|g' -e 's|@WEBROOT@|$(DATADIR)/web|g' \
+	sed -e 's|@SOCKDIR@|$(RUNDIR)|g' -e 's|@LISTEN@|$(LISTEN)|g' -e 's|@WEBROOT@|$(DATADIR)/web|g' \
 		-e 's|@CONFDIR@|$(SYSCONFDIR)/nginx/snippets|g' nginx/crm-site.conf.in \
 		>$(DESTDIR)$(SYSCONFDIR)/nginx/sites-available/crm.conf
 	install -m 0644 nginx/crm-fastcgi.conf $(DESTDIR)$(SYSCONFDIR)/nginx/snippets/crm-fastcgi.conf
 	# The settings file is the operator's: installed once, never overwritten.
-	[ -e $(DESTDIR)$(SYSCONFDIR)/crm/crm.env ] || install -m 0640 etc/crm.env.example $(DESTDIR)$(SYSCONFDIR)/crm/crm.env
+	[ -e $(DESTDIR)$(SYSCONFDIR)/crm/crm.env ] || \
+		install -m 0640 etc/crm.env.example $(DESTDIR)$(SYSCONFDIR)/crm/crm.env
 
 # A Debian package of the install above: build/crm_<version>_<arch>.deb.
 VERSION := $(shell cat VERSION)

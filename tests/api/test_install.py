@@ -1,12 +1,19 @@
 """make install and make deb: the production layout, units systemd accepts, a site nginx accepts."""
+import http.client
+import json
 import os
+import pathlib
+import shlex
 import shutil
+import signal
 import stat
 import subprocess
+import time
+import uuid
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, VAR, env_file, unique_email
 
 PROGRAMS = ["crm-auth", "crm-leads", "crm-dashboard", "crm-mailer"]
 UNITS = ["crm-auth.service", "crm-leads.service", "crm-dashboard.service", "crm-mailer.service",
@@ -90,3 +97,101 @@ def test_deb():
     control = subprocess.run(["dpkg-deb", "-I", deb], capture_output=True, text=True,
                              check=True).stdout
     assert "postinst" in control and "conffiles" in control
+
+
+def unit_command(path):
+    """A unit's ExecStart as argv, its ${VAR}s expanded from its Environment= lines."""
+    env, command = {}, None
+    for line in open(path):
+        if line.startswith("Environment="):
+            env.update(kv.split("=", 1) for kv in shlex.split(line[len("Environment="):]))
+        elif line.startswith("ExecStart="):
+            command = line[len("ExecStart="):].strip()
+    for k, v in env.items():
+        command = command.replace("${%s}" % k, v)
+    return shlex.split(command), env
+
+
+def as_crm(argv):
+    return ["setpriv", "--reuid=crm", "--regid=crm", "--init-groups", "--"] + argv
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="starts programs as the crm user")
+def test_installed_units_serve_through_the_installed_site():
+    """The programs started exactly as the installed units' ExecStart lines say, as the crm
+    user with the installed env file, serve the API through the installed nginx site."""
+    base = pathlib.Path(VAR, "inst-%s" % uuid.uuid4().hex[:8])
+    port = 18095
+    make("install", "PREFIX=%s/usr" % base, "SYSCONFDIR=%s/etc" % base, "RUNDIR=%s/run" % base,
+         "LISTEN=127.0.0.1:%d" % port)
+    for d in ("run", "mail"):
+        (base / d).mkdir()
+        shutil.chown(base / d, "crm", "crm")
+    test_env = env_file()
+    env_path = base / "etc/crm/crm.env"
+    env_path.write_text("DATABASE_URL=%s\nJWT_SECRET=%s\nBCRYPT_COST=4\nMAIL_DIR=%s/mail\n"
+                        % (test_env["DATABASE_URL"], test_env["JWT_SECRET"], base))
+    shutil.chown(env_path, "root", "crm")  # as the package's postinst leaves it
+    units = base / "usr/lib/systemd/system"
+    argv, env = unit_command(units / "crm-migrate.service")
+    r = subprocess.run(as_crm(argv), env=dict(os.environ, **env), capture_output=True, text=True)
+    assert r.returncode == 0 and "schema version" in r.stdout, r.stderr
+    procs = []
+    log = open(base / "programs.log", "w")
+    # The stack's own mailer is paused, so the installed one is the one that sends.
+    stack_mailer = int(open(os.path.join(VAR, "run", "crm-mailer.pid")).read())
+    os.kill(stack_mailer, signal.SIGSTOP)
+    try:
+        for unit in ("crm-auth", "crm-leads", "crm-dashboard", "crm-mailer"):
+            argv, env = unit_command(units / ("%s.service" % unit))
+            procs.append(subprocess.Popen(as_crm(argv), env=dict(os.environ, **env),
+                                          stdout=log, stderr=subprocess.STDOUT))
+        (base / "ngx/logs").mkdir(parents=True)
+        conf = base / "ngx/nginx.conf"
+        conf.write_text("user crm;\ndaemon off;\npid %s/ngx/nginx.pid;\nerror_log stderr;\n"
+                        "events {}\nhttp {\n    include /etc/nginx/mime.types;\n"
+                        "    access_log off;\n    include %s/etc/nginx/sites-available/crm.conf;\n}\n"
+                        % (base, base))
+        procs.append(subprocess.Popen(["nginx", "-p", str(base / "ngx"), "-c", str(conf)],
+                                      stdout=log, stderr=subprocess.STDOUT))
+        deadline = time.time() + 10
+        while time.time() < deadline and not all(
+                (base / "run" / ("%s.sock" % p)).exists()
+                for p in ("crm-auth", "crm-leads", "crm-dashboard")):
+            time.sleep(0.1)
+
+        def call(method, path, body=None, token=None):
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            if token:
+                headers["Authorization"] = "Bearer " + token
+            for _ in range(50):  # nginx may still be binding
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                try:
+                    conn.request(method, path, json.dumps(body) if body else None, headers)
+                    break
+                except ConnectionRefusedError:
+                    time.sleep(0.1)
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read() or b"null")
+
+        assert call("GET", "/api/health") == (200, {"status": "ok", "database": "ok"})
+        address = unique_email("installed")
+        status, body = call("POST", "/api/auth/register",
+                            {"name": "Ina Stalled", "email": address, "password": "password123"})
+        assert status == 201, body
+        token = body["token"]
+        status, body = call("POST", "/api/leads", {"name": "From the installed site"}, token)
+        assert status == 201 and body["lead"]["owner"]["name"] == "Ina Stalled"
+        assert call("GET", "/api/dashboard/stats", token=token)[0] == 403
+        deadline = time.time() + 15
+        while time.time() < deadline and not list((base / "mail").glob("*.eml")):
+            time.sleep(0.2)
+        emls = [p.read_text() for p in (base / "mail").glob("*.eml")]
+        assert any(address in e for e in emls)
+    finally:
+        os.kill(stack_mailer, signal.SIGCONT)
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            assert p.wait(timeout=15) == 0
+        shutil.rmtree(base, ignore_errors=True)
