@@ -163,6 +163,7 @@ static int
 deliver_one(struct crm_db *db, const struct crm_config *cfg)
 {
     const char *lease[1] = {LEASE_SECONDS};
+    sigset_t stop_signals;
     PGresult *row = NULL;
     char err[512];
     char *msg;
@@ -174,6 +175,11 @@ deliver_one(struct crm_db *db, const struct crm_config *cfg)
         PQclear(row);
         return 0;
     }
+    /* SIGTERM waits until this message is sent and recorded: no read is cut short by it. */
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, NULL);
     msg = crm_mail_welcome(cfg->mail_from, PQgetvalue(row, 0, 1), PQgetvalue(row, 0, 2),
                            strtoll(PQgetvalue(row, 0, 0), NULL, 10), time(NULL));
     if (msg == NULL)
@@ -185,6 +191,7 @@ deliver_one(struct crm_db *db, const struct crm_config *cfg)
     settle(db, cfg, row, rc == 0 ? NULL : err);
     free(msg);
     PQclear(row);
+    sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
     return 1;
 }
 
