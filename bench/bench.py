@@ -88,9 +88,12 @@ def token():
     return body["token"], body["user"]["id"]
 
 
-def ms(text):
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+def ms(out, percent):
+    """wrk's latency at percent (its --latency table), in ms; NaN when it printed none."""
+    m = re.search(r"^\s+%d%%\s+([\d.]+)(us|ms|s|m)\s*$" % percent, out, re.M)
+    if m is None:
+        return float("nan")
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
 
 
 def wrk(name, url, lua=None, seconds=SECONDS, conns=CONNS):
@@ -105,8 +108,7 @@ def wrk(name, url, lua=None, seconds=SECONDS, conns=CONNS):
     errors = int(errors.group(1)) if errors else 0
     errors += sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return {"name": name, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": ms(re.search(r"50%\s+(\S+)", out).group(1)),
-            "p99": ms(re.search(r"99%\s+(\S+)", out).group(1)), "errors": errors}
+            "p50": ms(out, 50), "p99": ms(out, 99), "errors": errors}
 
 
 def authed_lua(tok, path_expr, setup=""):
