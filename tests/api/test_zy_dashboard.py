@@ -132,7 +132,7 @@ def test_top_sales_period(tok):
         query = "limit=100" + ("&from=" + frm if frm else "") + "&to=" + to
         r = request("GET", "/api/dashboard/top-sales?" + query, token=tok)
         assert r.status == 200, r.text
-        assert normalise(r.json["data"]) == expected_top(period), (frm, to)
+        assert normalise(r.json["data"]) == expected_top(period)[:100], (frm, to)
     r = request("GET", "/api/dashboard/top-sales?limit=100&from=2024-03-01&to=2024-03-31",
                 token=tok)
     assert sum(d["won"] for d in r.json["data"]) == 5
