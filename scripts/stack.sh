@@ -22,6 +22,9 @@ trap 'printf "stack: failed at line %s: %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
 say() { printf 'stack: %s\n' "$*"; }
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
 
+# Where the state of $VAR lives when the crm user cannot reach the checkout.
+relocated() { printf '/var/lib/crm-dev/%s' "$(printf '%s' "$VAR" | sha1sum | cut -c1-16)"; }
+
 # As root: a system user for the daemons, and a state directory that user can reach. A checkout
 # under /root is closed to other users, so then the state lives in /var/lib/crm-dev/<hash> and
 # $VAR becomes a link to it.
@@ -36,7 +39,7 @@ setup_user() {
     mkdir -p "$VAR"
     if ! runuser -u crm -- test -x "$VAR"; then
         local real
-        real=/var/lib/crm-dev/$(printf '%s' "$VAR" | sha1sum | cut -c1-16)
+        real=$(relocated)
         mkdir -p "$real"
         chmod 755 /var/lib/crm-dev
         if [ ! -L "$VAR" ]; then
@@ -234,10 +237,20 @@ pg() {
     fi
 }
 
+# Removes the state directory and, if it was relocated, the state itself: even when this
+# checkout is a new clone at the path of an old one, whose var link went with it.
+wipe() {
+    local given=$VAR state
+    state=$(relocated)
+    stop >/dev/null 2>&1 || true
+    rm -rf "$(readlink -f "$given")" "$state" "$given"
+}
+
 case "${1:-}" in
 start) start ;;
+wipe) wipe ;;
 stop) stop ;;
 pg-stop) pg stop ;;
 pg-start) pg start ;;
-*) die "usage: stack.sh start|stop|pg-stop|pg-start" ;;
+*) die "usage: stack.sh start|stop|wipe|pg-stop|pg-start" ;;
 esac

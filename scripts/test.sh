@@ -27,9 +27,7 @@ done
 echo "unit: $((unit_run - unit_failed)) passed, $unit_failed failed"
 
 # A fresh stack for the API tests.
-scripts/stack.sh stop >/dev/null 2>&1
-real=$(readlink -f "$CRM_VAR" || true)
-rm -rf "$CRM_VAR" ${real:+"$real"}
+scripts/stack.sh wipe
 if ! scripts/stack.sh start; then
     tail -n 50 "$CRM_VAR"/log/*.log
     exit 1
