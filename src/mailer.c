@@ -227,6 +227,23 @@ wait_for_work(PGconn *conn, long seconds)
             PQfreemem(n);
 }
 
+static int
+usage(FILE *f)
+{
+    fprintf(f, "Usage: crm-mailer\n\nNext-Gen CRM: sends the e-mails of the outbox "
+               "(mail_outbox).\n\n"
+               "Wakes on NOTIFY mail_outbox and every 30 s, claims due messages (several\n"
+               "mailers may run at once), sends them through MAIL_HOST, or writes them to\n"
+               "MAIL_DIR/<id>.eml when MAIL_HOST is empty, and retries failures with\n"
+               "exponential backoff until MAIL_MAX_ATTEMPTS, after which a message stays\n"
+               "failed (crmctl mail list / retry). SIGTERM: finishes the message in flight.\n\n"
+               "Environment: DATABASE_URL, JWT_SECRET, MAIL_HOST, MAIL_PORT, MAIL_USER,\n"
+               "MAIL_PASS, MAIL_FROM, MAIL_TLS (off, auto, required), MAIL_MAX_ATTEMPTS,\n"
+               "MAIL_RETRY_SECONDS, MAIL_DIR, CRM_ENV_FILE (an env file with the same keys;\n"
+               "default /etc/crm/crm.env).\n");
+    return f == stdout ? 0 : 2;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -237,12 +254,8 @@ main(int argc, char **argv)
     char why[256];
 
     crm_log_init("crm-mailer");
-    if (argc > 1) {
-        fprintf(argc == 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
-                "Usage: crm-mailer\nSends the outbox's e-mails; settings from the environment "
-                "and CRM_ENV_FILE.\n");
-        return strcmp(argv[1], "--help") == 0 ? 0 : 2;
-    }
+    if (argc > 1)
+        return usage(argc == 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
     if (crm_config_load(crm_config_default_path(), &cfg, why, sizeof(why)) != 0) {
         fprintf(stderr, "crm-mailer: %s\n", why);
         return 1;
