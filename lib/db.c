@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
 #include "log.h"
 
 struct crm_db {
@@ -465,6 +466,26 @@ crm_db_json_object(const PGresult *res, int row, const char *const *keys, int n)
         }
     }
     return obj;
+}
+
+cJSON *
+crm_db_page_json(const PGresult *count, const PGresult *rows, long limit, long offset,
+                 cJSON *(*item)(const PGresult *res, int row, int col))
+{
+    cJSON *data = cJSON_CreateArray();
+
+    for (int i = 0; data != NULL && i < PQntuples(rows); i++) {
+        cJSON *it = item(rows, i, 0);
+
+        if (it == NULL || !cJSON_AddItemToArray(data, it)) {
+            cJSON_Delete(it);
+            cJSON_Delete(data);
+            data = NULL;
+        }
+    }
+    if (data == NULL)
+        return NULL;
+    return crm_page_json(data, limit, offset, strtoll(PQgetvalue(count, 0, 0), NULL, 10));
 }
 
 enum crm_err

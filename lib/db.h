@@ -36,6 +36,13 @@ cJSON *crm_db_json(const PGresult *res, int row, int col);
 /* {keys[0]: column 0, keys[1]: column 1, ...} of row, each column JSON text (NULL: null). */
 cJSON *crm_db_json_object(const PGresult *res, int row, const char *const *keys, int n);
 
+/*
+ * A page of a listing: {"data": [item(rows, i, 0) for every row], "page": {limit, offset,
+ * total}}, the total read from count (one row, one column). NULL when out of memory.
+ */
+cJSON *crm_db_page_json(const PGresult *count, const PGresult *rows, long limit, long offset,
+                        cJSON *(*item)(const PGresult *res, int row, int col));
+
 /* Transactions: BEGIN, COMMIT, ROLLBACK on the worker's connection. Errors as crm_db_exec. */
 enum crm_err crm_db_begin(struct crm_db *db);
 enum crm_err crm_db_commit(struct crm_db *db);

@@ -255,17 +255,27 @@ crm_req_param_id(const struct crm_req *req, const char *name, int64_t *out)
 }
 
 enum crm_err
+crm_req_limit(struct crm_req *req, long dflt, long *limit)
+{
+    const char *l;
+    long long v = dflt;
+
+    if (crm_req_query(req, "limit", &l) != CRM_OK ||
+        (l != NULL && crm_parse_int(l, 1, 100, &v) != 0))
+        return CRM_EQUERY;
+    *limit = (long)v;
+    return CRM_OK;
+}
+
+enum crm_err
 crm_req_page(struct crm_req *req, long *limit, long *offset)
 {
-    const char *l, *o;
-    long long lv = 20, ov = 0;
+    const char *o;
+    long long ov = 0;
 
-    if (crm_req_query(req, "limit", &l) != CRM_OK || crm_req_query(req, "offset", &o) != CRM_OK)
-        return CRM_EQUERY;
-    if ((l != NULL && crm_parse_int(l, 1, 100, &lv) != 0) ||
+    if (crm_req_limit(req, 20, limit) != CRM_OK || crm_req_query(req, "offset", &o) != CRM_OK ||
         (o != NULL && crm_parse_int(o, 0, 1000000000, &ov) != 0))
         return CRM_EQUERY;
-    *limit = (long)lv;
     *offset = (long)ov;
     return CRM_OK;
 }

@@ -98,6 +98,9 @@ enum crm_err crm_req_json(const struct crm_req *req, cJSON **out);
  */
 enum crm_err crm_req_query(struct crm_req *req, const char *name, const char **out);
 
+/* Reads limit (1..100, default dflt). Returns CRM_OK, or CRM_EQUERY when it is malformed. */
+enum crm_err crm_req_limit(struct crm_req *req, long dflt, long *limit);
+
 /*
  * Reads limit (1..100, default 20) and offset (0..1e9, default 0) from the query string.
  * Returns CRM_OK, or CRM_EQUERY when either is present and malformed.

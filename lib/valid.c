@@ -105,11 +105,11 @@ trim(cJSON *item)
     item->valuestring[e - s] = '\0';
 }
 
-static int
-in_enum(const char *s, const char *const *values)
+int
+crm_valid_enum(const char *s, size_t n, const char *const *values)
 {
     for (; values != NULL && *values != NULL; values++)
-        if (strcmp(s, *values) == 0)
+        if (strlen(*values) == n && strncmp(s, *values, n) == 0)
             return 1;
     return 0;
 }
@@ -140,7 +140,9 @@ check(const struct crm_field *r, cJSON *item, char *buf, size_t bufsz)
     if (r->flags & CRM_F_TRIM)
         trim(item);
     if (r->type == CRM_F_ENUM)
-        return in_enum(item->valuestring, r->values) ? NULL : "is not one of the allowed values";
+        return crm_valid_enum(item->valuestring, strlen(item->valuestring), r->values)
+                   ? NULL
+                   : "is not one of the allowed values";
     if (r->type == CRM_F_TIME)
         return crm_valid_time(item->valuestring, 0) == CRM_OK
                    ? NULL

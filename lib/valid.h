@@ -48,6 +48,9 @@ struct crm_req;
 enum crm_err crm_valid_body(const struct crm_req *req, const struct crm_field *rules, size_t n,
                             cJSON **body, cJSON **fields);
 
+/* 1 when the n bytes at s are one of the NULL-terminated values, else 0. */
+int crm_valid_enum(const char *s, size_t n, const char *const *values);
+
 /* CRM_OK when s looks like a deliverable address (local@domain.tld, no spaces), else CRM_EINVAL. */
 enum crm_err crm_valid_email(const char *s);
 

@@ -18,7 +18,7 @@ users_list(struct crm_req *req, struct crm_resp *resp)
     char lbuf[21], obuf[21];
     const char *params[2] = {lbuf, obuf};
     PGresult *count = NULL, *rows = NULL;
-    cJSON *data = NULL;
+    cJSON *body = NULL;
     long limit, offset;
     enum crm_err err;
 
@@ -27,33 +27,15 @@ users_list(struct crm_req *req, struct crm_resp *resp)
         return crm_resp_error(resp, err);
     snprintf(lbuf, sizeof(lbuf), "%ld", limit);
     snprintf(obuf, sizeof(obuf), "%ld", offset);
-    if ((err = crm_db_exec(req->db, "user_count", 0, NULL, &count)) != CRM_OK ||
-        (err = crm_db_exec(req->db, "user_list", 2, params, &rows)) != CRM_OK)
-        goto out;
-    err = CRM_ENOMEM;
-    if ((data = cJSON_CreateArray()) == NULL)
-        goto out;
-    for (int i = 0; i < PQntuples(rows); i++) {
-        cJSON *u = crm_user_from_row(rows, i, 0);
-
-        if (u == NULL || !cJSON_AddItemToArray(data, u)) {
-            cJSON_Delete(u);
-            goto out;
-        }
-    }
-    err = CRM_OK;
-out:
-    if (err == CRM_OK)
-        crm_resp_json(
-            resp, 200,
-            crm_page_json(data, limit, offset, strtoll(PQgetvalue(count, 0, 0), NULL, 10)));
-    else {
-        cJSON_Delete(data);
-        crm_resp_error(resp, err);
-    }
+    if ((err = crm_db_exec(req->db, "user_count", 0, NULL, &count)) == CRM_OK &&
+        (err = crm_db_exec(req->db, "user_list", 2, params, &rows)) == CRM_OK &&
+        (body = crm_db_page_json(count, rows, limit, offset, crm_user_from_row)) == NULL)
+        err = CRM_ENOMEM;
     PQclear(count);
     PQclear(rows);
-    return resp->status;
+    if (err != CRM_OK)
+        return crm_resp_error(resp, err);
+    return crm_resp_json(resp, 200, body);
 }
 
 /* An ADMIN demoting or deactivating itself could leave no one able to administer. */

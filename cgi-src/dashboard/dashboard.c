@@ -54,19 +54,18 @@ dashboard_by_status(struct crm_req *req, struct crm_resp *resp)
 int
 dashboard_top_sales(struct crm_req *req, struct crm_resp *resp)
 {
-    const char *params[3], *limit_s;
-    long long limit = 5;
+    const char *params[3];
+    long limit;
     char lbuf[21];
     enum crm_err err;
 
     if ((err = crm_auth_require(req, CRM_ROLE_ADMIN | CRM_ROLE_MANAGER)) != CRM_OK)
         return crm_resp_error(resp, err);
-    if (crm_req_query(req, "limit", &limit_s) != CRM_OK ||
-        (limit_s != NULL && crm_parse_int(limit_s, 1, 100, &limit) != 0) ||
+    if ((err = crm_req_limit(req, 5, &limit)) != CRM_OK ||
         (err = crm_req_time(req, "from", 0, &params[1])) != CRM_OK ||
         (err = crm_req_time(req, "to", 1, &params[2])) != CRM_OK)
-        return crm_resp_error(resp, err != CRM_OK ? err : CRM_EQUERY);
-    snprintf(lbuf, sizeof(lbuf), "%lld", limit);
+        return crm_resp_error(resp, err);
+    snprintf(lbuf, sizeof(lbuf), "%ld", limit);
     params[0] = lbuf;
     /* All time reads the per-user summary; a period counts the won leads in its index range. */
     if (params[1] == NULL && params[2] == NULL)

@@ -13,16 +13,6 @@ static const char *const sorts[] = {"created_at",  "-created_at", "updated_at",
                                     "-updated_at", "value",       "-value",
                                     "name",        "-name",       NULL};
 
-/* Whether the n bytes at s are one of the NULL-terminated values. */
-static int
-one_of(const char *s, size_t n, const char *const *values)
-{
-    for (; *values != NULL; values++)
-        if (strlen(*values) == n && strncmp(s, *values, n) == 0)
-            return 1;
-    return 0;
-}
-
 /* status=NEW,WON -> the array literal {NEW,WON}; every item must be a status. */
 static const char *
 status_array(struct crm_req *req, const char *s)
@@ -36,7 +26,7 @@ status_array(struct crm_req *req, const char *s)
     for (const char *item = s;; item++) {
         size_t n = strcspn(item, ",");
 
-        if (!one_of(item, n, lead_statuses))
+        if (!crm_valid_enum(item, n, lead_statuses))
             return NULL;
         memcpy(p, item, n);
         p += n;
@@ -89,7 +79,7 @@ static const char *
 check_source(struct crm_req *req, const char *s)
 {
     (void)req;
-    return one_of(s, strlen(s), lead_sources) ? s : NULL;
+    return crm_valid_enum(s, strlen(s), lead_sources) ? s : NULL;
 }
 
 static const char *
@@ -106,7 +96,7 @@ check_sort(struct crm_req *req, const char *s)
 {
     char *name;
 
-    if (!one_of(s, strlen(s), sorts) ||
+    if (!crm_valid_enum(s, strlen(s), sorts) ||
         (name = crm_arena_alloc(&req->arena, strlen(s) + 11)) == NULL)
         return NULL;
     sprintf(name, "lead_list:%s", s);
@@ -140,7 +130,7 @@ leads_list(struct crm_req *req, struct crm_resp *resp)
     char lbuf[21], obuf[21];
     const char *params[9], *stmt;
     PGresult *count = NULL, *rows = NULL;
-    cJSON *data = NULL;
+    cJSON *body = NULL;
     long limit, offset;
     enum crm_err err;
 
@@ -152,26 +142,13 @@ leads_list(struct crm_req *req, struct crm_resp *resp)
     snprintf(obuf, sizeof(obuf), "%ld", offset);
     params[7] = lbuf;
     params[8] = obuf;
-    if ((err = crm_db_exec(req->db, "lead_count", 7, params, &count)) != CRM_OK ||
-        (err = crm_db_exec(req->db, stmt, 9, params, &rows)) != CRM_OK)
-        goto out;
-    err = CRM_ENOMEM;
-    if ((data = cJSON_CreateArray()) == NULL)
-        goto out;
-    for (int i = 0; i < PQntuples(rows); i++)
-        if (!cJSON_AddItemToArray(data, crm_db_json(rows, i, 0)))
-            goto out;
-    err = CRM_OK;
-out:
-    if (err == CRM_OK)
-        crm_resp_json(
-            resp, 200,
-            crm_page_json(data, limit, offset, strtoll(PQgetvalue(count, 0, 0), NULL, 10)));
-    else {
-        cJSON_Delete(data);
-        crm_resp_error(resp, err);
-    }
+    if ((err = crm_db_exec(req->db, "lead_count", 7, params, &count)) == CRM_OK &&
+        (err = crm_db_exec(req->db, stmt, 9, params, &rows)) == CRM_OK &&
+        (body = crm_db_page_json(count, rows, limit, offset, crm_db_json)) == NULL)
+        err = CRM_ENOMEM;
     PQclear(count);
     PQclear(rows);
-    return resp->status;
+    if (err != CRM_OK)
+        return crm_resp_error(resp, err);
+    return crm_resp_json(resp, 200, body);
 }

@@ -156,9 +156,9 @@ activity_add(struct crm_req *req, struct crm_resp *resp)
 int
 activity_list(struct crm_req *req, struct crm_resp *resp)
 {
-    const char *params[4], *limit_s;
+    const char *params[4];
     char lbuf[21];
-    long long limit = 20;
+    long limit;
     int64_t id, before;
     PGresult *res = NULL;
     cJSON *root = NULL, *page;
@@ -167,13 +167,12 @@ activity_list(struct crm_req *req, struct crm_resp *resp)
     if ((err = crm_auth_require(req, CRM_ROLES_ALL)) != CRM_OK)
         return crm_resp_error(resp, err);
     if (crm_req_query(req, "before_id", &params[2]) != CRM_OK ||
-        crm_req_query(req, "limit", &limit_s) != CRM_OK ||
         (params[2] != NULL && crm_parse_id(params[2], &before) != 0) ||
-        (limit_s != NULL && crm_parse_int(limit_s, 1, 100, &limit) != 0))
+        crm_req_limit(req, 20, &limit) != CRM_OK)
         return crm_resp_error(resp, CRM_EQUERY);
     if (crm_req_param_id(req, "id", &id) != 0)
         return crm_resp_error(resp, CRM_ENOTFOUND);
-    snprintf(lbuf, sizeof(lbuf), "%lld", limit);
+    snprintf(lbuf, sizeof(lbuf), "%ld", limit);
     params[0] = req->param_val[0];
     params[1] = req->who.owner;
     params[3] = lbuf;
