@@ -14,10 +14,11 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 AUTH_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/auth/*.c))
 LEADS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/leads/*.c))
 DASH_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/dashboard/*.c))
+EVENTS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/events/*.c))
 CTL_OBJ := $(BUILD)/src/crmctl.o $(BUILD)/src/seed.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/crm-mailer \
+PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/crm-events $(BUILD)/crm-mailer \
 	$(BUILD)/crmctl
 
 .SECONDARY:
@@ -38,6 +39,9 @@ $(BUILD)/crm-leads: $(LEADS_OBJ) $(BUILD)/libcrm.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/crm-dashboard: $(DASH_OBJ) $(BUILD)/libcrm.a
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/crm-events: $(EVENTS_OBJ) $(BUILD)/libcrm.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/crm-mailer: $(BUILD)/src/mailer.o $(BUILD)/libcrm.a

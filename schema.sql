@@ -307,3 +307,27 @@ CREATE OR REPLACE TRIGGER activities_no_update BEFORE UPDATE ON activities
     FOR EACH STATEMENT EXECUTE FUNCTION crm_activities_immutable();
 
 INSERT INTO schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;
+
+-- Version 3: what crm-events needs.
+-- Delivery order relies on ids taken one at a time from the sequence, in the order they are
+-- asked for (lib/evorder.h): no per-session cache.
+ALTER TABLE events ALTER COLUMN id SET CACHE 1;
+
+-- The message an SSE client receives for an event (API.md "Real-time").
+CREATE OR REPLACE FUNCTION crm_event_json(e events) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT json_build_object('id', e.id, 'type', e.type, 'lead_id', e.lead_id,
+              'actor', crm_user_ref(e.actor_id), 'at', crm_ts(e.created_at),
+              'data', e.payload) $$;
+
+-- A role change or a deactivation reaches crm-events, which closes that user's streams.
+CREATE OR REPLACE FUNCTION crm_users_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('crm_users', NEW.id::text);
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER users_notify AFTER UPDATE OF role, active ON users
+    FOR EACH ROW WHEN (OLD.role IS DISTINCT FROM NEW.role OR OLD.active IS DISTINCT FROM NEW.active)
+    EXECUTE FUNCTION crm_users_notify();
+
+INSERT INTO schema_version (version) VALUES (3) ON CONFLICT DO NOTHING;

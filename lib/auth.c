@@ -79,6 +79,7 @@ authenticate(struct crm_req *req, const char *token, unsigned roles, cJSON **use
         return CRM_EAUTH;
     if ((err = load_principal(req, c.sub, user)) != CRM_OK)
         return err;
+    req->who.exp = c.exp;
     if ((req->who.role & roles) != 0)
         return CRM_OK;
     if (user != NULL) {

@@ -147,10 +147,11 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
         {"MAIL_PORT", texts[3], 1, 65535, 25},
         {"MAIL_MAX_ATTEMPTS", texts[4], 1, 100, 8},
         {"MAIL_RETRY_SECONDS", texts[5], 1, 86400, 30},
+        {"SSE_MAX_STREAMS", texts[6], 1, 1000000, 10000},
     };
-    long vals[6];
+    long vals[7];
 
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < 7; i++) {
         vals[i] = nums[i].dflt;
         if (nums[i].text[0] != '\0' &&
             parse_long(nums[i].text, nums[i].lo, nums[i].hi, &vals[i]) != 0)
@@ -162,6 +163,7 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
     cfg->mail_port = (int)vals[3];
     cfg->mail_max_attempts = (int)vals[4];
     cfg->mail_retry = vals[5];
+    cfg->sse_max_streams = (int)vals[6];
     return 0;
 }
 
@@ -169,7 +171,8 @@ int
 crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whysz)
 {
     char ttl[32] = "", cost[32] = "", port[32] = "", mport[32] = "", tries[32] = "", retry[32] = "";
-    const char *texts[6] = {ttl, cost, port, mport, tries, retry};
+    char streams[32] = "";
+    const char *texts[7] = {ttl, cost, port, mport, tries, retry, streams};
     const struct key keys[] = {
         {"DATABASE_URL", cfg->database_url, sizeof(cfg->database_url)},
         {"JWT_SECRET", cfg->jwt_secret, sizeof(cfg->jwt_secret)},
@@ -185,6 +188,7 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         {"MAIL_MAX_ATTEMPTS", tries, sizeof(tries)},
         {"MAIL_RETRY_SECONDS", retry, sizeof(retry)},
         {"MAIL_DIR", cfg->mail_dir, sizeof(cfg->mail_dir)},
+        {"SSE_MAX_STREAMS", streams, sizeof(streams)},
     };
     const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
 

@@ -20,6 +20,7 @@ struct crm_config {
     int mail_max_attempts; /* MAIL_MAX_ATTEMPTS, 1..100, default 8 */
     long mail_retry;       /* MAIL_RETRY_SECONDS: the first backoff, default 30 */
     char mail_dir[512];    /* MAIL_DIR: where .eml files go when MAIL_HOST is empty */
+    int sse_max_streams;   /* SSE_MAX_STREAMS: open streams per crm-events, default 10000 */
 };
 
 /*

@@ -11,7 +11,8 @@
 struct crm_db {
     PGconn *conn;
     char *url;
-    int in_tx; /* inside BEGIN: a lost connection must not be silently replaced */
+    int in_tx;           /* inside BEGIN: a lost connection must not be silently replaced */
+    unsigned generation; /* counts the connections made, so a LISTENer sees a new one */
 };
 
 struct crm_stmt {
@@ -209,6 +210,28 @@ static const struct crm_stmt stmts[] = {
                        " SELECT pg_notify('mail_outbox', m.id::text) IS NULL FROM m"),
 
     /*
+     * crm-events. events_read returns the snapshot it read under (one row even when no event
+     * is new) and the events after $1, for lib/evorder to decide which are final.
+     */
+    STMT("events_listen", "LISTEN crm_events"),
+    STMT("events_listen_users", "LISTEN crm_users"),
+    STMT("events_read", "SELECT s::text, e.id, e.type, e.owner_id, e.prev_owner_id, e.msg"
+                        " FROM pg_current_snapshot() s LEFT JOIN LATERAL (SELECT id, type,"
+                        " owner_id, prev_owner_id, crm_event_json(events)::text AS msg"
+                        " FROM events WHERE id > $1 ORDER BY id LIMIT $2) e ON true ORDER BY e.id"),
+    /* A resuming stream's missed events: ids in ($1, $2], $3 the row filter, $4 limit. */
+    STMT("events_replay", "SELECT id, type, crm_event_json(events)::text FROM events"
+                          " WHERE id > $1 AND id <= $2 AND ($3::bigint IS NULL OR owner_id = $3"
+                          " OR prev_owner_id = $3) ORDER BY id LIMIT $4"),
+    /* Where delivery starts: the newest id, and the snapshot that saw it. */
+    STMT("events_head", "SELECT s::text, (SELECT coalesce(max(id), 0) FROM events)"
+                        " FROM pg_current_snapshot() s"),
+    /* Retention: at most $1 events older than 24 hours, oldest first. */
+    STMT("events_purge", "WITH d AS (DELETE FROM events WHERE id IN (SELECT id FROM events"
+                         " WHERE created_at < now() - interval '24 hours' ORDER BY created_at"
+                         " LIMIT $1) RETURNING 1) SELECT count(*) FROM d"),
+
+    /*
      * Dashboard: every figure comes from the summaries the triggers keep (schema.sql), plus at
      * most an hour (7-day counts) or the edge days (top-sales periods) read through an index,
      * so no route scans the leads or activities tables.
@@ -325,6 +348,7 @@ crm_db_connect(struct crm_db *db)
         db->conn = NULL;
         return CRM_EUNAVAIL;
     }
+    db->generation++;
     crm_log(CRM_LOG_INFO, NULL, "db: connected");
     return CRM_OK;
 }
@@ -372,6 +396,12 @@ PGconn *
 crm_db_conn(struct crm_db *db)
 {
     return db->conn;
+}
+
+unsigned
+crm_db_generation(const struct crm_db *db)
+{
+    return db->generation;
 }
 
 const char *

@@ -58,6 +58,12 @@ enum crm_err crm_db_check(struct crm_db *db, int *nstmts);
 /* The live connection, or NULL: for LISTEN and notifications (crm-mailer, crm-events). */
 PGconn *crm_db_conn(struct crm_db *db);
 
+/*
+ * How many connections db has made: it changes when a statement had to reconnect, which drops
+ * the LISTENs of the old connection.
+ */
+unsigned crm_db_generation(const struct crm_db *db);
+
 /* The SQL text of statement name, or NULL: for EXPLAIN and for pgbench. */
 const char *crm_db_sql(const char *name);
 

@@ -45,16 +45,6 @@ install_signals(void)
     sigaction(SIGPIPE, &sa, NULL);
 }
 
-static int
-sane_request_id(const char *s)
-{
-    size_t n = s != NULL ? strlen(s) : 0;
-
-    if (n == 0 || n > 64)
-        return 0;
-    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
-}
-
 /* Reads the body, bounded by CRM_BODY_MAX. Returns CRM_OK, CRM_ETOOBIG or CRM_ENOMEM. */
 static enum crm_err
 read_body(FCGX_Request *r, struct crm_req *req)
@@ -75,12 +65,7 @@ read_body(FCGX_Request *r, struct crm_req *req)
 static enum crm_err
 read_request(FCGX_Request *r, struct crm_req *req)
 {
-    const char *rid = FCGX_GetParam("HTTP_X_REQUEST_ID", r->envp);
-
-    if (sane_request_id(rid))
-        snprintf(req->id, sizeof(req->id), "%s", rid);
-    else if (crm_random_hex(req->id, sizeof(req->id), 8) != 0)
-        snprintf(req->id, sizeof(req->id), "norandom");
+    crm_req_set_id(req, FCGX_GetParam("HTTP_X_REQUEST_ID", r->envp));
     req->method = FCGX_GetParam("REQUEST_METHOD", r->envp);
     req->path = FCGX_GetParam("DOCUMENT_URI", r->envp);
     req->query = FCGX_GetParam("QUERY_STRING", r->envp);
@@ -112,56 +97,18 @@ crm_fcgi_dispatch(const struct crm_app *app, struct crm_req *req, struct crm_res
     route->handler(req, resp);
 }
 
-static const char *
-reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Content Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Content";
-    case 429:
-        return "Too Many Requests";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return status >= 500 ? "Internal Server Error" : "Unknown";
-    }
-}
-
 static void
 write_response(FCGX_Request *r, const struct crm_req *req, const struct crm_resp *resp)
 {
-    FCGX_FPrintF(r->out, "Status: %d %s\r\nX-Request-Id: %s\r\n", resp->status,
-                 reason(resp->status), req->id);
-    if (resp->body != NULL)
-        FCGX_PutS("Content-Type: application/json; charset=utf-8\r\n", r->out);
-    FCGX_PutStr(resp->headers, (int)resp->hlen, r->out);
-    FCGX_PutS("\r\n", r->out);
-    if (resp->body != NULL)
-        FCGX_PutS(resp->body, r->out);
+    size_t len;
+    char *text = crm_resp_cgi(resp, req->id, &len);
+
+    if (text == NULL) {
+        FCGX_PutS("Status: 500 Internal Server Error\r\n\r\n", r->out);
+        return;
+    }
+    FCGX_PutStr(text, (int)len, r->out);
+    free(text);
 }
 
 static double

@@ -342,3 +342,85 @@ crm_req_time(struct crm_req *req, const char *name, int end, const char **out)
     *out = full;
     return CRM_OK;
 }
+
+const char *
+crm_http_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status >= 500 ? "Internal Server Error" : "Unknown";
+    }
+}
+
+char *
+crm_resp_cgi(const struct crm_resp *resp, const char *reqid, size_t *len)
+{
+    size_t blen = resp->body != NULL ? strlen(resp->body) : 0;
+    size_t cap = 160 + strlen(reqid) + resp->hlen + blen;
+    char *out = malloc(cap);
+    int n;
+
+    if (out == NULL)
+        return NULL;
+    n = snprintf(out, cap, "Status: %d %s\r\nX-Request-Id: %s\r\n%s%.*s\r\n", resp->status,
+                 crm_http_reason(resp->status), reqid,
+                 resp->body != NULL ? "Content-Type: application/json; charset=utf-8\r\n" : "",
+                 (int)resp->hlen, resp->headers);
+    if (n < 0 || (size_t)n + blen >= cap) {
+        free(out);
+        return NULL;
+    }
+    if (blen > 0)
+        memcpy(out + n, resp->body, blen + 1);
+    *len = (size_t)n + blen;
+    return out;
+}
+
+static int
+sane_request_id(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (n == 0 || n > 64)
+        return 0;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+void
+crm_req_set_id(struct crm_req *req, const char *rid)
+{
+    if (sane_request_id(rid))
+        snprintf(req->id, sizeof(req->id), "%s", rid);
+    else if (crm_random_hex(req->id, sizeof(req->id), 8) != 0)
+        snprintf(req->id, sizeof(req->id), "norandom");
+}

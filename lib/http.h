@@ -24,6 +24,7 @@ struct crm_principal {
     int64_t id;
     enum crm_role role;
     char idstr[21];
+    int64_t exp; /* when the token that authenticated it expires (Unix seconds) */
     /* The SQL row filter: the caller's id for a SALES_EXECUTIVE, NULL for roles that see all. */
     const char *owner;
 };
@@ -81,6 +82,20 @@ int crm_resp_invalid_field(struct crm_resp *resp, const char *name, const char *
 
 /* crm_resp_invalid(fields) when err is CRM_EINVAL with fields, else crm_resp_error(err). */
 int crm_resp_fail(struct crm_resp *resp, enum crm_err err, cJSON *fields);
+
+/* Sets req->id: the client's X-Request-Id rid when it is sane (1-64 of [A-Za-z0-9._-]), else
+ * random. */
+void crm_req_set_id(struct crm_req *req, const char *rid);
+
+/* The reason phrase of an HTTP status ("Not Found"). */
+const char *crm_http_reason(int status);
+
+/*
+ * The response as a FastCGI responder writes it: Status, X-Request-Id (reqid), Content-Type when
+ * there is a body, resp's headers, a blank line, the body. Returns malloc'd text with *len, or
+ * NULL when out of memory.
+ */
+char *crm_resp_cgi(const struct crm_resp *resp, const char *reqid, size_t *len);
 
 /* Frees the response body and resets resp for the next request. */
 void crm_resp_reset(struct crm_resp *resp);

@@ -12,7 +12,8 @@ VAR=${CRM_VAR:-$ROOT/var}
 PORT=${CRM_PORT:-8080}
 BIN=${CRM_BIN:-$ROOT/build}
 WORKERS=${CRM_WORKERS:-2}
-POOLS=(crm-auth crm-leads crm-dashboard)
+# crm-events is one process with many streams; the others are pools of workers.
+POOLS=(crm-auth crm-leads crm-dashboard crm-events)
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 RUNAS=()
 SVCUSER=$(id -un)
@@ -123,11 +124,14 @@ start_pools() {
     for p in "${POOLS[@]}"; do
         alive "$VAR/run/$p.pid" && continue
         rm -f "$VAR/run/$p.sock"
+        local args=(--workers "$WORKERS")
+        [ "$p" != crm-events ] || args=()
         # spawn-fcgi -n binds the socket and execs the pool, which forks its workers.
-        # exec: the pid of the background job is then the pool's own.
+        # exec: the pid of the background job is then the pool's own. A deep backlog, so
+        # thousands of SSE clients connecting at once are all accepted.
         (exec "${RUNAS[@]}" sh -c 'exec "$@" >>"$0" 2>&1 </dev/null' "$VAR/log/$p.log" \
-            env CRM_ENV_FILE="$VAR/crm.env" setsid spawn-fcgi -n -s "$VAR/run/$p.sock" \
-            -M 0600 -- "$VAR/bin/$p" --workers "$WORKERS") &
+            env CRM_ENV_FILE="$VAR/crm.env" setsid spawn-fcgi -n -b 4096 -s "$VAR/run/$p.sock" \
+            -M 0600 -- "$VAR/bin/$p" "${args[@]}") &
         echo $! >"$VAR/run/$p.pid"
     done
     for p in "${POOLS[@]}"; do
@@ -151,7 +155,12 @@ start_nginx() {
     sed -e "s|@SOCKDIR@|$VAR/run|g" -e "s|@LISTEN@|127.0.0.1:$PORT|g" \
         -e "s|@WEBROOT@|$VAR/web|g" -e "s|@CONFDIR@|$VAR/nginx|g" \
         "$ROOT/nginx/crm-site.conf.in" >"$VAR/nginx/crm-site.conf"
-    sed -e "s|@VAR@|$VAR|g" "$ROOT/nginx/dev-nginx.conf.in" >"$conf"
+    # One descriptor per connection, and an SSE stream holds two (client and crm-events).
+    local nofile
+    nofile=$(ulimit -Hn)
+    [ "$nofile" != unlimited ] || nofile=65536
+    sed -e "s|@VAR@|$VAR|g" -e "s|@NOFILE@|$nofile|g" -e "s|@CONNS@|$((nofile - 64))|g" \
+        "$ROOT/nginx/dev-nginx.conf.in" >"$conf"
     cp "$ROOT/nginx/crm-fastcgi.conf" "$VAR/nginx/"
     if alive "$VAR/run/nginx.pid"; then
         as_svc_log "$VAR/log/nginx-error.log" nginx -p "$VAR/nginx" -c "$conf" -s reload

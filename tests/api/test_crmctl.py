@@ -18,11 +18,11 @@ def test_migrate_is_idempotent():
         r = crmctl("migrate", "--schema", os.path.join(VAR, "schema.sql"))
         assert r.returncode == 0, r.stderr
         lines = r.stdout.splitlines()
-        assert lines[0] == "schema version 2"
+        assert lines[0] == "schema version 3"
         assert lines[1].startswith("statements: ") and lines[1].endswith(" prepared")
         assert int(lines[1].split()[1]) >= 30
     assert sql("SELECT count(*) FROM users") == before
-    assert sql("SELECT version FROM schema_version ORDER BY version") == [["1"], ["2"]]
+    assert sql("SELECT version FROM schema_version ORDER BY version") == [["1"], ["2"], ["3"]]
 
 
 def test_migrate_refuses_a_schema_the_programs_do_not_fit(tmp_path):

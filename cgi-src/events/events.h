@@ -1,0 +1,89 @@
+/*
+ * events.h: crm-events, the Server-Sent Events server. One process, one epoll loop, many
+ * streams: server.c speaks FastCGI to nginx and owns the streams; feed.c reads the events table
+ * (woken by LISTEN) and fans each final event out to the streams that may see it.
+ */
+#ifndef CRM_EVENTS_H
+#define CRM_EVENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "db.h"
+#include "evorder.h"
+#include "http.h"
+
+/* Bytes a stream may have waiting for a client that does not read; past it, it is dropped. */
+#define EV_OUT_MAX (256 * 1024)
+
+enum stream_state { ST_REQUEST, ST_CATCHUP, ST_LIVE };
+
+struct stream {
+    struct stream *prev, *next; /* the server's list of open streams (catch-up and live) */
+    int fd;
+    unsigned reqid; /* the FastCGI request id */
+    enum stream_state state;
+    unsigned char *in; /* request phase: records not yet parsed, then the PARAMS stream */
+    size_t inlen, plen;
+    unsigned char *params;
+    unsigned char *out; /* framed bytes the socket has not taken yet */
+    size_t outlen, outoff;
+    int want_out;             /* EPOLLOUT is armed */
+    int64_t uid, exp, cursor; /* the caller, its token's expiry, the last id it was sent */
+    enum crm_role role;
+    const char *kill; /* to be closed, for this reason, once the current events are handled */
+    char rid[65];
+};
+
+struct server {
+    const struct crm_config *cfg;
+    int ep, lfd;
+    struct crm_db *db;
+    unsigned db_gen;   /* the connection that LISTENs */
+    int listen_fd;     /* its socket in the epoll set, or -1 */
+    int started;       /* the delivery cursor is known, so streams may start */
+    int read_due;      /* a notification came: read the table */
+    int again;         /* a gap waits for transactions to end: read again soon */
+    int64_t last_read; /* ms, monotonic */
+    int accepting;     /* the listening socket is in the epoll set */
+    int reap;          /* some stream has kill set */
+    int64_t next_tick, next_ping, next_purge;
+    struct crm_evorder order;
+    struct stream *streams;
+    int nstreams;
+};
+
+/* Milliseconds on the monotonic clock. */
+int64_t ev_now_ms(void);
+
+/* Queues framed bytes for s and writes what the socket takes. 0, or -1: s must be closed. */
+int stream_send(struct server *srv, struct stream *s, const void *data, size_t n);
+
+/* Frames text (SSE lines) as STDOUT records and sends it. 0, or -1: s must be closed. */
+int stream_send_text(struct server *srv, struct stream *s, const char *text, size_t n);
+
+/* Ends s (politely when its buffer is empty), closes it and frees it. */
+void stream_close(struct server *srv, struct stream *s, const char *why);
+
+/* Arms or disarms EPOLLOUT for s. */
+void stream_want_out(struct server *srv, struct stream *s, int on);
+
+/* Runs the server on the listening socket fd 0 until SIGTERM. Returns the exit status. */
+int events_run(const struct crm_config *cfg);
+
+/* feed.c */
+/* Finds where delivery starts (waiting for transactions in progress). 0, or -1: retry later. */
+int feed_start(struct server *srv);
+/* After any statement: LISTEN again on a new connection, and take queued notifications. */
+void feed_sync(struct server *srv);
+/* The LISTEN socket is readable. */
+void feed_input(struct server *srv);
+/* Reads the events that became final and sends them to every live stream that may see them. */
+void feed_read(struct server *srv);
+/* Sends a catching-up stream its next page of missed events. 0, or -1: s must be closed. */
+int feed_catchup(struct server *srv, struct stream *s);
+/* Deletes events older than 24 hours, one batch. Returns the rows deleted, or -1. */
+long feed_purge(struct server *srv, long batch);
+
+#endif

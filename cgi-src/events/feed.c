@@ -1,0 +1,355 @@
+/*
+ * feed.c: the events table to the streams. A notification only wakes the reader; what is sent
+ * always comes from the table, in id order, once lib/evorder says an id is final. So nothing is
+ * lost when notifications are (a restart of PostgreSQL, a new connection): the next read after
+ * reconnecting picks up where the cursor stands.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "events.h"
+#include "fcgirec.h"
+#include "log.h"
+#include "util.h"
+
+#define READ_LIMIT 1000
+#define REPLAY_LIMIT 200
+
+/* The snapshot in column 0 of row 0 of a read. 0, or -1. */
+static int
+read_snapshot(const PGresult *res, struct crm_snap *snap)
+{
+    if (PQntuples(res) < 1 || crm_snap_parse(PQgetvalue(res, 0, 0), snap) != 0) {
+        crm_log(CRM_LOG_ERR, NULL, "events: unreadable snapshot");
+        return -1;
+    }
+    return 0;
+}
+
+int
+feed_start(struct server *srv)
+{
+    PGresult *res;
+    struct crm_snap snap;
+    long long head;
+    int rc = -1;
+
+    if (crm_db_exec(srv->db, "events_head", 0, NULL, &res) != CRM_OK)
+        return -1;
+    feed_sync(srv);
+    if (read_snapshot(res, &snap) == 0) {
+        if (crm_parse_int(PQgetvalue(res, 0, 1), 0, INT64_MAX, &head) == 0 &&
+            crm_evorder_start(&srv->order, &snap, head) == 1)
+            rc = 0;
+        crm_snap_free(&snap);
+    }
+    PQclear(res);
+    if (rc == 0) {
+        srv->started = 1;
+        crm_log(CRM_LOG_INFO, NULL, "events: delivering after id %lld",
+                (long long)srv->order.cursor);
+    }
+    return rc;
+}
+
+/*
+ * Marks every stream of user uid to be closed (a role change or a deactivation): the client
+ * reconnects and is judged again. Marked, not closed, as the loop may hold events for them.
+ */
+static void
+close_user(struct server *srv, const char *uid)
+{
+    int64_t id;
+
+    if (crm_parse_id(uid, &id) != 0)
+        return;
+    for (struct stream *s = srv->streams; s != NULL; s = s->next) {
+        if (s->uid == id) {
+            s->kill = "user changed";
+            srv->reap = 1;
+        }
+    }
+}
+
+static void
+take_notifications(struct server *srv, PGconn *conn)
+{
+    PGnotify *n;
+
+    while ((n = PQnotifies(conn)) != NULL) {
+        if (strcmp(n->relname, "crm_users") == 0)
+            close_user(srv, n->extra);
+        else
+            srv->read_due = 1;
+        PQfreemem(n);
+    }
+}
+
+/* Forgets the LISTEN socket; the next feed_sync() LISTENs again, on whatever connection. */
+static void
+drop_listen(struct server *srv)
+{
+    if (srv->listen_fd >= 0)
+        (void)epoll_ctl(srv->ep, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+    srv->listen_fd = -1;
+    srv->db_gen = crm_db_generation(srv->db) - 1;
+}
+
+void
+feed_sync(struct server *srv)
+{
+    PGconn *conn = crm_db_conn(srv->db);
+    unsigned gen = crm_db_generation(srv->db);
+    struct epoll_event ev = {.events = EPOLLIN};
+
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        drop_listen(srv);
+        return;
+    }
+    if (gen != srv->db_gen) {
+        drop_listen(srv);
+        if (crm_db_run(srv->db, "events_listen", 0, NULL) != CRM_OK ||
+            crm_db_run(srv->db, "events_listen_users", 0, NULL) != CRM_OK)
+            return;
+        conn = crm_db_conn(srv->db);
+        ev.data.ptr = NULL; /* the loop knows the database by its NULL */
+        if (epoll_ctl(srv->ep, EPOLL_CTL_ADD, PQsocket(conn), &ev) != 0)
+            return;
+        srv->listen_fd = PQsocket(conn);
+        srv->db_gen = gen;
+        /* Notifications sent while no one listened are lost: read the table instead. */
+        srv->read_due = 1;
+        crm_log(CRM_LOG_INFO, NULL, "events: listening");
+    }
+    take_notifications(srv, conn);
+}
+
+void
+feed_input(struct server *srv)
+{
+    PGconn *conn = crm_db_conn(srv->db);
+
+    if (conn == NULL || !PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK) {
+        crm_log(CRM_LOG_WARN, NULL, "events: database connection lost");
+        drop_listen(srv);
+        return;
+    }
+    take_notifications(srv, conn);
+}
+
+/* One event as an SSE message: id, event and data lines. NULL when out of memory. */
+static char *
+sse_message(const PGresult *res, int row, int idcol, size_t *len)
+{
+    const char *id = PQgetvalue(res, row, idcol), *type = PQgetvalue(res, row, idcol + 1);
+    const char *data = PQgetvalue(res, row, PQnfields(res) - 1);
+    size_t cap = strlen(id) + strlen(type) + strlen(data) + 32;
+    char *m = malloc(cap);
+
+    if (m != NULL)
+        *len = (size_t)snprintf(m, cap, "id: %s\nevent: %s\ndata: %s\n\n", id, type, data);
+    return m;
+}
+
+struct batch {
+    unsigned char *all; /* every message, framed for request id 1 (nginx's) */
+    size_t len;
+    size_t *off, *flen; /* message i in all */
+    char **text;        /* message i unframed, for other request ids */
+    size_t *tlen;
+    int64_t *owner, *prev;
+    size_t n;
+};
+
+static void
+batch_free(struct batch *b)
+{
+    for (size_t i = 0; b->text != NULL && i < b->n; i++)
+        free(b->text[i]);
+    free(b->all);
+    free(b->off);
+    free(b->flen);
+    free(b->text);
+    free(b->tlen);
+    free(b->owner);
+    free(b->prev);
+}
+
+/* Builds the batch of rows first..first+n-1 of an events_read result. 0, or -1. */
+static int
+batch_build(struct batch *b, const PGresult *res, int first, size_t n)
+{
+    size_t cap = 0;
+
+    memset(b, 0, sizeof(*b));
+    b->n = n;
+    if ((b->off = calloc(n, sizeof(size_t))) == NULL ||
+        (b->flen = calloc(n, sizeof(size_t))) == NULL ||
+        (b->text = calloc(n, sizeof(char *))) == NULL ||
+        (b->tlen = calloc(n, sizeof(size_t))) == NULL ||
+        (b->owner = calloc(n, sizeof(int64_t))) == NULL ||
+        (b->prev = calloc(n, sizeof(int64_t))) == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int row = first + (int)i;
+
+        if ((b->text[i] = sse_message(res, row, 1, &b->tlen[i])) == NULL)
+            return -1;
+        b->owner[i] = PQgetisnull(res, row, 3) ? 0 : strtoll(PQgetvalue(res, row, 3), NULL, 10);
+        b->prev[i] = PQgetisnull(res, row, 4) ? 0 : strtoll(PQgetvalue(res, row, 4), NULL, 10);
+        b->flen[i] = crm_fcgi_framed_size(b->tlen[i]);
+        cap += b->flen[i];
+    }
+    if ((b->all = malloc(cap)) == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        b->off[i] = b->len;
+        crm_fcgi_frame(b->all + b->len, 1, b->text[i], b->tlen[i]);
+        b->len += b->flen[i];
+    }
+    return 0;
+}
+
+/* Sends s the messages of b it may see and has not had. 0, or -1: s must be closed. */
+static int
+send_batch(struct server *srv, struct stream *s, const struct batch *b, const int64_t *ids)
+{
+    if (s->role != CRM_ROLE_SALES && s->reqid == 1 && s->cursor < ids[0])
+        return stream_send(srv, s, b->all, b->len);
+    for (size_t i = 0; i < b->n; i++) {
+        int rc = 0;
+
+        if (ids[i] <= s->cursor ||
+            (s->role == CRM_ROLE_SALES && b->owner[i] != s->uid && b->prev[i] != s->uid))
+            continue;
+        if (s->reqid == 1)
+            rc = stream_send(srv, s, b->all + b->off[i], b->flen[i]);
+        else
+            rc = stream_send_text(srv, s, b->text[i], b->tlen[i]);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void
+fan_out(struct server *srv, const PGresult *res, const int64_t *ids, size_t n)
+{
+    struct batch b;
+    struct stream *s, *next;
+
+    if (batch_build(&b, res, 0, n) != 0) {
+        crm_log(CRM_LOG_ERR, NULL, "events: out of memory, %zu events not sent", n);
+        batch_free(&b);
+        return;
+    }
+    for (s = srv->streams; s != NULL; s = next) {
+        next = s->next;
+        if (s->state != ST_LIVE || s->kill != NULL)
+            continue;
+        if (send_batch(srv, s, &b, ids) != 0) {
+            stream_close(srv, s, "write failed or client too slow");
+            continue;
+        }
+        if (s->cursor < ids[n - 1])
+            s->cursor = ids[n - 1];
+    }
+    batch_free(&b);
+}
+
+void
+feed_read(struct server *srv)
+{
+    char cursor[21], limit[8];
+    const char *params[2] = {cursor, limit};
+    int64_t ids[READ_LIMIT];
+    struct crm_snap snap;
+    PGresult *res;
+    size_t n = 0, k;
+
+    srv->read_due = 0;
+    srv->last_read = ev_now_ms();
+    crm_fmt_id(cursor, sizeof(cursor), srv->order.cursor);
+    snprintf(limit, sizeof(limit), "%d", READ_LIMIT);
+    if (crm_db_exec(srv->db, "events_read", 2, params, &res) != CRM_OK) {
+        feed_sync(srv);
+        return;
+    }
+    feed_sync(srv);
+    if (read_snapshot(res, &snap) != 0) {
+        PQclear(res);
+        return;
+    }
+    for (int r = 0; r < PQntuples(res) && !PQgetisnull(res, r, 1) && n < READ_LIMIT; r++)
+        ids[n++] = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+    k = crm_evorder_next(&srv->order, &snap, ids, n, &srv->again);
+    if (k == (size_t)-1)
+        crm_log(CRM_LOG_ERR, NULL, "events: out of memory");
+    else if (k > 0)
+        fan_out(srv, res, ids, k);
+    if (n == READ_LIMIT && k == n)
+        srv->read_due = 1; /* there may be more */
+    crm_snap_free(&snap);
+    PQclear(res);
+}
+
+int
+feed_catchup(struct server *srv, struct stream *s)
+{
+    char from[21], to[21], owner[21], limit[8];
+    const char *params[4] = {from, to, s->role == CRM_ROLE_SALES ? owner : NULL, limit};
+    PGresult *res;
+    int n;
+
+    crm_fmt_id(from, sizeof(from), s->cursor);
+    crm_fmt_id(to, sizeof(to), srv->order.cursor);
+    crm_fmt_id(owner, sizeof(owner), s->uid);
+    snprintf(limit, sizeof(limit), "%d", REPLAY_LIMIT);
+    if (crm_db_exec(srv->db, "events_replay", 4, params, &res) != CRM_OK) {
+        feed_sync(srv);
+        return -1;
+    }
+    feed_sync(srv);
+    n = PQntuples(res);
+    for (int r = 0; r < n; r++) {
+        size_t len;
+        char *m = sse_message(res, r, 0, &len);
+        int rc = m != NULL ? stream_send_text(srv, s, m, len) : -1;
+
+        free(m);
+        if (rc != 0) {
+            PQclear(res);
+            return -1;
+        }
+        s->cursor = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+    }
+    PQclear(res);
+    if (n < REPLAY_LIMIT) {
+        s->state = ST_LIVE;
+        s->cursor = srv->order.cursor;
+    } else {
+        stream_want_out(srv, s, 1); /* the next page when the socket can take it */
+    }
+    return 0;
+}
+
+long
+feed_purge(struct server *srv, long batch)
+{
+    char lim[21];
+    const char *params[1] = {lim};
+    PGresult *res;
+    long n;
+
+    snprintf(lim, sizeof(lim), "%ld", batch);
+    if (crm_db_exec(srv->db, "events_purge", 1, params, &res) != CRM_OK) {
+        feed_sync(srv);
+        return -1;
+    }
+    feed_sync(srv);
+    n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return n;
+}

@@ -1,0 +1,583 @@
+/*
+ * server.c: the FastCGI side of crm-events. nginx opens one connection per SSE request; each is
+ * a stream here, non-blocking, on one epoll set with the listening socket (fd 0, from spawn-fcgi)
+ * and the database connection. Nothing in the loop waits for a client: what a socket does not
+ * take is kept, up to EV_OUT_MAX, and a client that lets more pile up is dropped.
+ */
+#define _GNU_SOURCE /* accept4 */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "events.h"
+#include "fcgirec.h"
+#include "log.h"
+#include "router.h"
+#include "util.h"
+
+#define IN_MAX (128 * 1024) /* a request's records: PARAMS of nginx's few headers */
+#define PING_MS 15000
+#define PURGE_MS 60000
+#define PURGE_BATCH 5000
+#define READ_GAP_MS 10 /* fan-outs at most this often: events in between go as one batch */
+#define RECHECK_MS 5   /* a gap waiting for transactions to end is looked at again */
+
+static const char sse_head[] = "Status: 200 OK\r\nContent-Type: text/event-stream\r\n"
+                               "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
+
+int64_t
+ev_now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+void
+stream_want_out(struct server *srv, struct stream *s, int on)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0), .data.ptr = s};
+
+    if (s->want_out == on)
+        return;
+    s->want_out = on;
+    (void)epoll_ctl(srv->ep, EPOLL_CTL_MOD, s->fd, &ev);
+}
+
+/* Writes what the socket takes of s's buffer. 0, or -1 when the connection is gone. */
+static int
+stream_flush(struct server *srv, struct stream *s)
+{
+    while (s->outoff < s->outlen) {
+        ssize_t n = write(s->fd, s->out + s->outoff, s->outlen - s->outoff);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            stream_want_out(srv, s, 1);
+            return 0;
+        }
+        if (n <= 0)
+            return -1;
+        s->outoff += (size_t)n;
+    }
+    free(s->out);
+    s->out = NULL;
+    s->outlen = s->outoff = 0;
+    stream_want_out(srv, s, 0);
+    return 0;
+}
+
+int
+stream_send(struct server *srv, struct stream *s, const void *data, size_t n)
+{
+    const unsigned char *d = data;
+    size_t pending = s->outlen - s->outoff;
+    unsigned char *grown;
+
+    if (pending == 0) {
+        ssize_t w = write(s->fd, d, n);
+
+        if (w < 0 && errno != EAGAIN && errno != EINTR)
+            return -1;
+        if (w > 0) {
+            d += w;
+            n -= (size_t)w;
+        }
+        if (n == 0)
+            return 0;
+    }
+    if (pending + n > EV_OUT_MAX)
+        return -1;
+    /* Keep only what is unsent: the buffer never holds more than the client owes. */
+    if ((grown = malloc(pending + n)) == NULL)
+        return -1;
+    if (pending > 0)
+        memcpy(grown, s->out + s->outoff, pending);
+    memcpy(grown + pending, d, n);
+    free(s->out);
+    s->out = grown;
+    s->outlen = pending + n;
+    s->outoff = 0;
+    stream_want_out(srv, s, 1);
+    return 0;
+}
+
+int
+stream_send_text(struct server *srv, struct stream *s, const char *text, size_t n)
+{
+    size_t len = crm_fcgi_framed_size(n);
+    unsigned char *f = malloc(len);
+    int rc;
+
+    if (f == NULL)
+        return -1;
+    crm_fcgi_frame(f, s->reqid, text, n);
+    rc = stream_send(srv, s, f, len);
+    free(f);
+    return rc;
+}
+
+static void
+unlink_stream(struct server *srv, struct stream *s)
+{
+    if (s->state == ST_REQUEST)
+        return;
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        srv->streams = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    srv->nstreams--;
+}
+
+void
+stream_close(struct server *srv, struct stream *s, const char *why)
+{
+    unsigned char end[CRM_FCGI_END_SIZE];
+
+    /* A clean end lets nginx finish the response; a stuck buffer gets a plain close. */
+    if (s->outlen == s->outoff) {
+        crm_fcgi_end(end, s->reqid);
+        (void)!write(s->fd, end, sizeof(end));
+    }
+    if (s->state != ST_REQUEST)
+        crm_log(CRM_LOG_INFO, NULL, "stream closed req=%s user=%lld: %s", s->rid, (long long)s->uid,
+                why);
+    unlink_stream(srv, s);
+    close(s->fd);
+    free(s->in);
+    free(s->params);
+    free(s->out);
+    free(s);
+}
+
+/* A request as its PARAMS give it: what crm_req holds, and the two headers it has no room for. */
+struct incoming {
+    struct crm_req req;
+    const char *last_id, *request_id;
+};
+
+struct param_map {
+    const char *name;
+    size_t off; /* of the const char * in struct incoming */
+};
+
+static int
+take_param(void *arg, const char *name, size_t nlen, const char *val, size_t vlen)
+{
+    static const struct param_map map[] = {
+        {"REQUEST_METHOD", offsetof(struct incoming, req.method)},
+        {"DOCUMENT_URI", offsetof(struct incoming, req.path)},
+        {"QUERY_STRING", offsetof(struct incoming, req.query)},
+        {"HTTP_AUTHORIZATION", offsetof(struct incoming, req.authorization)},
+        {"REMOTE_ADDR", offsetof(struct incoming, req.remote_addr)},
+        {"HTTP_LAST_EVENT_ID", offsetof(struct incoming, last_id)},
+        {"HTTP_X_REQUEST_ID", offsetof(struct incoming, request_id)},
+    };
+    struct incoming *in = arg;
+
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (strlen(map[i].name) != nlen || memcmp(map[i].name, name, nlen) != 0)
+            continue;
+        *(const char **)((char *)in + map[i].off) = crm_arena_strndup(&in->req.arena, val, vlen);
+    }
+    return 0;
+}
+
+/* Answers s with resp (an error) and closes it. */
+static void
+respond(struct server *srv, struct stream *s, const struct crm_req *req, struct crm_resp *resp)
+{
+    size_t len;
+    char *text = crm_resp_cgi(resp, req->id, &len);
+
+    crm_log(CRM_LOG_INFO, req, "%s %s %d user=%s", req->method, req->path, resp->status,
+            req->authed ? req->who.idstr : "-");
+    if (text != NULL)
+        (void)stream_send_text(srv, s, text, len);
+    free(text);
+    stream_close(srv, s, "answered");
+}
+
+/* Where the client resumes: Last-Event-ID, or ?last_event_id=. -1 when it gave none. */
+static enum crm_err
+resume_id(struct crm_req *req, const char *header, int64_t *out)
+{
+    const char *q;
+    long long v;
+    enum crm_err err = crm_req_query(req, "last_event_id", &q);
+
+    *out = -1;
+    if (err != CRM_OK)
+        return err;
+    if (header != NULL && header[0] != '\0')
+        q = header;
+    if (q == NULL)
+        return CRM_OK;
+    if (crm_parse_int(q, 0, INT64_MAX, &v) != 0)
+        return CRM_EQUERY;
+    *out = v;
+    return CRM_OK;
+}
+
+/* Authenticates the request of s and checks what it asks. CRM_OK with *resume set. */
+static enum crm_err
+check_request(struct server *srv, struct incoming *in, int64_t *resume)
+{
+    static const struct crm_route route = {"GET", "/api/events", NULL};
+    struct crm_req *req = &in->req;
+    const struct crm_route *found;
+    const char *token = NULL;
+    char allow[16];
+    enum crm_err err;
+
+    if ((err = crm_route_match(&route, 1, req, &found, allow, sizeof(allow))) != CRM_OK)
+        return err;
+    if (req->authorization == NULL && (err = crm_req_query(req, "access_token", &token)) != CRM_OK)
+        return err;
+    err = token != NULL ? crm_auth_token(req, token, CRM_ROLES_ALL)
+                        : crm_auth_require(req, CRM_ROLES_ALL);
+    feed_sync(srv);
+    if (err != CRM_OK)
+        return err;
+    if ((err = resume_id(req, in->last_id, resume)) != CRM_OK)
+        return err;
+    if (srv->nstreams >= srv->cfg->sse_max_streams) {
+        crm_log(CRM_LOG_WARN, req, "SSE_MAX_STREAMS (%d) reached", srv->cfg->sse_max_streams);
+        return CRM_EUNAVAIL;
+    }
+    return CRM_OK;
+}
+
+/* The stream starts: headers, retry, then its missed events or the live feed. */
+static void
+start_stream(struct server *srv, struct stream *s, const struct crm_req *req, int64_t resume)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head), "%sX-Request-Id: %s\r\n\r\nretry: 3000\n\n", sse_head,
+                     req->id);
+
+    s->uid = req->who.id;
+    s->role = req->who.role;
+    s->exp = req->who.exp;
+    snprintf(s->rid, sizeof(s->rid), "%s", req->id);
+    /* Behind the feed: its missed events come from the table first. Ahead: none twice. */
+    s->state = resume >= 0 && resume < srv->order.cursor ? ST_CATCHUP : ST_LIVE;
+    s->cursor = resume > srv->order.cursor || s->state == ST_CATCHUP ? resume : srv->order.cursor;
+    s->next = srv->streams;
+    if (srv->streams != NULL)
+        srv->streams->prev = s;
+    srv->streams = s;
+    srv->nstreams++;
+    crm_log(CRM_LOG_INFO, req, "GET /api/events 200 user=%s after=%lld", req->who.idstr,
+            (long long)s->cursor);
+    if (stream_send_text(srv, s, head, (size_t)n) != 0 ||
+        (s->state == ST_CATCHUP && feed_catchup(srv, s) != 0))
+        stream_close(srv, s, "closed at start");
+}
+
+static void
+handle_request(struct server *srv, struct stream *s)
+{
+    struct incoming in;
+    struct crm_req *req = &in.req;
+    struct crm_resp resp;
+    enum crm_err err;
+    int64_t resume = -1;
+
+    memset(&in, 0, sizeof(in));
+    memset(&resp, 0, sizeof(resp));
+    req->db = srv->db;
+    req->cfg = srv->cfg;
+    err = crm_fcgi_params(s->params, s->plen, take_param, &in) != 0 ? CRM_EQUERY : CRM_OK;
+    crm_req_set_id(req, in.request_id);
+    if (req->method == NULL)
+        req->method = "GET";
+    if (req->path == NULL)
+        req->path = "/";
+    free(s->params);
+    s->params = NULL;
+    if (err == CRM_OK)
+        err = check_request(srv, &in, &resume);
+    if (err == CRM_OK) {
+        start_stream(srv, s, req, resume);
+    } else {
+        if (err == CRM_EMETHOD)
+            crm_resp_header(&resp, "Allow", "GET");
+        crm_resp_error(&resp, err);
+        respond(srv, s, req, &resp);
+    }
+    crm_resp_reset(&resp);
+    crm_arena_reset(&req->arena);
+}
+
+static int
+append(unsigned char **buf, size_t *len, const void *data, size_t n)
+{
+    unsigned char *grown;
+
+    if (*len + n > IN_MAX || (grown = realloc(*buf, *len + n)) == NULL)
+        return -1;
+    memcpy(grown + *len, data, n);
+    *buf = grown;
+    *len += n;
+    return 0;
+}
+
+/* Takes the complete records of s's input. Returns 0, or 1 when s was answered or closed. */
+static int
+take_records(struct server *srv, struct stream *s)
+{
+    struct crm_fcgi_rec rec;
+    size_t off = 0;
+    int rc;
+
+    while ((rc = crm_fcgi_rec_parse(s->in + off, s->inlen - off, &rec)) == 1) {
+        off += rec.total;
+        if (rec.type == CRM_FCGI_BEGIN_REQUEST) {
+            s->reqid = rec.id;
+        } else if (rec.type == CRM_FCGI_ABORT_REQUEST) {
+            stream_close(srv, s, "aborted");
+            return 1;
+        } else if (rec.type == CRM_FCGI_PARAMS && rec.len > 0) {
+            if (append(&s->params, &s->plen, rec.content, rec.len) != 0) {
+                stream_close(srv, s, "request too large");
+                return 1;
+            }
+        } else if (rec.type == CRM_FCGI_PARAMS) {
+            /* The params are complete; a GET's empty STDIN needs no waiting for. */
+            free(s->in);
+            s->in = NULL;
+            s->inlen = 0;
+            handle_request(srv, s);
+            return 1;
+        }
+    }
+    if (rc < 0) {
+        stream_close(srv, s, "not a FastCGI request");
+        return 1;
+    }
+    memmove(s->in, s->in + off, s->inlen - off);
+    s->inlen -= off;
+    return 0;
+}
+
+/* The socket of s is readable: request records, or the end of the connection. */
+static void
+conn_input(struct server *srv, struct stream *s)
+{
+    unsigned char buf[8192];
+
+    for (;;) {
+        ssize_t n = read(s->fd, buf, sizeof(buf));
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            stream_close(srv, s, "client gone");
+            return;
+        }
+        if (s->state != ST_REQUEST)
+            continue; /* after the request nginx sends nothing we need */
+        if (append(&s->in, &s->inlen, buf, (size_t)n) != 0) {
+            stream_close(srv, s, "request too large");
+            return;
+        }
+        if (take_records(srv, s) != 0)
+            return;
+    }
+}
+
+/* The socket of s is writable: the rest of its buffer, or a catching-up stream's next page. */
+static void
+conn_output(struct server *srv, struct stream *s)
+{
+    if (stream_flush(srv, s) != 0) {
+        stream_close(srv, s, "client gone");
+        return;
+    }
+    if (s->state == ST_CATCHUP && s->outlen == 0 && feed_catchup(srv, s) != 0)
+        stream_close(srv, s, "catch-up failed");
+}
+
+static void
+listener(struct server *srv, int on)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = srv};
+
+    if (srv->accepting == on)
+        return;
+    srv->accepting = on;
+    (void)epoll_ctl(srv->ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, srv->lfd, &ev);
+}
+
+static void
+accept_all(struct server *srv)
+{
+    for (;;) {
+        int fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+        struct stream *s;
+
+        if (fd < 0 && errno == EINTR)
+            continue;
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: stop accepting until the next tick, not spin. */
+                crm_log(CRM_LOG_WARN, NULL, "accept: %s", strerror(errno));
+                listener(srv, 0);
+            }
+            return;
+        }
+        if ((s = calloc(1, sizeof(*s))) == NULL) {
+            close(fd);
+            continue;
+        }
+        s->fd = fd;
+        ev.data.ptr = s;
+        if (epoll_ctl(srv->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            close(fd);
+            free(s);
+        }
+    }
+}
+
+/* Once a second: token expiry, pings, retention, and the database when it was lost. */
+static void
+tick(struct server *srv, int64_t now)
+{
+    int64_t wall = (int64_t)time(NULL);
+    int ping = now >= srv->next_ping;
+    struct stream *s, *next;
+
+    for (s = srv->streams; s != NULL; s = next) {
+        next = s->next;
+        if (s->exp <= wall)
+            stream_close(srv, s, "token expired");
+        else if (ping && stream_send_text(srv, s, ": ping\n\n", 8) != 0)
+            stream_close(srv, s, "client too slow");
+    }
+    if (ping)
+        srv->next_ping = now + PING_MS;
+    if (!srv->started && feed_start(srv) == 0)
+        listener(srv, 1);
+    if (srv->started && !srv->accepting)
+        listener(srv, 1);
+    if (srv->listen_fd < 0 && crm_db_connect(srv->db) == CRM_OK)
+        feed_sync(srv);
+    if (srv->started && now >= srv->next_purge) {
+        long n = feed_purge(srv, PURGE_BATCH);
+
+        if (n > 0)
+            crm_log(CRM_LOG_INFO, NULL, "events: purged %ld older than 24 hours", n);
+        srv->next_purge = now + (n == PURGE_BATCH ? 1000 : PURGE_MS);
+    }
+    srv->next_tick = now + 1000;
+}
+
+/* How long epoll may wait: until the next read that is due, or the next tick. */
+static int
+wait_ms(const struct server *srv, int64_t now)
+{
+    int64_t until = srv->next_tick;
+
+    if (srv->started && srv->read_due && srv->last_read + READ_GAP_MS < until)
+        until = srv->last_read + READ_GAP_MS;
+    if (srv->started && srv->again && srv->last_read + RECHECK_MS < until)
+        until = srv->last_read + RECHECK_MS;
+    return until <= now ? 0 : (int)(until - now);
+}
+
+static void
+dispatch(struct server *srv, const struct epoll_event *ev)
+{
+    struct stream *s = ev->data.ptr;
+
+    if (ev->data.ptr == NULL)
+        feed_input(srv);
+    else if (ev->data.ptr == srv)
+        accept_all(srv);
+    else if (ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        conn_input(srv, s);
+    else if (ev->events & EPOLLOUT)
+        conn_output(srv, s);
+}
+
+/* Closes the streams marked to be closed. */
+static void
+reap(struct server *srv)
+{
+    struct stream *s, *next;
+
+    for (s = srv->streams; s != NULL; s = next) {
+        next = s->next;
+        if (s->kill != NULL)
+            stream_close(srv, s, s->kill);
+    }
+    srv->reap = 0;
+}
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_stop(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+int
+events_run(const struct crm_config *cfg)
+{
+    struct server srv = {.cfg = cfg, .lfd = 0, .listen_fd = -1, .db_gen = (unsigned)-1};
+    struct epoll_event evs[256];
+    struct sigaction sa = {.sa_handler = on_stop};
+
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    /* accept4() must not wait when another connection was taken first. */
+    if (fcntl(srv.lfd, F_SETFL, fcntl(srv.lfd, F_GETFL) | O_NONBLOCK) != 0 ||
+        (srv.ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+        (srv.db = crm_db_open(cfg->database_url)) == NULL) {
+        crm_log(CRM_LOG_ERR, NULL, "cannot initialise");
+        return 1;
+    }
+    while (!stopping) {
+        int64_t now = ev_now_ms();
+        int n;
+
+        if (now >= srv.next_tick)
+            tick(&srv, now);
+        n = epoll_wait(srv.ep, evs, 256, wait_ms(&srv, ev_now_ms()));
+        for (int i = 0; i < n; i++)
+            dispatch(&srv, &evs[i]);
+        if (srv.reap)
+            reap(&srv);
+        now = ev_now_ms();
+        if (srv.started && ((srv.read_due && now - srv.last_read >= READ_GAP_MS) ||
+                            (srv.again && now - srv.last_read >= RECHECK_MS)))
+            feed_read(&srv);
+    }
+    while (srv.streams != NULL)
+        stream_close(&srv, srv.streams, "shutting down");
+    crm_evorder_free(&srv.order);
+    crm_db_close(srv.db);
+    close(srv.ep);
+    return 0;
+}
