@@ -34,11 +34,16 @@ crm_snap_parse(const char *text, struct crm_snap *out)
     if ((s.xip = calloc(cap, sizeof(*s.xip))) == NULL)
         return -1;
     while (*p != '\0') {
-        if (s.nxip == cap || parse_u64(&p, &s.xip[s.nxip++]) != 0 || (*p != ',' && *p != '\0')) {
-            free(s.xip);
-            return -1;
-        }
-        p += *p == ',';
+        if (s.nxip == cap || parse_u64(&p, &s.xip[s.nxip++]) != 0)
+            break;
+        if (*p == ',' && p[1] != '\0')
+            p++;
+        else if (*p != '\0')
+            break;
+    }
+    if (*p != '\0') {
+        free(s.xip);
+        return -1;
     }
     *out = s;
     return 0;

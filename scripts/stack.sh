@@ -3,7 +3,7 @@
 # with all its state under one directory. Settings (environment):
 #   CRM_VAR      state directory (default ./var)       CRM_PORT     HTTP port (default 8080)
 #   CRM_BIN      built programs (default ./build)      CRM_WORKERS  workers per pool (default 2)
-#   CRM_BCRYPT_COST  written to a new env file (default 12)
+#   CRM_BCRYPT_COST, CRM_SSE_MAX_STREAMS  written to a new env file (default 12, 10000)
 # As root, every daemon runs as the unprivileged system user `crm` (PostgreSQL refuses root).
 set -euo pipefail
 
@@ -87,6 +87,7 @@ MAIL_TLS=${CRM_MAIL_TLS:-auto}
 MAIL_RETRY_SECONDS=${CRM_MAIL_RETRY_SECONDS:-30}
 MAIL_MAX_ATTEMPTS=${CRM_MAIL_MAX_ATTEMPTS:-8}
 MAIL_DIR=$VAR/mail
+SSE_MAX_STREAMS=${CRM_SSE_MAX_STREAMS:-10000}
 ENV
     )
 }

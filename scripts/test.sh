@@ -7,6 +7,8 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/${1:-build/asan}
 export CRM_VAR=$ROOT/var/test CRM_PORT=18080 CRM_BIN=$BUILD CRM_BCRYPT_COST=4 CRM_WORKERS=2
+# Few enough streams that a test can reach the limit.
+export CRM_SSE_MAX_STREAMS=40
 # The mailer delivers to the tests' own SMTP server (aiosmtpd on loopback), retrying fast.
 export CRM_MAIL_HOST=127.0.0.1 CRM_MAIL_PORT=18025 CRM_MAIL_RETRY_SECONDS=1 CRM_MAIL_MAX_ATTEMPTS=3
 export ASAN_OPTIONS=detect_leaks=1:exitcode=23:log_exe_name=1

@@ -32,6 +32,8 @@ usage(FILE *f)
                "  mail list [--status pending|sent|failed] [--limit N]\n"
                "                            the e-mail outbox, newest first, with last errors\n"
                "  mail retry ID             send a failed message again now (fresh attempts)\n"
+               "  purge-events              delete events older than 24 hours (crm-events also\n"
+               "                            does it every minute), in batches; prints the count\n"
                "  statement NAME            print the SQL of a statement the programs run\n"
                "                            (lead_get, lead_list:-created_at, ...), to EXPLAIN\n"
                "  seed --leads N --users M [--seed S]\n"
@@ -315,6 +317,31 @@ cmd_seed(const struct crm_config *cfg, int argc, char **argv)
     return rc;
 }
 
+/* crmctl purge-events: the 24-hour retention of the events feed, in batches of 5000. */
+static int
+cmd_purge_events(const struct crm_config *cfg)
+{
+    const char *params[1] = {"5000"};
+    struct crm_db *db = crm_db_open(cfg->database_url);
+    long total = 0, n = 5000;
+    PGresult *res;
+
+    if (db == NULL)
+        return 1;
+    while (n == 5000) {
+        if (crm_db_exec(db, "events_purge", 1, params, &res) != CRM_OK) {
+            crm_db_close(db);
+            return 1;
+        }
+        n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+        total += n;
+        PQclear(res);
+    }
+    crm_db_close(db);
+    printf("purged %ld events\n", total);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -348,5 +375,7 @@ main(int argc, char **argv)
         return cmd_mail(&cfg, argc - 2, argv + 2);
     if (strcmp(argv[1], "seed") == 0)
         return cmd_seed(&cfg, argc - 2, argv + 2);
+    if (strcmp(argv[1], "purge-events") == 0 && argc == 2)
+        return cmd_purge_events(&cfg);
     return usage(stderr);
 }

@@ -97,8 +97,10 @@ stream_send(struct server *srv, struct stream *s, const void *data, size_t n)
         if (n == 0)
             return 0;
     }
-    if (pending + n > EV_OUT_MAX)
+    if (pending + n > EV_OUT_MAX) {
+        s->kill = "client too slow";
         return -1;
+    }
     /* Keep only what is unsent: the buffer never holds more than the client owes. */
     if ((grown = malloc(pending + n)) == NULL)
         return -1;
@@ -148,6 +150,8 @@ stream_close(struct server *srv, struct stream *s, const char *why)
     unsigned char end[CRM_FCGI_END_SIZE];
 
     /* A clean end lets nginx finish the response; a stuck buffer gets a plain close. */
+    if (s->kill != NULL)
+        why = s->kill;
     if (s->outlen == s->outoff) {
         crm_fcgi_end(end, s->reqid);
         (void)!write(s->fd, end, sizeof(end));

@@ -1,0 +1,388 @@
+"""GET /api/events: Server-Sent Events from crm-events through nginx, against the real stack."""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import random
+import subprocess
+import threading
+import time
+
+from conftest import VAR, env_file, make_user, request, sql
+from sse import Stream
+
+
+def new_lead(token, **fields):
+    body = {"name": "Lead %d" % random.randrange(10**9)}
+    body.update(fields)
+    r = request("POST", "/api/leads", body, token=token)
+    assert r.status == 201, r.text
+    return r.json["lead"]
+
+
+def note(token, lead_id, content="called"):
+    r = request("POST", "/api/leads/%d/activity" % lead_id, {"type": "NOTE", "content": content},
+                token=token)
+    assert r.status == 201, r.text
+    return r.json["activity"]
+
+
+def last_event_id():
+    return int(sql("SELECT coalesce(max(id), 0) FROM events")[0][0])
+
+
+def by_type(stream, lead_id):
+    return [(m["event"], json.loads(m["data"])["lead_id"]) for m in stream.messages
+            if json.loads(m["data"])["lead_id"] == lead_id]
+
+
+def test_unauthenticated_gets_401_before_the_stream():
+    for s in (Stream(), Stream(token="not.a.token"), Stream(query_token="x.y.z")):
+        s.wait_closed()
+        assert s.status == 401
+        assert s.headers["content-type"].startswith("application/json")
+        assert s.headers["www-authenticate"] == "Bearer"
+        assert json.loads(s.body)["error"]["code"] == "unauthenticated"
+        assert s.messages == [] and s.retry is None
+
+
+def test_other_methods_and_bad_resume_ids(admin):
+    r = request("POST", "/api/events", {"x": 1}, token=admin["token"])
+    assert r.status == 405 and r.header("Allow") == "GET" and r.error_code() == "method_not_allowed"
+    for s in (Stream(token=admin["token"], last_id="abc"),
+              Stream(token=admin["token"], last_id_query="-1")):
+        s.wait_closed()
+        assert s.status == 400 and json.loads(s.body)["error"]["code"] == "invalid_query"
+
+
+def test_stream_starts_with_retry_and_carries_ids(admin):
+    s = Stream(token=admin["token"])
+    try:
+        assert s.status == 200
+        assert s.headers["content-type"] == "text/event-stream"
+        assert s.headers["cache-control"] == "no-cache" and s.headers["x-request-id"]
+        assert s.wait(lambda ms: s.retry is not None, 5) and s.retry == 3000
+        assert s.body.startswith(b"retry: 3000\n\n")
+        lead = new_lead(admin["token"])
+        assert s.wait(lambda ms: len(ms) >= 1)
+        m = s.messages[0]
+        data = json.loads(m["data"])
+        assert m["event"] == "lead.created" and data["type"] == "lead.created"
+        assert data["id"] == m["id"] and data["lead_id"] == lead["id"]
+        assert data["actor"] == {"id": admin["user"]["id"], "name": admin["user"]["name"]}
+        assert data["data"]["id"] == lead["id"] and data["data"]["name"] == lead["name"]
+        assert data["at"].endswith("Z")
+    finally:
+        s.close()
+
+
+def test_delivery_follows_roles(admin):
+    mgr_token, _ = make_user(admin["token"], "MANAGER")
+    a_token, a = make_user(admin["token"], "SALES_EXECUTIVE")
+    b_token, b = make_user(admin["token"], "SALES_EXECUTIVE")
+    streams = {n: Stream(token=t) for n, t in
+               (("admin", admin["token"]), ("manager", mgr_token), ("a", a_token), ("b", b_token))}
+    try:
+        lead = new_lead(admin["token"], owner_id=a["id"])
+        note(a_token, lead["id"])
+        r = request("PATCH", "/api/leads/%d/status" % lead["id"], {"status": "CONTACTED"},
+                    token=a_token)
+        assert r.status == 200
+        r = request("PATCH", "/api/leads/%d/assign" % lead["id"], {"owner_id": b["id"]},
+                    token=admin["token"])
+        assert r.status == 200
+        note(b_token, lead["id"], "b now")
+        r = request("DELETE", "/api/leads/%d" % lead["id"], token=admin["token"])
+        assert r.status == 204
+        end = last_event_id()
+        for name in ("admin", "manager", "b"):
+            assert streams[name].wait_id(end), name
+        time.sleep(0.3)  # a stream that should get nothing more has had the time to
+        everything = ["lead.created", "activity.created", "lead.status_changed", "lead.assigned",
+                      "activity.created", "lead.deleted"]
+        got = {n: [e for e, _ in by_type(s, lead["id"])] for n, s in streams.items()}
+        assert got["admin"] == everything and got["manager"] == everything
+        # a owned it until the assignment, which reaches it as the previous owner.
+        assert got["a"] == everything[:4]
+        # b sees it from the assignment on.
+        assert got["b"] == everything[3:]
+        for s in streams.values():
+            assert s.ids() == sorted(set(s.ids()))
+    finally:
+        for s in streams.values():
+            s.close()
+
+
+def test_replay_by_header_and_by_query(admin, sales):
+    s_token, s_user = sales
+    live = Stream(token=admin["token"])
+    try:
+        start = last_event_id()
+        mine = new_lead(admin["token"], owner_id=s_user["id"])
+        other = new_lead(admin["token"])
+        for i in range(5):
+            note(admin["token"], mine["id"], "m%d" % i)
+            note(admin["token"], other["id"], "o%d" % i)
+        end = last_event_id()
+        assert live.wait_id(end)
+        all_ids = [i for i in live.ids() if start < i <= end]
+        assert all_ids == [int(r[0]) for r in sql(
+            "SELECT id FROM events WHERE id > :'p1' AND id <= :'p2' ORDER BY id", start, end)]
+        mine_ids = [int(r[0]) for r in sql(
+            "SELECT id FROM events WHERE id > :'p1' AND id <= :'p2' AND owner_id = :'p3' "
+            "ORDER BY id", start, end, s_user["id"])]
+        assert len(mine_ids) == 6
+        cut = all_ids[3]
+        for kw in ({"last_id": cut}, {"last_id_query": cut}):
+            r = Stream(token=admin["token"], **kw)
+            assert r.wait(lambda ms: len(ms) >= len(all_ids) - 4)
+            time.sleep(0.2)
+            assert r.ids() == all_ids[4:], kw
+            r.close()
+        # A sales executive's replay has only its own leads' events; by query token too.
+        r = Stream(query_token=s_token, last_id_query=start)
+        assert r.wait(lambda ms: len(ms) >= 6)
+        time.sleep(0.2)
+        assert r.ids() == mine_ids
+        r.close()
+        # Resuming from the newest id replays nothing, and then the stream goes on live.
+        r = Stream(token=admin["token"], last_id=end)
+        time.sleep(0.3)
+        assert r.ids() == []
+        new_lead(admin["token"])
+        assert r.wait(lambda ms: len(ms) == 1) and r.ids() == [end + 1]
+        r.close()
+    finally:
+        live.close()
+
+
+def test_late_commit_with_a_smaller_id_is_not_skipped(admin):
+    """A transaction takes an event id, then waits; a later id commits first. The stream must
+    hold the later id back until the earlier one commits, so a client resuming after the
+    later id can never miss the earlier."""
+    lead = new_lead(admin["token"])
+    s = Stream(token=admin["token"])
+    try:
+        url = env_file()["DATABASE_URL"]
+        slow = subprocess.Popen(
+            ["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+             "BEGIN; INSERT INTO events (type, lead_id, owner_id, actor_id, payload) VALUES "
+             "('activity.created', %d, NULL, %d, '{}'); SELECT pg_sleep(2); COMMIT;"
+             % (lead["id"], admin["user"]["id"])],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # the slow transaction holds its id
+        t0 = time.time()
+        note(admin["token"], lead["id"], "fast")
+        fast_id = last_event_id()
+        assert s.wait_id(fast_id, 10)
+        assert slow.wait(10) == 0, slow.stderr.read()
+        ids = s.ids()
+        assert len(ids) == 2 and ids[0] == fast_id - 1 and ids[1] == fast_id, ids
+        fast = s.messages[1]
+        assert fast["at"] - t0 >= 1.0, "the later id was delivered before the earlier committed"
+    finally:
+        s.close()
+
+
+def test_aborted_ids_do_not_block_delivery(admin):
+    lead = new_lead(admin["token"])
+    s = Stream(token=admin["token"])
+    try:
+        sql("BEGIN; INSERT INTO events (type, lead_id, owner_id, actor_id, payload) VALUES "
+            "('activity.created', :'p1', NULL, :'p2', '{}'); ROLLBACK;",
+            lead["id"], admin["user"]["id"])
+        t0 = time.time()
+        note(admin["token"], lead["id"])
+        end = last_event_id()
+        assert s.wait_id(end, 5)
+        assert s.messages[-1]["at"] - t0 < 2
+    finally:
+        s.close()
+
+
+def resuming_client(token, start, stop, out):
+    """Reads a few events, drops the connection, resumes from the last id seen; repeats until
+    stop is set and the newest event has arrived."""
+    rng = random.Random(start)
+    seen, last = [], start
+    while True:
+        s = Stream(token=token, last_id=last)
+        want = rng.randint(1, 40)
+        s.wait(lambda ms: len(ms) >= want, 2)
+        s.close()
+        got = [i for i in s.ids()]
+        seen += got
+        if got:
+            last = got[-1]
+        if stop.is_set() and last >= stop.end:
+            break
+    out.append(seen)
+
+
+def test_concurrent_writers_every_client_gets_every_event_once_in_order(admin, sales):
+    s_token, s_user = sales
+    leads = [new_lead(admin["token"], owner_id=s_user["id"] if i % 2 else None)["id"]
+             for i in range(8)]
+    start = last_event_id()
+    live = [Stream(token=admin["token"]), Stream(token=s_token)]
+    stop = threading.Event()
+    results = []
+    readers = [threading.Thread(target=resuming_client, args=(t, start, stop, results))
+               for t in (admin["token"], admin["token"], admin["token"])]
+    for t in readers:
+        t.start()
+    errors = []
+
+    def writer(lead_id):
+        for i in range(200):
+            r = request("POST", "/api/leads/%d/activity" % lead_id,
+                        {"type": "CALL", "content": "call %d" % i}, token=admin["token"])
+            if r.status != 201:
+                errors.append(r.text)
+
+    writers = [threading.Thread(target=writer, args=(lid,)) for lid in leads]
+    try:
+        for t in writers:
+            t.start()
+        for t in writers:
+            t.join()
+        assert errors == []
+        stop.end = last_event_id()
+        stop.set()
+        for t in readers:
+            t.join(60)
+        expected = [int(r[0]) for r in sql(
+            "SELECT id FROM events WHERE id > :'p1' AND id <= :'p2' ORDER BY id", start, stop.end)]
+        assert len(expected) == 1600
+        mine = [int(r[0]) for r in sql(
+            "SELECT id FROM events WHERE id > :'p1' AND id <= :'p2' AND owner_id = :'p3' "
+            "ORDER BY id", start, stop.end, s_user["id"])]
+        assert len(mine) == 800
+        assert live[0].wait(lambda ms: len(ms) >= 1600, 30)
+        assert live[1].wait(lambda ms: len(ms) >= 800, 30)
+        assert live[0].ids() == expected
+        assert live[1].ids() == mine
+        assert len(results) == 3
+        for seen in results:
+            assert seen == expected
+    finally:
+        stop.end = 0
+        stop.set()
+        for s in live:
+            s.close()
+
+
+def test_stalled_client_is_dropped_and_does_not_delay_others(admin):
+    lead = new_lead(admin["token"])
+    rid = "stalled-%d" % random.randrange(10**9)
+    stalled = Stream(token=admin["token"], rcvbuf=4096, read=False, headers={"X-Request-Id": rid})
+    quick = Stream(token=admin["token"])
+    log = os.path.join(VAR, "log", "crm-events.log")
+    big = "\U0001F600" * 10000  # 40 KB of UTF-8 per event
+    try:
+        worst = 0.0
+        dropped = False
+        for i in range(400):
+            t0 = time.time()
+            body = json.dumps({"notes": big[:-1] + str(i % 10)}, ensure_ascii=False).encode()
+            r = request("PATCH", "/api/leads/%d" % lead["id"], raw=body, token=admin["token"],
+                        headers={"Content-Type": "application/json"})
+            assert r.status == 200
+            end = last_event_id()
+            assert quick.wait_id(end, 10)
+            worst = max(worst, quick.messages[-1]["at"] - t0)
+            with open(log) as f:
+                dropped = "stream closed req=%s user=%d: client too slow" % (
+                    rid, admin["user"]["id"]) in f.read()
+            if dropped:
+                break
+        assert dropped, "the stalled stream was never dropped"
+        print("dropped after", i + 1, "events of 40 KB")
+        assert worst < 2.0, worst
+        assert quick.ids() == sorted(set(quick.ids()))
+    finally:
+        stalled.close()
+        quick.close()
+
+
+def test_curl_n(admin):
+    curl = subprocess.Popen(["curl", "-sN", "--max-time", "4", "-H",
+                             "Authorization: Bearer " + admin["token"],
+                             "http://127.0.0.1:%s/api/events" % os.environ.get("CRM_PORT", "18080")],
+                            stdout=subprocess.PIPE, text=True)
+    time.sleep(0.7)
+    lead = new_lead(admin["token"])
+    out, _ = curl.communicate(10)
+    assert out.startswith("retry: 3000\n\n")
+    assert "event: lead.created\n" in out and '"lead_id" : %d' % lead["id"] in out
+
+
+def sign(claims):
+    secret = env_file()["JWT_SECRET"].encode()
+    enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=")
+    head = enc(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = enc(json.dumps(claims).encode())
+    mac = enc(hmac.new(secret, head + b"." + body, hashlib.sha256).digest())
+    return (head + b"." + body + b"." + mac).decode()
+
+
+def test_stream_closes_when_the_token_expires(admin):
+    now = int(time.time())
+    token = sign({"sub": str(admin["user"]["id"]), "role": "ADMIN", "iat": now, "exp": now + 2})
+    s = Stream(token=token)
+    try:
+        assert s.status == 200
+        assert not s.wait_closed(1)
+        assert s.wait_closed(5)
+    finally:
+        s.close()
+
+
+def test_deactivated_users_streams_close(admin):
+    token, user = make_user(admin["token"], "SALES_EXECUTIVE")
+    s = Stream(token=token)
+    try:
+        assert s.status == 200 and not s.wait_closed(0.5)
+        r = request("PATCH", "/api/users/%d" % user["id"], {"active": False}, token=admin["token"])
+        assert r.status == 200
+        assert s.wait_closed(5)
+        again = Stream(token=token)
+        again.wait_closed()
+        assert again.status == 401
+    finally:
+        s.close()
+
+
+def test_max_streams_then_503(admin):
+    limit = int(env_file()["SSE_MAX_STREAMS"])
+    streams = []
+    try:
+        for _ in range(limit):
+            streams.append(Stream(token=admin["token"]))
+        assert all(s.status == 200 for s in streams)
+        extra = Stream(token=admin["token"])
+        extra.wait_closed()
+        assert extra.status == 503 and json.loads(extra.body)["error"]["code"] == "unavailable"
+        assert extra.headers["retry-after"] == "1"
+    finally:
+        for s in streams:
+            s.close()
+    time.sleep(0.5)
+    s = Stream(token=admin["token"])
+    assert s.status == 200
+    s.close()
+
+
+def test_purge_keeps_24_hours(admin):
+    lead = new_lead(admin["token"])
+    sql("INSERT INTO events (type, lead_id, actor_id, payload, created_at) VALUES "
+        "('lead.updated', :'p1', :'p2', '{}', now() - interval '25 hours')",
+        lead["id"], admin["user"]["id"])
+    old = sql("SELECT count(*) FROM events WHERE created_at < now() - interval '24 hours'")
+    assert old == [["1"]]
+    recent = int(sql("SELECT count(*) FROM events")[0][0]) - 1
+    r = subprocess.run([os.path.join(VAR, "bin", "crmctl"), "purge-events"], capture_output=True,
+                       text=True, env=dict(os.environ, CRM_ENV_FILE=os.path.join(VAR, "crm.env")))
+    assert r.returncode == 0 and r.stdout == "purged 1 events\n", r.stderr
+    assert sql("SELECT count(*) FROM events") == [[str(recent)]]
