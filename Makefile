@@ -107,11 +107,11 @@ install: all
 		$(DESTDIR)$(SYSCONFDIR)/nginx/sites-available $(DESTDIR)$(SYSCONFDIR)/nginx/snippets \
 		$(DESTDIR)$(SYSCONFDIR)/crm
 	install -m 0755 $(BUILD)/crmctl $(DESTDIR)$(BINDIR)/crmctl
-	for p in $(POOL_PROGS) crm-mailer; do install -m 0755 $(BUILD)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
+	for p in $(POOL_PROGS) crm-events crm-mailer; do install -m 0755 $(BUILD)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
 	install -m 0644 schema.sql $(DESTDIR)$(DATADIR)/schema.sql
 	for p in $(POOL_PROGS); do $(HARDEN) systemd/crm-pool.service.in | $(SUBST) \
 		-e 's|@POOL@|'$$p'|g' >$(UNITDIR)/$$p.service; done
-	for u in crm-mailer crm-migrate; do $(HARDEN) systemd/$$u.service.in | $(SUBST) \
+	for u in crm-events crm-mailer crm-migrate; do $(HARDEN) systemd/$$u.service.in | $(SUBST) \
 		>$(UNITDIR)/$$u.service; done
 	install -m 0644 systemd/crm.target $(UNITDIR)/crm.target
 	$(SUBST) systemd/crm.tmpfiles >$(DESTDIR)$(LIBDIR)/tmpfiles.d/crm.conf

@@ -15,9 +15,9 @@ import pytest
 
 from conftest import ROOT, VAR, env_file, unique_email
 
-PROGRAMS = ["crm-auth", "crm-leads", "crm-dashboard", "crm-mailer"]
-UNITS = ["crm-auth.service", "crm-leads.service", "crm-dashboard.service", "crm-mailer.service",
-         "crm-migrate.service", "crm.target"]
+PROGRAMS = ["crm-auth", "crm-leads", "crm-dashboard", "crm-events", "crm-mailer"]
+UNITS = ["crm-auth.service", "crm-leads.service", "crm-dashboard.service", "crm-events.service",
+         "crm-mailer.service", "crm-migrate.service", "crm.target"]
 EXPECTED = sorted(
     ["etc/crm/crm.env", "etc/nginx/sites-available/crm.conf",
      "etc/nginx/snippets/crm-fastcgi.conf", "usr/bin/crmctl", "usr/share/crm/schema.sql",
@@ -142,7 +142,7 @@ def test_installed_units_serve_through_the_installed_site():
     stack_mailer = int(open(os.path.join(VAR, "run", "crm-mailer.pid")).read())
     os.kill(stack_mailer, signal.SIGSTOP)
     try:
-        for unit in ("crm-auth", "crm-leads", "crm-dashboard", "crm-mailer"):
+        for unit in ("crm-auth", "crm-leads", "crm-dashboard", "crm-events", "crm-mailer"):
             argv, env = unit_command(units / ("%s.service" % unit))
             procs.append(subprocess.Popen(as_crm(argv), env=dict(os.environ, **env),
                                           stdout=log, stderr=subprocess.STDOUT))
@@ -157,7 +157,7 @@ def test_installed_units_serve_through_the_installed_site():
         deadline = time.time() + 10
         while time.time() < deadline and not all(
                 (base / "run" / ("%s.sock" % p)).exists()
-                for p in ("crm-auth", "crm-leads", "crm-dashboard")):
+                for p in ("crm-auth", "crm-leads", "crm-dashboard", "crm-events")):
             time.sleep(0.1)
 
         def call(method, path, body=None, token=None):
@@ -180,8 +180,14 @@ def test_installed_units_serve_through_the_installed_site():
                             {"name": "Ina Stalled", "email": address, "password": "password123"})
         assert status == 201, body
         token = body["token"]
+        events = subprocess.Popen(["curl", "-sN", "--max-time", "3", "http://127.0.0.1:%d"
+                                   "/api/events?access_token=%s" % (port, token)],
+                                  stdout=subprocess.PIPE, text=True)
+        time.sleep(0.7)
         status, body = call("POST", "/api/leads", {"name": "From the installed site"}, token)
         assert status == 201 and body["lead"]["owner"]["name"] == "Ina Stalled"
+        stream = events.communicate(timeout=10)[0]
+        assert stream.startswith("retry: 3000\n\n") and "event: lead.created" in stream, stream
         assert call("GET", "/api/dashboard/stats", token=token)[0] == 403
         deadline = time.time() + 15
         while time.time() < deadline and not list((base / "mail").glob("*.eml")):
