@@ -22,7 +22,7 @@ PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/cr
 	$(BUILD)/crmctl
 
 .SECONDARY:
-.PHONY: all run stop test unit api asan format lint clean deps bench install deb
+.PHONY: all run stop test unit api asan format lint clean deps bench bench-sse install deb
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -50,6 +50,10 @@ $(BUILD)/crm-mailer: $(BUILD)/src/mailer.o $(BUILD)/libcrm.a
 $(BUILD)/crmctl: $(CTL_OBJ) $(BUILD)/libcrm.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
+# The SSE load generator of make bench.
+$(BUILD)/sse-bench: $(BUILD)/bench/sse-bench.o
+	$(CC) $(SAN) -o $@ $^ -lpthread
+
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libcrm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ $(TEST_LDLIBS)
@@ -71,8 +75,13 @@ test: deps
 	scripts/test.sh build/asan
 
 # wrk and pgbench against a fresh optimised stack under var/bench; writes bench/results.md.
-bench: deps
+bench: deps all $(BUILD)/sse-bench
 	/usr/bin/python3 bench/bench.py
+	/usr/bin/python3 bench/sse.py
+
+# Only the real-time part of make bench: 10 000 SSE streams; writes bench/results-sse.md.
+bench-sse: deps all $(BUILD)/sse-bench
+	/usr/bin/python3 bench/sse.py
 
 unit-bins: $(UNIT_BIN)
 
@@ -80,10 +89,10 @@ unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
 
 format:
-	clang-format -i lib/*.[ch] cgi-src/*/*.[ch] src/*.c tests/unit/*.c
+	clang-format -i lib/*.[ch] cgi-src/*/*.[ch] src/*.c tests/unit/*.c bench/*.c
 
 lint:
-	clang-format --dry-run -Werror lib/*.[ch] cgi-src/*/*.[ch] src/*.c tests/unit/*.c
+	clang-format --dry-run -Werror lib/*.[ch] cgi-src/*/*.[ch] src/*.c tests/unit/*.c bench/*.c
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
 		-I lib lib cgi-src src
 

@@ -211,21 +211,24 @@ static const struct crm_stmt stmts[] = {
 
     /*
      * crm-events. events_read returns the snapshot it read under (one row even when no event
-     * is new) and the events after $1, for lib/evorder to decide which are final.
+     * is new), the events after $1, and, only when they leave a gap after $1, an xid assigned
+     * after the snapshot, for lib/evorder to decide which are final.
      */
     STMT("events_listen", "LISTEN crm_events"),
     STMT("events_listen_users", "LISTEN crm_users"),
-    STMT("events_read", "SELECT s::text, e.id, e.type, e.owner_id, e.prev_owner_id, e.msg"
-                        " FROM pg_current_snapshot() s LEFT JOIN LATERAL (SELECT id, type,"
-                        " owner_id, prev_owner_id, crm_event_json(events)::text AS msg"
-                        " FROM events WHERE id > $1 ORDER BY id LIMIT $2) e ON true ORDER BY e.id"),
+    STMT("events_read",
+         "WITH e AS (SELECT id, type, owner_id, prev_owner_id, crm_event_json(events)::text AS msg"
+         " FROM events WHERE id > $1 ORDER BY id LIMIT $2)"
+         " SELECT s::text, CASE WHEN (SELECT max(id) - $1 > count(*) FROM e)"
+         " THEN pg_current_xact_id()::text END, e.id, e.type, e.owner_id, e.prev_owner_id, e.msg"
+         " FROM pg_current_snapshot() s LEFT JOIN e ON true ORDER BY e.id"),
     /* A resuming stream's missed events: ids in ($1, $2], $3 the row filter, $4 limit. */
     STMT("events_replay", "SELECT id, type, crm_event_json(events)::text FROM events"
                           " WHERE id > $1 AND id <= $2 AND ($3::bigint IS NULL OR owner_id = $3"
                           " OR prev_owner_id = $3) ORDER BY id LIMIT $4"),
-    /* Where delivery starts: the newest id, and the snapshot that saw it. */
-    STMT("events_head", "SELECT s::text, (SELECT coalesce(max(id), 0) FROM events)"
-                        " FROM pg_current_snapshot() s"),
+    /* Where delivery starts: the snapshot, an xid assigned after it, the newest id it sees. */
+    STMT("events_head", "SELECT s::text, pg_current_xact_id()::text,"
+                        " (SELECT coalesce(max(id), 0) FROM events) FROM pg_current_snapshot() s"),
     /* Retention: at most $1 events older than 24 hours, oldest first. */
     STMT("events_purge", "WITH d AS (DELETE FROM events WHERE id IN (SELECT id FROM events"
                          " WHERE created_at < now() - interval '24 hours' ORDER BY created_at"

@@ -69,13 +69,31 @@ crm_snap_ended(const struct crm_snap *s, uint64_t xid)
     return 1;
 }
 
+/*
+ * 1 when every transaction that could have held an id missing under then has ended by now:
+ * those then listed in progress, and those whose xid came after then's xmax but before then's
+ * next (they were running then, though a snapshot does not list xids at or above its xmax).
+ */
 static int
 all_ended(const struct crm_snap *then, const struct crm_snap *now)
 {
-    for (size_t i = 0; i < then->nxip; i++)
-        if (!crm_snap_ended(now, then->xip[i]))
+    /* An xid at or above now's xmax is above every completed one: still running. */
+    if (then->next == 0 || then->next > now->xmax)
+        return 0;
+    for (size_t i = 0; i < now->nxip; i++) {
+        uint64_t x = now->xip[i];
+
+        if (x < then->next && (x >= then->xmax || !crm_snap_ended(then, x)))
             return 0;
+    }
     return 1;
+}
+
+/* 1 when nothing at all was running when s was taken, so every missing id is final. */
+static int
+quiet(const struct crm_snap *s)
+{
+    return s->nxip == 0 && s->next == s->xmax;
 }
 
 static int
@@ -106,18 +124,19 @@ crm_evorder_next(struct crm_evorder *o, const struct crm_snap *s, const int64_t 
     /* Final: below a horizon whose transactions have all ended, or no gap before it. */
     while (k < n && (ids[k] <= safe || ids[k] == o->cursor + 1))
         o->cursor = ids[k++];
-    if (k < n && s->nxip == 0) {
-        /* Nothing was in progress: every missing id below the newest visible one is aborted. */
+    if (k < n && quiet(s)) {
+        /* Nothing was running: every missing id below the newest visible one is aborted. */
         o->cursor = ids[n - 1];
         k = n;
     }
-    if (k < n && !o->barrier) {
+    /* A barrier needs next; without it the caller reads again, and the next read has it. */
+    if (k < n && !o->barrier && s->next != 0) {
         if (copy_snap(&o->pending, s) != 0)
             return (size_t)-1;
         o->barrier = 1;
         o->horizon = ids[n - 1];
     }
-    *again = o->barrier;
+    *again = k < n || o->barrier;
     return k;
 }
 
@@ -125,10 +144,12 @@ int
 crm_evorder_start(struct crm_evorder *o, const struct crm_snap *s, int64_t head)
 {
     if (!o->barrier) {
-        if (s->nxip == 0) {
+        if (quiet(s)) {
             o->cursor = head;
             return 1;
         }
+        if (s->next == 0)
+            return 0;
         if (copy_snap(&o->pending, s) != 0)
             return -1;
         o->barrier = 1;

@@ -159,7 +159,7 @@ start_nginx() {
     # One descriptor per connection, and an SSE stream holds two (client and crm-events).
     local nofile
     nofile=$(ulimit -Hn)
-    [ "$nofile" != unlimited ] || nofile=65536
+    [ "$nofile" != unlimited ] && [ "$nofile" -le 65600 ] || nofile=65600
     sed -e "s|@VAR@|$VAR|g" -e "s|@NOFILE@|$nofile|g" -e "s|@CONNS@|$((nofile - 64))|g" \
         "$ROOT/nginx/dev-nginx.conf.in" >"$conf"
     cp "$ROOT/nginx/crm-fastcgi.conf" "$VAR/nginx/"

@@ -17,7 +17,7 @@
 #define READ_LIMIT 1000
 #define REPLAY_LIMIT 200
 
-/* The snapshot in column 0 of row 0 of a read. 0, or -1. */
+/* The snapshot in column 0 of row 0 of a read, and the later xid in column 1 (NULL: 0). */
 static int
 read_snapshot(const PGresult *res, struct crm_snap *snap)
 {
@@ -25,6 +25,7 @@ read_snapshot(const PGresult *res, struct crm_snap *snap)
         crm_log(CRM_LOG_ERR, NULL, "events: unreadable snapshot");
         return -1;
     }
+    snap->next = PQgetisnull(res, 0, 1) ? 0 : strtoull(PQgetvalue(res, 0, 1), NULL, 10);
     return 0;
 }
 
@@ -40,7 +41,7 @@ feed_start(struct server *srv)
         return -1;
     feed_sync(srv);
     if (read_snapshot(res, &snap) == 0) {
-        if (crm_parse_int(PQgetvalue(res, 0, 1), 0, INT64_MAX, &head) == 0 &&
+        if (crm_parse_int(PQgetvalue(res, 0, 2), 0, INT64_MAX, &head) == 0 &&
             crm_evorder_start(&srv->order, &snap, head) == 1)
             rc = 0;
         crm_snap_free(&snap);
@@ -195,10 +196,10 @@ batch_build(struct batch *b, const PGresult *res, int first, size_t n)
     for (size_t i = 0; i < n; i++) {
         int row = first + (int)i;
 
-        if ((b->text[i] = sse_message(res, row, 1, &b->tlen[i])) == NULL)
+        if ((b->text[i] = sse_message(res, row, 2, &b->tlen[i])) == NULL)
             return -1;
-        b->owner[i] = PQgetisnull(res, row, 3) ? 0 : strtoll(PQgetvalue(res, row, 3), NULL, 10);
-        b->prev[i] = PQgetisnull(res, row, 4) ? 0 : strtoll(PQgetvalue(res, row, 4), NULL, 10);
+        b->owner[i] = PQgetisnull(res, row, 4) ? 0 : strtoll(PQgetvalue(res, row, 4), NULL, 10);
+        b->prev[i] = PQgetisnull(res, row, 5) ? 0 : strtoll(PQgetvalue(res, row, 5), NULL, 10);
         b->flen[i] = crm_fcgi_framed_size(b->tlen[i]);
         cap += b->flen[i];
     }
@@ -282,8 +283,8 @@ feed_read(struct server *srv)
         PQclear(res);
         return;
     }
-    for (int r = 0; r < PQntuples(res) && !PQgetisnull(res, r, 1) && n < READ_LIMIT; r++)
-        ids[n++] = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+    for (int r = 0; r < PQntuples(res) && !PQgetisnull(res, r, 2) && n < READ_LIMIT; r++)
+        ids[n++] = strtoll(PQgetvalue(res, r, 2), NULL, 10);
     k = crm_evorder_next(&srv->order, &snap, ids, n, &srv->again);
     if (k == (size_t)-1)
         crm_log(CRM_LOG_ERR, NULL, "events: out of memory");

@@ -167,7 +167,9 @@ def test_late_commit_with_a_smaller_id_is_not_skipped(admin):
         url = env_file()["DATABASE_URL"]
         slow = subprocess.Popen(
             ["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
-             "BEGIN; INSERT INTO events (type, lead_id, owner_id, actor_id, payload) VALUES "
+             # Like every statement of the API, it has its xid before it takes an event id.
+             "BEGIN; SELECT pg_current_xact_id(); "
+             "INSERT INTO events (type, lead_id, owner_id, actor_id, payload) VALUES "
              "('activity.created', %d, NULL, %d, '{}'); SELECT pg_sleep(2); COMMIT;"
              % (lead["id"], admin["user"]["id"])],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -63,11 +63,12 @@ test_gap_waits_for_the_transactions_in_progress(void **state)
 {
     struct crm_evorder o = {.cursor = 4};
     struct crm_snap s1 = snap("100:105:100,103"), s2 = snap("101:106:103"),
-                    s3 = snap("104:107:104");
+                    s3 = snap("106:108:106");
     const int64_t first[] = {5, 7, 8}, later[] = {6, 7, 8, 9, 11};
     int again;
 
     (void)state;
+    s1.next = 106;
     /* 6 is missing: 5 goes, 7 and 8 wait for 100 and 103 (one of them may hold 6). */
     assert_int_equal(crm_evorder_next(&o, &s1, first, 3, &again), 1);
     assert_int_equal(o.cursor, 5);
@@ -76,11 +77,39 @@ test_gap_waits_for_the_transactions_in_progress(void **state)
     assert_int_equal(crm_evorder_next(&o, &s2, later, 5, &again), 4);
     assert_int_equal(o.cursor, 9);
     assert_int_equal(again, 1);
-    /* 103 ended: the old horizon (8) is passed; 10 is missing and 104 runs: a new wait. */
+    /* 103 ended, 106 (assigned after s1's next) does not count. 10 is missing, and this read
+     * has no next: nothing new waits, but the caller must read again. */
     assert_int_equal(crm_evorder_next(&o, &s3, later + 4, 1, &again), 0);
     assert_int_equal(o.cursor, 9);
     assert_int_equal(again, 1);
-    assert_true(o.barrier && o.horizon == 11);
+    assert_false(o.barrier);
+    s3.next = 109;
+    assert_int_equal(crm_evorder_next(&o, &s3, later + 4, 1, &again), 0);
+    assert_true(o.barrier && o.horizon == 11 && again == 1);
+    crm_snap_free(&s1);
+    crm_snap_free(&s2);
+    crm_snap_free(&s3);
+    crm_evorder_free(&o);
+}
+
+static void
+test_running_xid_at_or_above_xmax_still_holds_a_gap(void **state)
+{
+    /* A snapshot lists no running xid at or above its xmax (latest completed + 1): xid 1000
+     * took id 636, 637 committed with a smaller xid, and the snapshot shows nothing running. */
+    struct crm_evorder o = {.cursor = 635};
+    struct crm_snap s1 = snap("1000:1000:"), s2 = snap("1000:1003:1000"), s3 = snap("1003:1003:");
+    const int64_t seen[] = {637}, both[] = {636, 637};
+    int again;
+
+    (void)state;
+    s1.next = 1002;
+    assert_int_equal(crm_evorder_next(&o, &s1, seen, 1, &again), 0);
+    assert_true(again && o.barrier);
+    assert_int_equal(crm_evorder_next(&o, &s2, seen, 1, &again), 0); /* 1000 still runs */
+    assert_int_equal(crm_evorder_next(&o, &s3, both, 2, &again), 2);
+    assert_int_equal(o.cursor, 637);
+    assert_int_equal(again, 0);
     crm_snap_free(&s1);
     crm_snap_free(&s2);
     crm_snap_free(&s3);
@@ -96,6 +125,7 @@ test_aborted_gap_is_skipped_once_its_snapshot_ended(void **state)
     int again;
 
     (void)state;
+    s1.next = 53;
     assert_int_equal(crm_evorder_next(&o, &s1, ids, 2, &again), 0);
     assert_int_equal(again, 1);
     /* 50 ended and 2 never appeared: it was aborted. */
@@ -108,7 +138,7 @@ test_aborted_gap_is_skipped_once_its_snapshot_ended(void **state)
 }
 
 static void
-test_nothing_in_progress_means_every_gap_is_final(void **state)
+test_nothing_running_means_every_gap_is_final(void **state)
 {
     struct crm_evorder o = {.cursor = 10};
     struct crm_snap s = snap("90:90:");
@@ -116,6 +146,9 @@ test_nothing_in_progress_means_every_gap_is_final(void **state)
     int again;
 
     (void)state;
+    assert_int_equal(crm_evorder_next(&o, &s, ids, 2, &again), 0); /* next unknown */
+    assert_int_equal(again, 1);
+    s.next = 90; /* the reader's own xid came next: nothing else was running */
     assert_int_equal(crm_evorder_next(&o, &s, ids, 2, &again), 2);
     assert_int_equal(o.cursor, 20);
     assert_int_equal(again, 0);
@@ -130,12 +163,14 @@ test_start_waits_for_transactions_in_progress(void **state)
     struct crm_snap busy = snap("10:12:10,11"), half = snap("11:13:11"), done = snap("13:13:");
 
     (void)state;
+    busy.next = 13;
     assert_int_equal(crm_evorder_start(&o, &busy, 40), 0);
     assert_int_equal(crm_evorder_start(&o, &half, 45), 0);
     assert_int_equal(crm_evorder_start(&o, &done, 46), 1);
     assert_int_equal(o.cursor, 40); /* the horizon of the first look; 41.. come as events */
     assert_false(o.barrier);
     crm_evorder_free(&o);
+    done.next = 13;
     assert_int_equal(crm_evorder_start(&o, &done, 7), 1);
     assert_int_equal(o.cursor, 7);
     crm_snap_free(&busy);
@@ -150,8 +185,9 @@ main(void)
         cmocka_unit_test(test_snap_parse),
         cmocka_unit_test(test_contiguous_ids_go_at_once),
         cmocka_unit_test(test_gap_waits_for_the_transactions_in_progress),
+        cmocka_unit_test(test_running_xid_at_or_above_xmax_still_holds_a_gap),
         cmocka_unit_test(test_aborted_gap_is_skipped_once_its_snapshot_ended),
-        cmocka_unit_test(test_nothing_in_progress_means_every_gap_is_final),
+        cmocka_unit_test(test_nothing_running_means_every_gap_is_final),
         cmocka_unit_test(test_start_waits_for_transactions_in_progress),
     };
 
