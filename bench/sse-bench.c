@@ -1,18 +1,21 @@
 /*
- * sse-bench: opens N Server-Sent Events streams through nginx, then makes events and measures
- * when each stream receives each of them. Used by bench/sse.py (make bench).
+ * sse-bench: opens Server-Sent Events streams through nginx, then makes events and measures when
+ * each stream receives each of them. Used by bench/sse.py (make bench).
  *
- *   sse-bench PORT STREAMS TOKEN LEAD_ID SINGLE RATE SECONDS
+ *   sse-bench PORT STREAMS_FILE LEADS_FILE WRITE_TOKEN SINGLE RATE SECONDS
  *
- * 1. Opens STREAMS streams (GET /api/events, HTTP/1.0) and waits for each one's "retry:" line;
- *    prints "ready STREAMS SECONDS", then waits for a line on standard input (the driver reads
+ * STREAMS_FILE has a line "uid token" per stream (uid 0: a role that sees every lead);
+ * LEADS_FILE a line "lead_id owner_uid" per lead the events go to, in turn.
+ * 1. Opens the streams (GET /api/events, HTTP/1.0) and waits for each one's "retry:" line;
+ *    prints "ready OPENED SECONDS", then waits for a line on standard input (the driver reads
  *    memory meanwhile).
- * 2. SINGLE events, one at a time (POST /api/leads/LEAD_ID/activity): for each, the time from
- *    sending the request to its arrival on every stream. Prints "single p50 p99 max" in ms.
- * 3. RATE events a second for SECONDS seconds from four writer threads: every stream must get
- *    every event. The j-th message a stream gets is the j-th event committed; its latency is
- *    taken from the start of the j-th request sent, which is close to (and never later than
- *    most of) its commit. Prints "sustained sent received_min received_max p50 p99 max".
+ * 2. SINGLE events, one at a time, on the first lead: the time from sending the request to
+ *    its arrival on every stream that may see it. Prints "single p50 p99 max samples" in ms.
+ * 3. RATE events a second for SECONDS seconds from four writer threads. Every stream must get
+ *    every event it may see. Prints "sustained sent acked behind missing p50 p99 max":
+ *    behind is the number of streams that did not get all theirs, missing the events short.
+ * Each event's content is "sse-bench SEQ", which the client finds in the message, so each
+ * arrival is timed against the start of its own request.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -30,24 +33,33 @@
 #include <unistd.h>
 
 #define HIST_BUCKETS 100000 /* 0.1 ms each: up to 10 s */
-#define MAX_EVENTS 100000
+#define MAX_EVENTS 200000
+#define TAIL 32
+#define READ_BUF 65536
 
 struct conn {
     int fd;
-    int ready; /* its "retry:" line came */
-    int match; /* how much of "\nid: " the last bytes matched */
-    long got;  /* messages received */
-    long base; /* messages received before the current phase */
+    long uid; /* 0: sees every lead */
+    int ready;
+    long got, expected;
+    size_t tlen;
+    char tail[TAIL]; /* the last bytes of the previous read, for matches across reads */
+};
+
+struct lead {
+    long id, owner;
 };
 
 static int port;
-static const char *token;
-static long lead_id;
+static const char *write_token;
 static struct conn *conns;
 static long nconns;
+static struct lead *leads;
+static long nleads;
 static double send_time[MAX_EVENTS];
-static atomic_long sent;
+static atomic_long next_seq;
 static atomic_long acked;
+static atomic_int writers_left;
 static unsigned long hist[HIST_BUCKETS + 1];
 static unsigned long samples;
 
@@ -93,10 +105,12 @@ maximum(void)
 }
 
 static void
-reset_hist(void)
+reset_phase(void)
 {
     memset(hist, 0, sizeof(hist));
     samples = 0;
+    for (long i = 0; i < nconns; i++)
+        conns[i].got = conns[i].expected = 0;
 }
 
 /* A connection from its own loopback source address, so ports never run short. */
@@ -120,92 +134,99 @@ dial(long i)
     return fd;
 }
 
-/* One event: POST an activity, wait for its answer. Returns the HTTP status. */
+/* Event seq on lead l: POST an activity "sse-bench SEQ", wait for the answer. Returns 1 if 201. */
 static int
-post_event(long i, long seq)
+post_event(long src, const struct lead *l, long seq)
 {
-    char req[1024], resp[512];
-    int fd = dial(60000 + i), status = 0;
-    int body_len;
-    char body[128];
-    ssize_t n;
+    char req[2048], body[128], resp[512];
+    int fd = dial(100000 + src), ok = 0;
+    int blen =
+        snprintf(body, sizeof(body), "{\"type\":\"NOTE\",\"content\":\"sse-bench %ld\"}", seq);
+    ssize_t n = snprintf(req, sizeof(req),
+                         "POST /api/leads/%ld/activity HTTP/1.0\r\nHost: x\r\n"
+                         "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %d\r\n\r\n%s",
+                         l->id, write_token, blen, body);
 
     if (fd < 0)
         return 0;
-    body_len = snprintf(body, sizeof(body), "{\"type\":\"NOTE\",\"content\":\"bench %ld\"}", seq);
-    n = snprintf(req, sizeof(req),
-                 "POST /api/leads/%ld/activity HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                 "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-                 lead_id, token, body_len, body);
+    /* Counted before it can arrive: a stream that may see it now expects it. */
+    for (long i = 0; i < nconns; i++)
+        if (conns[i].uid == 0 || conns[i].uid == l->owner)
+            __atomic_add_fetch(&conns[i].expected, 1, __ATOMIC_RELAXED);
+    send_time[seq] = now();
     if (write(fd, req, (size_t)n) == n && (n = read(fd, resp, sizeof(resp) - 1)) > 12) {
         resp[n] = '\0';
-        status = atoi(resp + 9);
+        ok = atoi(resp + 9) == 201;
     }
     close(fd);
-    return status;
+    return ok;
 }
 
-/* Counts the messages in the bytes just read: each starts with "id: " after a blank line. */
+/* Counts what the bytes just read complete: messages ("\nid: "), and times each bench event. */
 static void
-scan(struct conn *c, const char *buf, ssize_t n)
+scan(struct conn *c, const char *buf, size_t n)
 {
-    static const char pat[] = "\nid: ";
+    static char work[TAIL + READ_BUF];
+    size_t len = c->tlen + n;
+    const char *p, *end = work + len;
 
-    for (ssize_t i = 0; i < n; i++) {
-        if (buf[i] == pat[c->match]) {
-            if (++c->match == 5) {
-                c->got++;
-                c->match = 0;
-            }
-        } else {
-            c->match = buf[i] == '\n' ? 1 : 0;
-        }
-        if (!c->ready && buf[i] == ':' && i >= 5 && memcmp(buf + i - 5, "retry", 5) == 0)
-            c->ready = 1;
+    memcpy(work, c->tail, c->tlen);
+    memcpy(work + c->tlen, buf, n);
+    /* A match is new when it ends in the bytes just read. */
+    for (p = work; (p = memmem(p, (size_t)(end - p), "\nid: ", 5)) != NULL; p++)
+        if ((size_t)(p + 5 - work) > c->tlen)
+            c->got++;
+    for (p = work; (p = memmem(p, (size_t)(end - p), "sse-bench ", 10)) != NULL; p++) {
+        char *q;
+        long seq = strtol(p + 10, &q, 10);
+
+        if (q < end && *q == '"' && (size_t)(q + 1 - work) > c->tlen && seq >= 0 &&
+            seq < MAX_EVENTS)
+            record(now() - send_time[seq]);
     }
+    if (!c->ready && memmem(work, len, "retry: ", 7) != NULL)
+        c->ready = 1;
+    c->tlen = len < TAIL ? len : TAIL;
+    memcpy(c->tail, end - c->tlen, c->tlen);
 }
 
-/* Reads what is there on the streams for up to ms; for each new message, latency(c, k). */
+/* Reads what is there on the streams, waiting up to ms. Returns the streams that ended. */
 static long
-pump(int ep, int ms, void (*on_msg)(struct conn *c, long k))
+pump(int ep, int ms)
 {
     struct epoll_event evs[512];
-    char buf[65536];
+    static char buf[READ_BUF];
     int n = epoll_wait(ep, evs, 512, ms);
     long closed = 0;
 
     for (int i = 0; i < n; i++) {
         struct conn *c = evs[i].data.ptr;
-        long before = c->got;
         ssize_t r = read(c->fd, buf, sizeof(buf));
 
-        if (r <= 0) {
-            if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-                closed++;
-            }
-            continue;
+        if (r > 0) {
+            scan(c, buf, (size_t)r);
+        } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+            epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+            closed++;
         }
-        scan(c, buf, r);
-        for (long k = before; on_msg != NULL && k < c->got; k++)
-            on_msg(c, k - c->base);
     }
     return closed;
 }
 
 static long
-open_streams(int ep, long want)
+open_streams(int ep, char **tokens)
 {
-    char req[1024];
-    int len = snprintf(req, sizeof(req),
-                       "GET /api/events HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n"
-                       "Authorization: Bearer %s\r\n\r\n",
-                       token);
     long ready = 0, lost = 0;
     double deadline;
 
-    for (long i = 0; i < want; i++) {
-        struct epoll_event ev = {.events = EPOLLIN};
+    for (long i = 0; i < nconns; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &conns[i]};
+        char req[1024];
+        int len = snprintf(req, sizeof(req),
+                           "GET /api/events HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                           "Authorization: Bearer %s\r\n\r\n",
+                           tokens[i]);
         int fd = dial(i);
 
         if (fd < 0 || write(fd, req, (size_t)len) != len) {
@@ -213,45 +234,52 @@ open_streams(int ep, long want)
             exit(1);
         }
         conns[i].fd = fd;
-        ev.data.ptr = &conns[i];
         epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-        nconns++;
         if (i % 200 == 199)
-            lost += pump(ep, 0, NULL);
+            lost += pump(ep, 0);
     }
-    deadline = now() + 60;
+    deadline = now() + 120;
     while (now() < deadline) {
         ready = 0;
         for (long i = 0; i < nconns; i++)
             ready += conns[i].ready;
         if (ready + lost >= nconns)
             break;
-        lost += pump(ep, 100, NULL);
+        lost += pump(ep, 100);
     }
     return ready;
 }
 
-/* Phase 2: the k-th message of the phase on a stream is event k. */
-static double single_t0;
-static long single_k;
-static atomic_long arrived;
-
+/* Reads until the writers are done and every stream has what it expects, or until deadline. */
 static void
-on_single(struct conn *c, long k)
+drain(int ep, double deadline)
 {
-    (void)c;
-    if (k == single_k) {
-        record(now() - single_t0);
-        atomic_fetch_add(&arrived, 1);
+    while (now() < deadline) {
+        long i = 0;
+
+        pump(ep, 10);
+        if (atomic_load(&writers_left) > 0)
+            continue;
+        while (i < nconns && conns[i].got >= __atomic_load_n(&conns[i].expected, __ATOMIC_RELAXED))
+            i++;
+        if (i == nconns)
+            return;
     }
 }
 
 static void
-on_sustained(struct conn *c, long k)
+single_events(int ep, long count)
 {
-    (void)c;
-    if (k < atomic_load(&sent))
-        record(now() - send_time[k]);
+    reset_phase();
+    for (long k = 0; k < count; k++) {
+        if (!post_event(k, &leads[0], atomic_fetch_add(&next_seq, 1))) {
+            fprintf(stderr, "sse-bench: the event was refused\n");
+            exit(1);
+        }
+        drain(ep, now() + 10);
+        drain(ep, now() + 0.2); /* quiet in between: each event is measured alone */
+    }
+    printf("single %.1f %.1f %.1f %lu\n", quantile(0.5), quantile(0.99), maximum(), samples);
 }
 
 struct writer {
@@ -267,49 +295,16 @@ write_events(void *arg)
 
     for (long i = 0; i < w->count; i++) {
         double due = w->start + (double)i / w->rate, t;
-        long idx;
+        long seq;
 
         while ((t = now()) < due)
             usleep((useconds_t)((due - t) * 1e6));
-        idx = atomic_fetch_add(&sent, 1);
-        send_time[idx] = now();
-        if (post_event(w->id * 1000 + i % 1000, idx) == 201)
+        seq = atomic_fetch_add(&next_seq, 1);
+        if (post_event(w->id * 1000 + i % 1000, &leads[seq % nleads], seq))
             atomic_fetch_add(&acked, 1);
     }
+    atomic_fetch_sub(&writers_left, 1);
     return NULL;
-}
-
-static void
-mark_base(void)
-{
-    for (long i = 0; i < nconns; i++)
-        conns[i].base = conns[i].got;
-}
-
-static void
-single_events(int ep, long count)
-{
-    reset_hist();
-    for (long k = 0; k < count; k++) {
-        double deadline;
-
-        mark_base();
-        atomic_store(&arrived, 0);
-        single_k = 0;
-        single_t0 = now();
-        if (post_event(k, k) != 201) {
-            fprintf(stderr, "sse-bench: the event was refused\n");
-            exit(1);
-        }
-        deadline = single_t0 + 10;
-        while (atomic_load(&arrived) < nconns && now() < deadline)
-            pump(ep, 10, on_single);
-        /* Quiet in between, so each event is measured alone. */
-        deadline = now() + 0.2;
-        while (now() < deadline)
-            pump(ep, 20, NULL);
-    }
-    printf("single %.1f %.1f %.1f %lu\n", quantile(0.5), quantile(0.99), maximum(), samples);
 }
 
 static void
@@ -317,73 +312,102 @@ sustained(int ep, double rate, long seconds)
 {
     struct writer w[4];
     pthread_t th[4];
-    long total = (long)(rate * (double)seconds), lo = -1, hi = 0;
-    double end;
+    long total = (long)(rate * (double)seconds) / 4 * 4, behind = 0, missing = 0;
 
-    reset_hist();
-    mark_base();
-    atomic_store(&sent, 0);
+    reset_phase();
+    atomic_store(&writers_left, 4);
     for (int i = 0; i < 4; i++) {
         w[i] = (struct writer){.id = i + 1, .count = total / 4, .rate = rate / 4, .start = now()};
         pthread_create(&th[i], NULL, write_events, &w[i]);
     }
-    end = now() + (double)seconds + 30;
-    while (now() < end) {
-        long least = -1;
-
-        pump(ep, 10, on_sustained);
-        for (long i = 0; i < nconns; i++)
-            if (least < 0 || conns[i].got - conns[i].base < least)
-                least = conns[i].got - conns[i].base;
-        if (least >= (total / 4) * 4)
-            break;
-    }
+    drain(ep, now() + (double)seconds + 30);
     for (int i = 0; i < 4; i++)
         pthread_join(th[i], NULL);
+    drain(ep, now() + 5);
     for (long i = 0; i < nconns; i++) {
-        long g = conns[i].got - conns[i].base;
-
-        lo = lo < 0 || g < lo ? g : lo;
-        hi = g > hi ? g : hi;
+        if (conns[i].got < conns[i].expected) {
+            behind++;
+            missing += conns[i].expected - conns[i].got;
+        }
     }
-    printf("sustained %ld %ld %ld %ld %.1f %.1f %.1f\n", atomic_load(&sent), atomic_load(&acked),
-           lo, hi, quantile(0.5), quantile(0.99), maximum());
+    printf("sustained %ld %ld %ld %ld %.1f %.1f %.1f %lu\n", total, atomic_load(&acked), behind,
+           missing, quantile(0.5), quantile(0.99), maximum(), samples);
+}
+
+/* Reads "a b" lines: numbers into *nums (pairs), or a number and a string into *strs. */
+static long
+read_pairs(const char *path, long **nums, char ***strs)
+{
+    FILE *f = fopen(path, "r");
+    char line[2048];
+    long n = 0, cap = 0;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *sp = strchr(line, ' ');
+
+        if (sp == NULL)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            *nums = realloc(*nums, (size_t)cap * 2 * sizeof(long));
+            if (strs != NULL)
+                *strs = realloc(*strs, (size_t)cap * sizeof(char *));
+        }
+        (*nums)[2 * n] = atol(line);
+        if (strs != NULL)
+            (*strs)[n] = strndup(sp + 1, strcspn(sp + 1, "\r\n"));
+        else
+            (*nums)[2 * n + 1] = atol(sp + 1);
+        n++;
+    }
+    fclose(f);
+    return n;
 }
 
 int
 main(int argc, char **argv)
 {
     struct rlimit rl;
-    long want, single, seconds;
+    long single, seconds, opened, *snums = NULL, *lnums = NULL;
+    char **tokens = NULL, line[16];
     double rate, t0;
-    char line[16];
     int ep;
 
     if (argc != 8) {
-        fprintf(stderr, "usage: sse-bench PORT STREAMS TOKEN LEAD_ID SINGLE RATE SECONDS\n");
+        fprintf(stderr, "usage: sse-bench PORT STREAMS_FILE LEADS_FILE WRITE_TOKEN SINGLE RATE "
+                        "SECONDS\n");
         return 2;
     }
     port = atoi(argv[1]);
-    want = atol(argv[2]);
-    token = argv[3];
-    lead_id = atol(argv[4]);
+    nconns = read_pairs(argv[2], &snums, &tokens);
+    nleads = read_pairs(argv[3], &lnums, NULL);
+    write_token = argv[4];
     single = atol(argv[5]);
     rate = atof(argv[6]);
     seconds = atol(argv[7]);
-    if (rate * (double)seconds > MAX_EVENTS || want < 1)
+    if (nconns < 1 || nleads < 1 || rate * (double)seconds + (double)single >= MAX_EVENTS)
         return 2;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    conns = calloc((size_t)want, sizeof(*conns));
+    conns = calloc((size_t)nconns, sizeof(*conns));
+    leads = calloc((size_t)nleads, sizeof(*leads));
+    for (long i = 0; i < nconns; i++)
+        conns[i].uid = snums[2 * i];
+    for (long i = 0; i < nleads; i++)
+        leads[i] = (struct lead){lnums[2 * i], lnums[2 * i + 1]};
     ep = epoll_create1(0);
     t0 = now();
-    printf("ready %ld %.1f\n", open_streams(ep, want), now() - t0);
+    opened = open_streams(ep, tokens);
+    printf("ready %ld %.1f\n", opened, now() - t0);
     fflush(stdout);
     if (fgets(line, sizeof(line), stdin) == NULL)
         return 1;
-    single_events(ep, single);
+    if (single > 0)
+        single_events(ep, single);
     fflush(stdout);
     sustained(ep, rate, seconds);
     return 0;

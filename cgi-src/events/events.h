@@ -17,12 +17,32 @@
 /* Bytes a stream may have waiting for a client that does not read; past it, it is dropped. */
 #define EV_OUT_MAX (256 * 1024)
 
+/*
+ * Fan-outs are at least gap_ms apart, and events that commit in between go out together: one
+ * write per stream however many there are. The gap follows the cost of the last fan-out (twice
+ * it, within these bounds), so under load every stream gets fewer, larger writes and the
+ * processes behind the sockets (nginx, the clients) keep up, instead of the streams falling
+ * behind one write at a time.
+ */
+#define EV_GAP_MIN_MS 10
+#define EV_GAP_MAX_MS 250
+
 enum stream_state { ST_REQUEST, ST_CATCHUP, ST_LIVE };
 
 struct stream {
     struct stream *prev, *next; /* the server's list of open streams (catch-up and live) */
     int fd;
     unsigned reqid; /* the FastCGI request id */
+    /*
+     * Fan-outs are at least gap_ms apart, and events that commit in between go out together: one
+     * write per stream however many there are. The gap follows the cost of the last fan-out (twice
+     * it, within these bounds), so under load every stream gets fewer, larger writes and the
+     * processes behind the sockets (nginx, the clients) keep up, instead of the streams falling
+     * behind one write at a time.
+     */
+#define EV_GAP_MIN_MS 10
+#define EV_GAP_MAX_MS 250
+
     enum stream_state state;
     unsigned char *in; /* request phase: records not yet parsed, then the PARAMS stream */
     size_t inlen, plen;
@@ -46,6 +66,7 @@ struct server {
     int read_due;      /* a notification came: read the table */
     int again;         /* a gap waits for transactions to end: read again soon */
     int64_t last_read; /* ms, monotonic */
+    int64_t gap_ms;    /* the least time from one read to the next, EV_GAP_MIN_MS.. */
     int accepting;     /* the listening socket is in the epoll set */
     int reap;          /* some stream has kill set */
     int64_t next_tick, next_ping, next_purge;

@@ -240,6 +240,8 @@ fan_out(struct server *srv, const PGresult *res, const int64_t *ids, size_t n)
 {
     struct batch b;
     struct stream *s, *next;
+    int64_t t0 = ev_now_ms(), took;
+    int nstreams = srv->nstreams;
 
     if (batch_build(&b, res, 0, n) != 0) {
         crm_log(CRM_LOG_ERR, NULL, "events: out of memory, %zu events not sent", n);
@@ -258,6 +260,14 @@ fan_out(struct server *srv, const PGresult *res, const int64_t *ids, size_t n)
             s->cursor = ids[n - 1];
     }
     batch_free(&b);
+    took = ev_now_ms() - t0;
+    srv->gap_ms = took * 2 < EV_GAP_MIN_MS   ? EV_GAP_MIN_MS
+                  : took * 2 > EV_GAP_MAX_MS ? EV_GAP_MAX_MS
+                                             : took * 2;
+    /* A fan-out this long delays every stream: worth a line for capacity planning. */
+    if (took > 100)
+        crm_log(CRM_LOG_WARN, NULL, "events: %zu sent to %d streams in %lld ms", n, nstreams,
+                (long long)took);
 }
 
 void

@@ -28,8 +28,7 @@
 #define PING_MS 15000
 #define PURGE_MS 60000
 #define PURGE_BATCH 5000
-#define READ_GAP_MS 10 /* fan-outs at most this often: events in between go as one batch */
-#define RECHECK_MS 5   /* a gap waiting for transactions to end is looked at again */
+#define RECHECK_MS 5 /* a gap waiting for transactions to end is looked at again */
 
 static const char sse_head[] = "Status: 200 OK\r\nContent-Type: text/event-stream\r\n"
                                "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
@@ -499,8 +498,8 @@ wait_ms(const struct server *srv, int64_t now)
 {
     int64_t until = srv->next_tick;
 
-    if (srv->started && srv->read_due && srv->last_read + READ_GAP_MS < until)
-        until = srv->last_read + READ_GAP_MS;
+    if (srv->started && srv->read_due && srv->last_read + srv->gap_ms < until)
+        until = srv->last_read + srv->gap_ms;
     if (srv->started && srv->again && srv->last_read + RECHECK_MS < until)
         until = srv->last_read + RECHECK_MS;
     return until <= now ? 0 : (int)(until - now);
@@ -547,7 +546,8 @@ on_stop(int sig)
 int
 events_run(const struct crm_config *cfg)
 {
-    struct server srv = {.cfg = cfg, .lfd = 0, .listen_fd = -1, .db_gen = (unsigned)-1};
+    struct server srv = {
+        .cfg = cfg, .lfd = 0, .listen_fd = -1, .db_gen = (unsigned)-1, .gap_ms = EV_GAP_MIN_MS};
     struct epoll_event evs[256];
     struct sigaction sa = {.sa_handler = on_stop};
 
@@ -574,7 +574,7 @@ events_run(const struct crm_config *cfg)
         if (srv.reap)
             reap(&srv);
         now = ev_now_ms();
-        if (srv.started && ((srv.read_due && now - srv.last_read >= READ_GAP_MS) ||
+        if (srv.started && ((srv.read_due && now - srv.last_read >= srv.gap_ms) ||
                             (srv.again && now - srv.last_read >= RECHECK_MS)))
             feed_read(&srv);
     }
