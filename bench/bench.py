@@ -55,13 +55,7 @@ def crmctl(*args):
 
 
 def start_stack():
-    sh([os.path.join(ROOT, "scripts", "stack.sh"), "stop"], env=STACK_ENV)
-    real = os.path.realpath(VAR)
-    for path in {VAR, real}:
-        if os.path.islink(path):
-            os.unlink(path)
-        elif os.path.exists(path):
-            shutil.rmtree(path)
+    sh([os.path.join(ROOT, "scripts", "stack.sh"), "wipe"], env=STACK_ENV)
     sh([os.path.join(ROOT, "scripts", "stack.sh"), "start"], env=STACK_ENV)
     conf = os.path.join(os.path.realpath(VAR), "nginx", "conf.d", "bench-static.conf")
     with open(conf, "w") as f:

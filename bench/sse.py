@@ -22,7 +22,6 @@ import hmac
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -49,13 +48,7 @@ def stack(cmd):
 
 
 def fresh_stack():
-    stack("stop")
-    real = os.path.realpath(VAR)
-    for path in {VAR, real}:
-        if os.path.islink(path):
-            os.unlink(path)
-        elif os.path.exists(path):
-            shutil.rmtree(path)
+    stack("wipe")
     stack("start")
 
 
