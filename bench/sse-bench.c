@@ -163,16 +163,15 @@ post_event(long src, const struct lead *l, long seq)
     return ok;
 }
 
-/* Counts what the bytes just read complete: messages ("\nid: "), and times each bench event. */
+/*
+ * Counts what the bytes just read complete: messages ("\nid: "), and times each bench event.
+ * work holds c's tail (the last bytes of its previous read) and then len - tlen new bytes.
+ */
 static void
-scan(struct conn *c, const char *buf, size_t n)
+scan(struct conn *c, const char *work, size_t len)
 {
-    static char work[TAIL + READ_BUF];
-    size_t len = c->tlen + n;
     const char *p, *end = work + len;
 
-    memcpy(work, c->tail, c->tlen);
-    memcpy(work + c->tlen, buf, n);
     /* A match is new when it ends in the bytes just read. */
     for (p = work; (p = memmem(p, (size_t)(end - p), "\nid: ", 5)) != NULL; p++)
         if ((size_t)(p + 5 - work) > c->tlen)
@@ -195,17 +194,19 @@ scan(struct conn *c, const char *buf, size_t n)
 static long
 pump(int ep, int ms)
 {
+    static char work[TAIL + READ_BUF];
     struct epoll_event evs[512];
-    static char buf[READ_BUF];
     int n = epoll_wait(ep, evs, 512, ms);
     long closed = 0;
 
     for (int i = 0; i < n; i++) {
         struct conn *c = evs[i].data.ptr;
-        ssize_t r = read(c->fd, buf, sizeof(buf));
+        ssize_t r;
 
+        memcpy(work, c->tail, c->tlen);
+        r = read(c->fd, work + c->tlen, READ_BUF);
         if (r > 0) {
-            scan(c, buf, (size_t)r);
+            scan(c, work, c->tlen + (size_t)r);
         } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
             epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
             closed++;

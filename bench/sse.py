@@ -5,7 +5,9 @@ Starts a fresh stack of the optimised build under var/bench-sse (each program ra
 file limit to the hard limit, which must allow a descriptor per stream) and runs build/sse-bench
 twice against it:
   A. 10 000 streams of one ADMIN: every event reaches every stream. Single events one at a
-     time (commit to arrival on all 10 000), then a sustained rate.
+     time (commit to arrival on all 10 000), then a sustained rate, then a lower rate
+     (BENCH_RATE_A, default 50) to show what this machine sustains when every event goes to
+     every stream.
   B. 10 000 streams as a sales team has them: 100 of 50 managers, 9 900 of 990 sales
      executives (10 tabs or devices each), events on the executives' own leads, at the
      sustained rate: every stream must get every event it may see, and none other.
@@ -33,6 +35,7 @@ PORT = 18092
 STREAMS = int(os.environ.get("BENCH_STREAMS", "10000"))
 RATE = float(os.environ.get("BENCH_RATE", "200"))
 RATE_SECONDS = int(os.environ.get("BENCH_RATE_SECONDS", "10"))
+RATE_A = float(os.environ.get("BENCH_RATE_A", "50"))
 SINGLE = int(os.environ.get("BENCH_SINGLE", "30"))
 STACK_ENV = dict(os.environ, CRM_VAR=VAR, CRM_PORT=str(PORT), CRM_BIN=os.path.join(ROOT, "build"),
                  CRM_WORKERS="4", CRM_BCRYPT_COST="10", CRM_SSE_MAX_STREAMS=str(STREAMS))
@@ -105,19 +108,36 @@ def write_lines(name, rows):
     return path
 
 
-def run_bench(streams, leads, write_token, single, on_ready=None):
+def cpu_seconds(pids):
+    """User and system CPU time the processes have used."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_bench(streams, leads, write_token, single, rate=RATE, on_ready=None, on_single=None):
     """Runs sse-bench; returns its ready, single and sustained lines as lists of words."""
     proc = subprocess.Popen([os.path.join(ROOT, "build", "sse-bench"), str(PORT),
                              write_lines("streams.txt", streams), write_lines("leads.txt", leads),
-                             write_token, str(single), str(RATE), str(RATE_SECONDS)],
+                             write_token, str(single), str(rate), str(RATE_SECONDS)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = proc.stdout.readline().split()
     assert ready and ready[0] == "ready", ready
     if on_ready:
-        on_ready()
+        on_ready(proc.pid)
     proc.stdin.write("go\n")
     proc.stdin.flush()
-    lines = {l.split()[0]: l.split() for l in proc.stdout}
+    lines = {}
+    for line in proc.stdout:
+        lines[line.split()[0]] = line.split()
+        if line.startswith("single") and on_single:
+            on_single(proc.pid)
     assert proc.wait() == 0
     return ready, lines.get("single"), lines["sustained"]
 
@@ -142,10 +162,18 @@ def main():
     admin_token = sign(admin, "ADMIN")
     events_pids, nginx_pids = pids()
     before = (rss_kib(events_pids), rss_kib(nginx_pids))
-    during = []
+    during, cpu = [], []
+
+    def cpu_now(client):
+        cpu.append([cpu_seconds(p) for p in (events_pids, nginx_pids[1:], [client])])
+
     a_ready, a_single, a_sust = run_bench(
         [(0, admin_token)] * STREAMS, [(shared, 0)], admin_token, SINGLE,
-        lambda: (time.sleep(1), during.append((rss_kib(events_pids), rss_kib(nginx_pids)))))
+        on_ready=lambda pid: (time.sleep(1), during.append((rss_kib(events_pids),
+                                                            rss_kib(nginx_pids))), cpu_now(pid)),
+        on_single=cpu_now)
+    time.sleep(2)
+    _, _, a_low = run_bench([(0, admin_token)] * STREAMS, [(shared, 0)], admin_token, 0, RATE_A)
     time.sleep(2)
     per_tab = (STREAMS - 100) // len(sales[:990]) if STREAMS > 100 else 0
     mixed = [(0, sign(m, "MANAGER")) for m in managers for _ in range(2)][:min(100, STREAMS)]
@@ -156,12 +184,12 @@ def main():
     ngx_per = (during[0][1] - before[1]) * 1024 / max(opened, 1)
     s_p50, s_p99, s_max = (float(x) for x in a_single[1:4])
 
-    def sustained_rows(label, sust, streams):
+    def sustained_rows(label, sust, streams, rate=RATE):
         total, acked, behind, missing = (int(x) for x in sust[1:5])
         p50, p99, mx = (float(x) for x in sust[5:8])
         return [
             "| %s: events written (acknowledged) | %d (%d) | %g/s for %d s | |"
-            % (label, total, acked, RATE, RATE_SECONDS),
+            % (label, total, acked, rate, RATE_SECONDS),
             "| %s: streams that fell behind (events they missed) | %d (%d) of %d | 0 | |"
             % (label, behind, missing, streams),
             "| %s: arrival after the request, p50 / p99 / max (%s arrivals) | %.1f / %.1f /"
@@ -186,13 +214,20 @@ def main():
         "| A: single event to all %d streams, p99 (%s arrivals) | %.1f ms | < 100 ms | %.2f |"
         % (opened, a_single[4], s_p99, s_p99 / 100),
         "| A: single event, slowest arrival | %.1f ms | | |" % s_max,
-    ] + sustained_rows("A, every stream sees every event", a_sust, opened) + [
+    ] + sustained_rows("A, every stream sees every event", a_sust, opened) + sustained_rows(
+        "A at %g/s" % RATE_A, a_low, opened, RATE_A) + [
         "| B: streams open (100 managers' and %d executives') | %s | 10000 | %.2f |"
         % (int(b_ready[1]) - 100, b_ready[1], int(b_ready[1]) / 10000),
     ] + sustained_rows("B, each stream sees its leads", b_sust, int(b_ready[1])) + [
         "| crm-events RSS growth per open stream | %.0f B | < 16384 B | %.3f |"
         % (ev_per, ev_per / 16384),
         "| nginx RSS growth per open stream (master and workers) | %.0f B | | |" % ngx_per,
+        "",
+        "CPU time per single event sent to all %d streams of A (from /proc, over the %d events):"
+        " crm-events %.0f ms, nginx workers %.0f ms, the client %.0f ms. On 2 cores that much"
+        " work cannot take much less than half its sum of wall time, which is what bounds the"
+        " p99 of A." % ((opened, SINGLE) + tuple((cpu[1][i] - cpu[0][i]) * 1000 / SINGLE
+                                                 for i in range(3))),
         "",
         "- RSS with no stream, then with the %d streams of A open: crm-events %d KiB, %d KiB;"
         " nginx %d KiB, %d KiB" % (opened, before[0], during[0][0], before[1], during[0][1]),

@@ -19,13 +19,16 @@
 
 /*
  * Fan-outs are at least gap_ms apart, and events that commit in between go out together: one
- * write per stream however many there are. The gap follows the cost of the last fan-out (twice
- * it, within these bounds), so under load every stream gets fewer, larger writes and the
- * processes behind the sockets (nginx, the clients) keep up, instead of the streams falling
- * behind one write at a time.
+ * write per stream however many there are. The gap follows the cost of the last fan-out: each
+ * write here costs nginx and the client several times what it costs crm-events (measured by
+ * make bench: about 5 times for nginx alone), so the gap is EV_GAP_FACTOR times the time the
+ * writes took, within these bounds. Under load every stream then gets fewer, larger writes and
+ * the processes behind the sockets keep up, instead of the streams falling behind one write at
+ * a time; a lone event still goes out at once.
  */
 #define EV_GAP_MIN_MS 10
-#define EV_GAP_MAX_MS 250
+#define EV_GAP_MAX_MS 500
+#define EV_GAP_FACTOR 4
 
 enum stream_state { ST_REQUEST, ST_CATCHUP, ST_LIVE };
 
@@ -33,16 +36,6 @@ struct stream {
     struct stream *prev, *next; /* the server's list of open streams (catch-up and live) */
     int fd;
     unsigned reqid; /* the FastCGI request id */
-    /*
-     * Fan-outs are at least gap_ms apart, and events that commit in between go out together: one
-     * write per stream however many there are. The gap follows the cost of the last fan-out (twice
-     * it, within these bounds), so under load every stream gets fewer, larger writes and the
-     * processes behind the sockets (nginx, the clients) keep up, instead of the streams falling
-     * behind one write at a time.
-     */
-#define EV_GAP_MIN_MS 10
-#define EV_GAP_MAX_MS 250
-
     enum stream_state state;
     unsigned char *in; /* request phase: records not yet parsed, then the PARAMS stream */
     size_t inlen, plen;

@@ -261,13 +261,14 @@ fan_out(struct server *srv, const PGresult *res, const int64_t *ids, size_t n)
     }
     batch_free(&b);
     took = ev_now_ms() - t0;
-    srv->gap_ms = took * 2 < EV_GAP_MIN_MS   ? EV_GAP_MIN_MS
-                  : took * 2 > EV_GAP_MAX_MS ? EV_GAP_MAX_MS
-                                             : took * 2;
+    took *= EV_GAP_FACTOR;
+    srv->gap_ms = took < EV_GAP_MIN_MS   ? EV_GAP_MIN_MS
+                  : took > EV_GAP_MAX_MS ? EV_GAP_MAX_MS
+                                         : took;
     /* A fan-out this long delays every stream: worth a line for capacity planning. */
-    if (took > 100)
+    if (took > 100 * EV_GAP_FACTOR)
         crm_log(CRM_LOG_WARN, NULL, "events: %zu sent to %d streams in %lld ms", n, nstreams,
-                (long long)took);
+                (long long)(took / EV_GAP_FACTOR));
 }
 
 void
