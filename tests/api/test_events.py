@@ -401,3 +401,14 @@ def test_purge_keeps_24_hours(admin):
                        text=True, env=dict(os.environ, CRM_ENV_FILE=os.path.join(VAR, "crm.env")))
     assert r.returncode == 0 and r.stdout == "purged 1 events\n", r.stderr
     assert sql("SELECT count(*) FROM events") == [[str(recent)]]
+
+
+def test_query_token_stays_out_of_the_logs(admin):
+    s = Stream(query_token=admin["token"])
+    assert s.status == 200
+    s.close()
+    time.sleep(0.5)
+    logs = os.path.join(VAR, "log")
+    for name in os.listdir(logs):
+        with open(os.path.join(logs, name), errors="replace") as f:
+            assert admin["token"] not in f.read(), name
