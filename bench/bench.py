@@ -140,15 +140,21 @@ def pgbench(name, uid, lo, hi):
             if "failed transactions" in out else 0}
 
 
-def rss_kib(program):
+def pids_rss_kib(pids):
+    """The resident memory of the processes, in KiB (ones that are gone count 0)."""
     total = 0
-    for pid in sh(["pgrep", "-f", os.path.join(os.path.realpath(VAR), "bin", program)]).split():
+    for pid in pids:
         try:
             with open("/proc/%s/status" % pid) as f:
                 total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
         except (OSError, AttributeError):
             pass
     return total
+
+
+def rss_kib(program):
+    return pids_rss_kib(sh(["pgrep", "-f", os.path.join(os.path.realpath(VAR), "bin",
+                                                         program)]).split())
 
 
 def row(n, r):

@@ -18,16 +18,16 @@ BENCH_SINGLE (default 30).
 """
 import base64
 import datetime
-import glob
 import hashlib
 import hmac
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 import urllib.request
+
+from bench import PGBIN, pids_rss_kib, sh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VAR = os.path.join(ROOT, "var", "bench-sse")
@@ -39,11 +39,6 @@ RATE_A = float(os.environ.get("BENCH_RATE_A", "50"))
 SINGLE = int(os.environ.get("BENCH_SINGLE", "30"))
 STACK_ENV = dict(os.environ, CRM_VAR=VAR, CRM_PORT=str(PORT), CRM_BIN=os.path.join(ROOT, "build"),
                  CRM_WORKERS="4", CRM_BCRYPT_COST="10", CRM_SSE_MAX_STREAMS=str(STREAMS))
-PGBIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
-
-
-def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
 
 def stack(cmd):
@@ -80,17 +75,6 @@ def sign(uid, role):
     mac = enc(hmac.new(env_value("JWT_SECRET").encode(), head + b"." + body,
                        hashlib.sha256).digest())
     return (head + b"." + body + b"." + mac).decode()
-
-
-def rss_kib(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%s/status" % pid) as f:
-                total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-        except (OSError, AttributeError):
-            pass
-    return total
 
 
 def pids():
@@ -161,7 +145,7 @@ def main():
                   % admin)[0][0]
     admin_token = sign(admin, "ADMIN")
     events_pids, nginx_pids = pids()
-    before = (rss_kib(events_pids), rss_kib(nginx_pids))
+    before = (pids_rss_kib(events_pids), pids_rss_kib(nginx_pids))
     during, cpu = [], []
 
     def cpu_now(client):
@@ -169,8 +153,8 @@ def main():
 
     a_ready, a_single, a_sust = run_bench(
         [(0, admin_token)] * STREAMS, [(shared, 0)], admin_token, SINGLE,
-        on_ready=lambda pid: (time.sleep(1), during.append((rss_kib(events_pids),
-                                                            rss_kib(nginx_pids))), cpu_now(pid)),
+        on_ready=lambda pid: (time.sleep(1), during.append((pids_rss_kib(events_pids),
+                                                            pids_rss_kib(nginx_pids))), cpu_now(pid)),
         on_single=cpu_now)
     time.sleep(2)
     _, _, a_low = run_bench([(0, admin_token)] * STREAMS, [(shared, 0)], admin_token, 0, RATE_A)
