@@ -78,6 +78,7 @@ class Stream:
             if line.startswith(":"):
                 with self.cond:
                     self.comments.append(line)
+                    self.cond.notify_all()
                 continue
             field, _, value = line.partition(": ")
             if field == "retry":

@@ -412,3 +412,14 @@ def test_query_token_stays_out_of_the_logs(admin):
     for name in os.listdir(logs):
         with open(os.path.join(logs, name), errors="replace") as f:
             assert admin["token"] not in f.read(), name
+
+
+def test_idle_stream_gets_a_ping_every_15_seconds(admin):
+    s = Stream(token=admin["token"])
+    try:
+        t0 = time.time()
+        assert s.wait(lambda ms: len(s.comments) >= 1, 17)
+        assert s.comments[0] == ": ping" and time.time() - t0 <= 16
+        assert not s.closed
+    finally:
+        s.close()
