@@ -33,7 +33,7 @@
 enum stream_state { ST_REQUEST, ST_CATCHUP, ST_LIVE };
 
 struct stream {
-    struct stream *prev, *next; /* the server's list of open streams (catch-up and live) */
+    struct stream *prev, *next; /* the server's list of connections */
     int fd;
     unsigned reqid; /* the FastCGI request id */
     enum stream_state state;
@@ -44,6 +44,7 @@ struct stream {
     size_t outlen, outoff;
     int want_out;             /* EPOLLOUT is armed */
     int64_t uid, exp, cursor; /* the caller, its token's expiry, the last id it was sent */
+    int64_t born;             /* when it was accepted (ms, monotonic) */
     enum crm_role role;
     const char *kill; /* to be closed, for this reason, once the current events are handled */
     char rid[65];
@@ -64,8 +65,8 @@ struct server {
     int reap;          /* some stream has kill set */
     int64_t next_tick, next_ping, next_purge;
     struct crm_evorder order;
-    struct stream *streams;
-    int nstreams;
+    struct stream *streams; /* every connection, streams or not yet */
+    int nstreams;           /* the streams among them (catch-up and live) */
 };
 
 /* Milliseconds on the monotonic clock. */
@@ -77,7 +78,7 @@ int stream_send(struct server *srv, struct stream *s, const void *data, size_t n
 /* Frames text (SSE lines) as STDOUT records and sends it. 0, or -1: s must be closed. */
 int stream_send_text(struct server *srv, struct stream *s, const char *text, size_t n);
 
-/* Ends s (politely when its buffer is empty), closes it and frees it. */
+/* Ends s (politely when its buffer is empty), closes it, logs why (unless NULL) and frees it. */
 void stream_close(struct server *srv, struct stream *s, const char *why);
 
 /* Arms or disarms EPOLLOUT for s. */

@@ -29,6 +29,7 @@
 #define PURGE_MS 60000
 #define PURGE_BATCH 5000
 #define RECHECK_MS 5 /* a gap waiting for transactions to end is looked at again */
+#define REQUEST_MS 10000
 
 static const char sse_head[] = "Status: 200 OK\r\nContent-Type: text/event-stream\r\n"
                                "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
@@ -129,18 +130,27 @@ stream_send_text(struct server *srv, struct stream *s, const char *text, size_t 
     return rc;
 }
 
+/* Every connection is on the server's list, from accept to close. */
 static void
-unlink_stream(struct server *srv, struct stream *s)
+link_conn(struct server *srv, struct stream *s)
 {
-    if (s->state == ST_REQUEST)
-        return;
+    s->next = srv->streams;
+    if (srv->streams != NULL)
+        srv->streams->prev = s;
+    srv->streams = s;
+}
+
+static void
+unlink_conn(struct server *srv, struct stream *s)
+{
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
         srv->streams = s->next;
     if (s->next != NULL)
         s->next->prev = s->prev;
-    srv->nstreams--;
+    if (s->state != ST_REQUEST)
+        srv->nstreams--;
 }
 
 void
@@ -158,7 +168,9 @@ stream_close(struct server *srv, struct stream *s, const char *why)
     if (s->state != ST_REQUEST)
         crm_log(CRM_LOG_INFO, NULL, "stream closed req=%s user=%lld: %s", s->rid, (long long)s->uid,
                 why);
-    unlink_stream(srv, s);
+    else if (why != NULL)
+        crm_log(CRM_LOG_WARN, NULL, "connection closed before its request: %s", why);
+    unlink_conn(srv, s);
     close(s->fd);
     free(s->in);
     free(s->params);
@@ -211,7 +223,7 @@ respond(struct server *srv, struct stream *s, const struct crm_req *req, struct 
     if (text != NULL)
         (void)stream_send_text(srv, s, text, len);
     free(text);
-    stream_close(srv, s, "answered");
+    stream_close(srv, s, NULL); /* logged above */
 }
 
 /* Where the client resumes: Last-Event-ID, or ?last_event_id=. -1 when it gave none. */
@@ -279,10 +291,6 @@ start_stream(struct server *srv, struct stream *s, const struct crm_req *req, in
     /* Behind the feed: its missed events come from the table first. Ahead: none twice. */
     s->state = resume >= 0 && resume < srv->order.cursor ? ST_CATCHUP : ST_LIVE;
     s->cursor = resume > srv->order.cursor || s->state == ST_CATCHUP ? resume : srv->order.cursor;
-    s->next = srv->streams;
-    if (srv->streams != NULL)
-        srv->streams->prev = s;
-    srv->streams = s;
     srv->nstreams++;
     crm_log(CRM_LOG_INFO, req, "GET /api/events 200 user=%s after=%lld", req->who.idstr,
             (long long)s->cursor);
@@ -451,11 +459,14 @@ accept_all(struct server *srv)
             continue;
         }
         s->fd = fd;
+        s->born = ev_now_ms();
         ev.data.ptr = s;
         if (epoll_ctl(srv->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
             close(fd);
             free(s);
+            continue;
         }
+        link_conn(srv, s);
     }
 }
 
@@ -469,7 +480,11 @@ tick(struct server *srv, int64_t now)
 
     for (s = srv->streams; s != NULL; s = next) {
         next = s->next;
-        if (s->exp <= wall)
+        if (s->state == ST_REQUEST) {
+            /* nginx sends a request at once: a connection still silent is not nginx. */
+            if (now - s->born > REQUEST_MS)
+                stream_close(srv, s, "no request");
+        } else if (s->exp <= wall)
             stream_close(srv, s, "token expired");
         else if (ping && stream_send_text(srv, s, ": ping\n\n", 8) != 0)
             stream_close(srv, s, "client too slow");

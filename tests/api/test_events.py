@@ -5,6 +5,7 @@ import hmac
 import json
 import os
 import random
+import socket
 import subprocess
 import threading
 import time
@@ -423,3 +424,34 @@ def test_idle_stream_gets_a_ping_every_15_seconds(admin):
         assert not s.closed
     finally:
         s.close()
+
+
+def test_bad_fastcgi_input_is_closed_and_harms_nothing(admin):
+    """Straight to crm-events' socket: bytes that are not FastCGI are refused at once, a
+    connection that never sends its request is closed after 10 s, and streams go on."""
+    path = os.path.join(VAR, "run", "crm-events.sock")
+    live = Stream(token=admin["token"])
+    garbage = socket.socket(socket.AF_UNIX)
+    silent = socket.socket(socket.AF_UNIX)
+    try:
+        garbage.connect(path)
+        silent.connect(path)
+        garbage.settimeout(5)
+        silent.settimeout(15)
+        garbage.sendall(b"GET / HTTP/1.0\r\n\r\n" + b"\x01" * 100)
+        while garbage.recv(100):  # at most an END_REQUEST, then the close
+            pass
+        t0 = time.time()
+        while silent.recv(100):
+            pass
+        assert 9 <= time.time() - t0 <= 13
+        new_lead(admin["token"])
+        assert live.wait_id(last_event_id()) and not live.closed
+        with open(os.path.join(VAR, "log", "crm-events.log")) as f:
+            log = f.read()
+        assert "connection closed before its request: not a FastCGI request" in log
+        assert "connection closed before its request: no request" in log
+    finally:
+        garbage.close()
+        silent.close()
+        live.close()
