@@ -269,6 +269,9 @@ check_request(struct server *srv, struct incoming *in, int64_t *resume)
         return err;
     if ((err = resume_id(req, in->last_id, resume)) != CRM_OK)
         return err;
+    /* Not yet started (the database is unreachable, or busy at start): come back shortly. */
+    if (!srv->started)
+        return CRM_EUNAVAIL;
     if (srv->nstreams >= srv->cfg->sse_max_streams) {
         crm_log(CRM_LOG_WARN, req, "SSE_MAX_STREAMS (%d) reached", srv->cfg->sse_max_streams);
         return CRM_EUNAVAIL;
@@ -491,9 +494,9 @@ tick(struct server *srv, int64_t now)
     }
     if (ping)
         srv->next_ping = now + PING_MS;
-    if (!srv->started && feed_start(srv) == 0)
-        listener(srv, 1);
-    if (srv->started && !srv->accepting)
+    if (!srv->started)
+        (void)feed_start(srv);
+    if (!srv->accepting)
         listener(srv, 1);
     if (srv->listen_fd < 0 && crm_db_connect(srv->db) == CRM_OK)
         feed_sync(srv);
