@@ -248,6 +248,10 @@ open_streams(int ep, char **tokens)
             break;
         lost += pump(ep, 100);
     }
+    /* A stream that did not open expects nothing: it is counted out of "ready" instead. */
+    for (long i = 0; i < nconns; i++)
+        if (!conns[i].ready)
+            conns[i].uid = -1;
     return ready;
 }
 

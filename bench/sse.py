@@ -164,6 +164,8 @@ def main():
     mixed += [(u, sign(u, "SALES_EXECUTIVE")) for u in sales[:990] for _ in range(per_tab)]
     b_ready, _, b_sust = run_bench(mixed, [(int(l), int(o)) for l, o in own], admin_token, 0)
     opened = int(a_ready[1])
+    with open(os.path.join(os.path.realpath(VAR), "log", "nginx-error.log")) as f:
+        refused = sum("crm-events.sock failed" in line for line in f)
     ev_per = (during[0][0] - before[0]) * 1024 / max(opened, 1)
     ngx_per = (during[0][1] - before[1]) * 1024 / max(opened, 1)
     s_p50, s_p99, s_max = (float(x) for x in a_single[1:4])
@@ -213,6 +215,8 @@ def main():
         " p99 of A." % ((opened, SINGLE) + tuple((cpu[1][i] - cpu[0][i]) * 1000 / SINGLE
                                                  for i in range(3))),
         "",
+        "- connections nginx could not make to crm-events while %d clients connected at once"
+        " (a full listen backlog; the client would get 503): %d" % (STREAMS, refused),
         "- RSS with no stream, then with the %d streams of A open: crm-events %d KiB, %d KiB;"
         " nginx %d KiB, %d KiB" % (opened, before[0], during[0][0], before[1], during[0][1]),
         "- latency is timed from the start of the API request that makes the event (so it"

@@ -587,8 +587,16 @@ events_run(const struct crm_config *cfg)
         if (now >= srv.next_tick)
             tick(&srv, now);
         n = epoll_wait(srv.ep, evs, 256, wait_ms(&srv, ev_now_ms()));
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             dispatch(&srv, &evs[i]);
+            /*
+             * Each request costs a query (authentication): in a reconnect storm, take new
+             * connections between them, so they wait here rather than overflow the listen
+             * backlog, where nginx would get EAGAIN and the browser a 503 it never retries.
+             */
+            if (i % 16 == 15 && srv.accepting)
+                accept_all(&srv);
+        }
         if (srv.reap)
             reap(&srv);
         now = ev_now_ms();
