@@ -45,6 +45,7 @@ struct stream {
     int want_out;             /* EPOLLOUT is armed */
     int64_t uid, exp, cursor; /* the caller, its token's expiry, the last id it was sent */
     int64_t born;             /* when it was accepted (ms, monotonic) */
+    int deferred;             /* its request came before delivery started: it waits */
     enum crm_role role;
     const char *kill; /* to be closed, for this reason, once the current events are handled */
     char rid[65];
@@ -63,7 +64,7 @@ struct server {
     int64_t gap_ms;    /* the least time from one read to the next, EV_GAP_MIN_MS.. */
     int accepting;     /* the listening socket is in the epoll set */
     int reap;          /* some stream has kill set */
-    int64_t next_tick, next_ping, next_purge;
+    int64_t next_tick, next_ping, next_purge, next_start;
     struct crm_evorder order;
     struct stream *streams; /* every connection, streams or not yet */
     int nstreams;           /* the streams among them (catch-up and live) */

@@ -28,8 +28,9 @@
 #define PING_MS 15000
 #define PURGE_MS 60000
 #define PURGE_BATCH 5000
-#define RECHECK_MS 5 /* a gap waiting for transactions to end is looked at again */
-#define REQUEST_MS 10000
+#define RECHECK_MS 5     /* a gap waiting for transactions to end is looked at again */
+#define REQUEST_MS 10000 /* a connection's request must come, or delivery start, within */
+#define START_MS 100     /* while delivery cannot start (transactions running, no database) */
 
 static const char sse_head[] = "Status: 200 OK\r\nContent-Type: text/event-stream\r\n"
                                "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
@@ -269,7 +270,7 @@ check_request(struct server *srv, struct incoming *in, int64_t *resume)
         return err;
     if ((err = resume_id(req, in->last_id, resume)) != CRM_OK)
         return err;
-    /* Not yet started (the database is unreachable, or busy at start): come back shortly. */
+    /* Not started for REQUEST_MS (the database is unreachable): come back shortly. */
     if (!srv->started)
         return CRM_EUNAVAIL;
     if (srv->nstreams >= srv->cfg->sse_max_streams) {
@@ -375,7 +376,10 @@ take_records(struct server *srv, struct stream *s)
             free(s->in);
             s->in = NULL;
             s->inlen = 0;
-            handle_request(srv, s);
+            /* Before the first read of the feed, the request waits for it (try_start). */
+            s->deferred = !srv->started;
+            if (!s->deferred)
+                handle_request(srv, s);
             return 1;
         }
     }
@@ -483,7 +487,11 @@ tick(struct server *srv, int64_t now)
 
     for (s = srv->streams; s != NULL; s = next) {
         next = s->next;
-        if (s->state == ST_REQUEST) {
+        if (s->state == ST_REQUEST && s->deferred) {
+            /* Still not started (the database is down): 503 rather than a longer wait. */
+            if (now - s->born > REQUEST_MS)
+                handle_request(srv, s);
+        } else if (s->state == ST_REQUEST) {
             /* nginx sends a request at once: a connection still silent is not nginx. */
             if (now - s->born > REQUEST_MS)
                 stream_close(srv, s, "no request");
@@ -494,8 +502,6 @@ tick(struct server *srv, int64_t now)
     }
     if (ping)
         srv->next_ping = now + PING_MS;
-    if (!srv->started)
-        (void)feed_start(srv);
     if (!srv->accepting)
         listener(srv, 1);
     if (srv->listen_fd < 0 && crm_db_connect(srv->db) == CRM_OK)
@@ -510,6 +516,27 @@ tick(struct server *srv, int64_t now)
     srv->next_tick = now + 1000;
 }
 
+/*
+ * Until delivery knows where to start, tries every START_MS; then answers the requests that
+ * came meanwhile, so clients that connect while crm-events starts wait a moment, not get 503.
+ */
+static void
+try_start(struct server *srv, int64_t now)
+{
+    struct stream *s, *next;
+
+    if (srv->started || now < srv->next_start)
+        return;
+    srv->next_start = now + START_MS;
+    if (feed_start(srv) != 0)
+        return;
+    for (s = srv->streams; s != NULL; s = next) {
+        next = s->next;
+        if (s->state == ST_REQUEST && s->deferred)
+            handle_request(srv, s);
+    }
+}
+
 /* How long epoll may wait: until the next read that is due, or the next tick. */
 static int
 wait_ms(const struct server *srv, int64_t now)
@@ -520,6 +547,8 @@ wait_ms(const struct server *srv, int64_t now)
         until = srv->last_read + srv->gap_ms;
     if (srv->started && srv->again && srv->last_read + RECHECK_MS < until)
         until = srv->last_read + RECHECK_MS;
+    if (!srv->started && srv->next_start < until)
+        until = srv->next_start;
     return until <= now ? 0 : (int)(until - now);
 }
 
@@ -586,6 +615,7 @@ events_run(const struct crm_config *cfg)
 
         if (now >= srv.next_tick)
             tick(&srv, now);
+        try_start(&srv, now);
         n = epoll_wait(srv.ep, evs, 256, wait_ms(&srv, ev_now_ms()));
         for (int i = 0; i < n; i++) {
             dispatch(&srv, &evs[i]);
