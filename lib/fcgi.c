@@ -100,15 +100,12 @@ crm_fcgi_dispatch(const struct crm_app *app, struct crm_req *req, struct crm_res
 static void
 write_response(FCGX_Request *r, const struct crm_req *req, const struct crm_resp *resp)
 {
-    size_t len;
-    char *text = crm_resp_cgi(resp, req->id, &len);
+    char head[CRM_RESP_HEAD_MAX];
+    int n = crm_resp_head(resp, req->id, head, sizeof(head));
 
-    if (text == NULL) {
-        FCGX_PutS("Status: 500 Internal Server Error\r\n\r\n", r->out);
-        return;
-    }
-    FCGX_PutStr(text, (int)len, r->out);
-    free(text);
+    FCGX_PutStr(head, n, r->out);
+    if (resp->body != NULL)
+        FCGX_PutS(resp->body, r->out);
 }
 
 static double

@@ -60,6 +60,17 @@ crm_fcgi_frame(unsigned char *out, unsigned id, const void *data, size_t n)
 }
 
 void
+crm_fcgi_set_id(unsigned char *buf, size_t n, unsigned id)
+{
+    struct crm_fcgi_rec rec;
+
+    for (size_t off = 0; crm_fcgi_rec_parse(buf + off, n - off, &rec) == 1; off += rec.total) {
+        buf[off + 2] = (unsigned char)(id >> 8);
+        buf[off + 3] = (unsigned char)id;
+    }
+}
+
+void
 crm_fcgi_end(unsigned char out[CRM_FCGI_END_SIZE], unsigned id)
 {
     header(out, CRM_FCGI_STDOUT, id, 0);

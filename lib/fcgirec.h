@@ -40,6 +40,9 @@ size_t crm_fcgi_framed_size(size_t n);
 /* Writes data as STDOUT records of request id into out, which has crm_fcgi_framed_size(n) bytes. */
 void crm_fcgi_frame(unsigned char *out, unsigned id, const void *data, size_t n);
 
+/* Relabels the records in buf (n bytes, whole records) as request id's. */
+void crm_fcgi_set_id(unsigned char *buf, size_t n, unsigned id);
+
 /* Writes the end of a response: an empty STDOUT record and END_REQUEST (24 bytes). */
 #define CRM_FCGI_END_SIZE 24
 void crm_fcgi_end(unsigned char out[CRM_FCGI_END_SIZE], unsigned id);

@@ -343,8 +343,9 @@ crm_req_time(struct crm_req *req, const char *name, int end, const char **out)
     return CRM_OK;
 }
 
-const char *
-crm_http_reason(int status)
+/* The reason phrase of an HTTP status ("Not Found"). */
+static const char *
+reason(int status)
 {
     switch (status) {
     case 200:
@@ -382,28 +383,15 @@ crm_http_reason(int status)
     }
 }
 
-char *
-crm_resp_cgi(const struct crm_resp *resp, const char *reqid, size_t *len)
+int
+crm_resp_head(const struct crm_resp *resp, const char *reqid, char *buf, size_t sz)
 {
-    size_t blen = resp->body != NULL ? strlen(resp->body) : 0;
-    size_t cap = 160 + strlen(reqid) + resp->hlen + blen;
-    char *out = malloc(cap);
-    int n;
+    int n = snprintf(buf, sz, "Status: %d %s\r\nX-Request-Id: %s\r\n%s%.*s\r\n", resp->status,
+                     reason(resp->status), reqid,
+                     resp->body != NULL ? "Content-Type: application/json; charset=utf-8\r\n" : "",
+                     (int)resp->hlen, resp->headers);
 
-    if (out == NULL)
-        return NULL;
-    n = snprintf(out, cap, "Status: %d %s\r\nX-Request-Id: %s\r\n%s%.*s\r\n", resp->status,
-                 crm_http_reason(resp->status), reqid,
-                 resp->body != NULL ? "Content-Type: application/json; charset=utf-8\r\n" : "",
-                 (int)resp->hlen, resp->headers);
-    if (n < 0 || (size_t)n + blen >= cap) {
-        free(out);
-        return NULL;
-    }
-    if (blen > 0)
-        memcpy(out + n, resp->body, blen + 1);
-    *len = (size_t)n + blen;
-    return out;
+    return n < 0 || (size_t)n >= sz ? -1 : n;
 }
 
 static int

@@ -87,15 +87,13 @@ int crm_resp_fail(struct crm_resp *resp, enum crm_err err, cJSON *fields);
  * random. */
 void crm_req_set_id(struct crm_req *req, const char *rid);
 
-/* The reason phrase of an HTTP status ("Not Found"). */
-const char *crm_http_reason(int status);
-
 /*
- * The response as a FastCGI responder writes it: Status, X-Request-Id (reqid), Content-Type when
- * there is a body, resp's headers, a blank line, the body. Returns malloc'd text with *len, or
- * NULL when out of memory.
+ * The head of the response as a FastCGI responder writes it: Status, X-Request-Id (reqid),
+ * Content-Type when there is a body, resp's headers, a blank line; the body follows it. Writes
+ * it into buf and returns its length, or -1 when it does not fit (CRM_RESP_HEAD_MAX always does).
  */
-char *crm_resp_cgi(const struct crm_resp *resp, const char *reqid, size_t *len);
+#define CRM_RESP_HEAD_MAX 1400
+int crm_resp_head(const struct crm_resp *resp, const char *reqid, char *buf, size_t sz);
 
 /* Frees the response body and resets resp for the next request. */
 void crm_resp_reset(struct crm_resp *resp);

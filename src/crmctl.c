@@ -321,14 +321,14 @@ cmd_seed(const struct crm_config *cfg, int argc, char **argv)
 static int
 cmd_purge_events(const struct crm_config *cfg)
 {
-    const char *params[1] = {"5000"};
+    const char *params[1] = {"5000"}; /* per statement: each is a short transaction */
     struct crm_db *db = crm_db_open(cfg->database_url);
-    long total = 0, n = 5000;
+    long total = 0, n = -1;
     PGresult *res;
 
     if (db == NULL)
         return 1;
-    while (n == 5000) {
+    while (n != 0) {
         if (crm_db_exec(db, "events_purge", 1, params, &res) != CRM_OK) {
             crm_db_close(db);
             return 1;

@@ -76,6 +76,9 @@ int64_t ev_now_ms(void);
 /* Queues framed bytes for s and writes what the socket takes. 0, or -1: s must be closed. */
 int stream_send(struct server *srv, struct stream *s, const void *data, size_t n);
 
+/* Sends STDOUT records framed for request id 1, relabelled with s's. 0, or -1: close s. */
+int stream_send_records(struct server *srv, struct stream *s, const unsigned char *rec, size_t n);
+
 /* Frames text (SSE lines) as STDOUT records and sends it. 0, or -1: s must be closed. */
 int stream_send_text(struct server *srv, struct stream *s, const char *text, size_t n);
 

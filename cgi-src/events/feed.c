@@ -17,6 +17,19 @@
 #define READ_LIMIT 1000
 #define REPLAY_LIMIT 200
 
+/*
+ * Runs a statement on the feed's connection, then LISTENs again if it had to reconnect and
+ * takes the notifications it brought. CRM_OK with *res (caller clears), or an error.
+ */
+static enum crm_err
+feed_exec(struct server *srv, const char *name, int n, const char *const *params, PGresult **res)
+{
+    enum crm_err err = crm_db_exec(srv->db, name, n, params, res);
+
+    feed_sync(srv);
+    return err;
+}
+
 /* The snapshot in column 0 of row 0 of a read, and the later xid in column 1 (NULL: 0). */
 static int
 read_snapshot(const PGresult *res, struct crm_snap *snap)
@@ -37,9 +50,8 @@ feed_start(struct server *srv)
     long long head;
     int rc = -1;
 
-    if (crm_db_exec(srv->db, "events_head", 0, NULL, &res) != CRM_OK)
+    if (feed_exec(srv, "events_head", 0, NULL, &res) != CRM_OK)
         return -1;
-    feed_sync(srv);
     if (read_snapshot(res, &snap) == 0) {
         if (crm_parse_int(PQgetvalue(res, 0, 2), 0, INT64_MAX, &head) == 0 &&
             crm_evorder_start(&srv->order, &snap, head) == 1)
@@ -154,61 +166,49 @@ sse_message(const PGresult *res, int row, int idcol, size_t *len)
     return m;
 }
 
+/* The messages of a fan-out, framed once for request id 1 (nginx's) into all. */
 struct batch {
-    unsigned char *all; /* every message, framed for request id 1 (nginx's) */
-    size_t len;
-    size_t *off, *flen; /* message i in all */
-    char **text;        /* message i unframed, for other request ids */
-    size_t *tlen;
-    int64_t *owner, *prev;
-    size_t n;
+    unsigned char *all;
+    size_t len, n;
+    struct batch_msg {
+        size_t off, len;     /* the message's records in all */
+        int64_t owner, prev; /* who may see it besides ADMIN and MANAGER */
+    } * msg;
 };
 
 static void
 batch_free(struct batch *b)
 {
-    for (size_t i = 0; b->text != NULL && i < b->n; i++)
-        free(b->text[i]);
     free(b->all);
-    free(b->off);
-    free(b->flen);
-    free(b->text);
-    free(b->tlen);
-    free(b->owner);
-    free(b->prev);
+    free(b->msg);
 }
 
-/* Builds the batch of rows first..first+n-1 of an events_read result. 0, or -1. */
+/* Builds the batch of the first n rows of an events_read result. 0, or -1. */
 static int
-batch_build(struct batch *b, const PGresult *res, int first, size_t n)
+batch_build(struct batch *b, const PGresult *res, size_t n)
 {
-    size_t cap = 0;
-
     memset(b, 0, sizeof(*b));
+    if ((b->msg = calloc(n, sizeof(*b->msg))) == NULL)
+        return -1;
     b->n = n;
-    if ((b->off = calloc(n, sizeof(size_t))) == NULL ||
-        (b->flen = calloc(n, sizeof(size_t))) == NULL ||
-        (b->text = calloc(n, sizeof(char *))) == NULL ||
-        (b->tlen = calloc(n, sizeof(size_t))) == NULL ||
-        (b->owner = calloc(n, sizeof(int64_t))) == NULL ||
-        (b->prev = calloc(n, sizeof(int64_t))) == NULL)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int row = first + (int)i;
+    for (int row = 0; (size_t)row < n; row++) {
+        struct batch_msg *m = &b->msg[row];
+        size_t len;
+        char *text = sse_message(res, row, 2, &len);
+        unsigned char *grown = NULL;
 
-        if ((b->text[i] = sse_message(res, row, 2, &b->tlen[i])) == NULL)
+        m->len = crm_fcgi_framed_size(len);
+        if (text == NULL || (grown = realloc(b->all, b->len + m->len)) == NULL) {
+            free(text);
             return -1;
-        b->owner[i] = PQgetisnull(res, row, 4) ? 0 : strtoll(PQgetvalue(res, row, 4), NULL, 10);
-        b->prev[i] = PQgetisnull(res, row, 5) ? 0 : strtoll(PQgetvalue(res, row, 5), NULL, 10);
-        b->flen[i] = crm_fcgi_framed_size(b->tlen[i]);
-        cap += b->flen[i];
-    }
-    if ((b->all = malloc(cap)) == NULL)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        b->off[i] = b->len;
-        crm_fcgi_frame(b->all + b->len, 1, b->text[i], b->tlen[i]);
-        b->len += b->flen[i];
+        }
+        b->all = grown;
+        m->off = b->len;
+        crm_fcgi_frame(b->all + m->off, 1, text, len);
+        b->len += m->len;
+        free(text);
+        m->owner = PQgetisnull(res, row, 4) ? 0 : strtoll(PQgetvalue(res, row, 4), NULL, 10);
+        m->prev = PQgetisnull(res, row, 5) ? 0 : strtoll(PQgetvalue(res, row, 5), NULL, 10);
     }
     return 0;
 }
@@ -220,16 +220,12 @@ send_batch(struct server *srv, struct stream *s, const struct batch *b, const in
     if (s->role != CRM_ROLE_SALES && s->reqid == 1 && s->cursor < ids[0])
         return stream_send(srv, s, b->all, b->len);
     for (size_t i = 0; i < b->n; i++) {
-        int rc = 0;
+        const struct batch_msg *m = &b->msg[i];
 
         if (ids[i] <= s->cursor ||
-            (s->role == CRM_ROLE_SALES && b->owner[i] != s->uid && b->prev[i] != s->uid))
+            (s->role == CRM_ROLE_SALES && m->owner != s->uid && m->prev != s->uid))
             continue;
-        if (s->reqid == 1)
-            rc = stream_send(srv, s, b->all + b->off[i], b->flen[i]);
-        else
-            rc = stream_send_text(srv, s, b->text[i], b->tlen[i]);
-        if (rc != 0)
+        if (stream_send_records(srv, s, b->all + m->off, m->len) != 0)
             return -1;
     }
     return 0;
@@ -240,10 +236,10 @@ fan_out(struct server *srv, const PGresult *res, const int64_t *ids, size_t n)
 {
     struct batch b;
     struct stream *s, *next;
-    int64_t t0 = ev_now_ms(), took;
+    int64_t t0 = ev_now_ms(), took, gap;
     int nstreams = srv->nstreams;
 
-    if (batch_build(&b, res, 0, n) != 0) {
+    if (batch_build(&b, res, n) != 0) {
         crm_log(CRM_LOG_ERR, NULL, "events: out of memory, %zu events not sent", n);
         batch_free(&b);
         return;
@@ -261,14 +257,12 @@ fan_out(struct server *srv, const PGresult *res, const int64_t *ids, size_t n)
     }
     batch_free(&b);
     took = ev_now_ms() - t0;
-    took *= EV_GAP_FACTOR;
-    srv->gap_ms = took < EV_GAP_MIN_MS   ? EV_GAP_MIN_MS
-                  : took > EV_GAP_MAX_MS ? EV_GAP_MAX_MS
-                                         : took;
+    gap = took * EV_GAP_FACTOR;
+    srv->gap_ms = gap < EV_GAP_MIN_MS ? EV_GAP_MIN_MS : gap > EV_GAP_MAX_MS ? EV_GAP_MAX_MS : gap;
     /* A fan-out this long delays every stream: worth a line for capacity planning. */
-    if (took > 100 * EV_GAP_FACTOR)
+    if (took > 100)
         crm_log(CRM_LOG_WARN, NULL, "events: %zu sent to %d streams in %lld ms", n, nstreams,
-                (long long)(took / EV_GAP_FACTOR));
+                (long long)took);
 }
 
 void
@@ -285,11 +279,8 @@ feed_read(struct server *srv)
     srv->last_read = ev_now_ms();
     crm_fmt_id(cursor, sizeof(cursor), srv->order.cursor);
     snprintf(limit, sizeof(limit), "%d", READ_LIMIT);
-    if (crm_db_exec(srv->db, "events_read", 2, params, &res) != CRM_OK) {
-        feed_sync(srv);
+    if (feed_exec(srv, "events_read", 2, params, &res) != CRM_OK)
         return;
-    }
-    feed_sync(srv);
     if (read_snapshot(res, &snap) != 0) {
         PQclear(res);
         return;
@@ -319,11 +310,8 @@ feed_catchup(struct server *srv, struct stream *s)
     crm_fmt_id(to, sizeof(to), srv->order.cursor);
     crm_fmt_id(owner, sizeof(owner), s->uid);
     snprintf(limit, sizeof(limit), "%d", REPLAY_LIMIT);
-    if (crm_db_exec(srv->db, "events_replay", 4, params, &res) != CRM_OK) {
-        feed_sync(srv);
+    if (feed_exec(srv, "events_replay", 4, params, &res) != CRM_OK)
         return -1;
-    }
-    feed_sync(srv);
     n = PQntuples(res);
     for (int r = 0; r < n; r++) {
         size_t len;
@@ -356,11 +344,8 @@ feed_purge(struct server *srv, long batch)
     long n;
 
     snprintf(lim, sizeof(lim), "%ld", batch);
-    if (crm_db_exec(srv->db, "events_purge", 1, params, &res) != CRM_OK) {
-        feed_sync(srv);
+    if (feed_exec(srv, "events_purge", 1, params, &res) != CRM_OK)
         return -1;
-    }
-    feed_sync(srv);
     n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return n;

@@ -131,6 +131,23 @@ stream_send_text(struct server *srv, struct stream *s, const char *text, size_t 
     return rc;
 }
 
+int
+stream_send_records(struct server *srv, struct stream *s, const unsigned char *rec, size_t n)
+{
+    unsigned char *copy;
+    int rc;
+
+    if (s->reqid == 1)
+        return stream_send(srv, s, rec, n);
+    if ((copy = malloc(n)) == NULL)
+        return -1;
+    memcpy(copy, rec, n);
+    crm_fcgi_set_id(copy, n, s->reqid);
+    rc = stream_send(srv, s, copy, n);
+    free(copy);
+    return rc;
+}
+
 /* Every connection is on the server's list, from accept to close. */
 static void
 link_conn(struct server *srv, struct stream *s)
@@ -216,13 +233,17 @@ take_param(void *arg, const char *name, size_t nlen, const char *val, size_t vle
 static void
 respond(struct server *srv, struct stream *s, const struct crm_req *req, struct crm_resp *resp)
 {
-    size_t len;
-    char *text = crm_resp_cgi(resp, req->id, &len);
+    size_t blen = resp->body != NULL ? strlen(resp->body) : 0;
+    char *text = malloc(CRM_RESP_HEAD_MAX + blen);
+    int n;
 
     crm_log(CRM_LOG_INFO, req, "%s %s %d user=%s", req->method, req->path, resp->status,
             req->authed ? req->who.idstr : "-");
-    if (text != NULL)
-        (void)stream_send_text(srv, s, text, len);
+    /* One record, so head and body reach nginx (and the client) together. */
+    if (text != NULL && (n = crm_resp_head(resp, req->id, text, CRM_RESP_HEAD_MAX)) >= 0) {
+        memcpy(text + n, resp->body != NULL ? resp->body : "", blen);
+        (void)stream_send_text(srv, s, text, (size_t)n + blen);
+    }
     free(text);
     stream_close(srv, s, NULL); /* logged above */
 }
@@ -293,8 +314,8 @@ start_stream(struct server *srv, struct stream *s, const struct crm_req *req, in
     s->exp = req->who.exp;
     snprintf(s->rid, sizeof(s->rid), "%s", req->id);
     /* Behind the feed: its missed events come from the table first. Ahead: none twice. */
-    s->state = resume >= 0 && resume < srv->order.cursor ? ST_CATCHUP : ST_LIVE;
-    s->cursor = resume > srv->order.cursor || s->state == ST_CATCHUP ? resume : srv->order.cursor;
+    s->cursor = resume >= 0 ? resume : srv->order.cursor;
+    s->state = s->cursor < srv->order.cursor ? ST_CATCHUP : ST_LIVE;
     srv->nstreams++;
     crm_log(CRM_LOG_INFO, req, "GET /api/events 200 user=%s after=%lld", req->who.idstr,
             (long long)s->cursor);

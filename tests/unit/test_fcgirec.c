@@ -50,6 +50,11 @@ test_frame_splits_at_65535(void **state)
     assert_int_equal(crm_fcgi_rec_parse(out + r.total, len - r.total, &r), 1);
     assert_int_equal(r.len, n - 65535);
     assert_int_equal(crm_fcgi_framed_size(0), 0);
+    crm_fcgi_set_id(out, len, 300);
+    assert_int_equal(crm_fcgi_rec_parse(out, len, &r), 1);
+    assert_int_equal(r.id, 300);
+    assert_int_equal(crm_fcgi_rec_parse(out + r.total, len - r.total, &r), 1);
+    assert_true(r.id == 300 && r.len == n - 65535);
     free(data);
     free(out);
 }
