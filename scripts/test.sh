@@ -2,15 +2,17 @@
 # test.sh [BUILD]: the whole suite. Unit tests (cmocka), then the API tests (pytest) against a
 # stack of nginx, the FastCGI pools and PostgreSQL started here from BUILD (sanitized by make
 # test) under var/test on port 18080. Fails on any test failure or any sanitizer report.
+# CRM_TEST_VAR, CRM_TEST_PORT and CRM_TEST_MAIL_PORT move the stack (two checkouts at once);
+# CRM_TEST_ARGS runs some of the API tests only (pytest arguments, e.g. tests/api/test_auth.py).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/${1:-build/asan}
-export CRM_VAR=$ROOT/var/test CRM_PORT=18080 CRM_BIN=$BUILD CRM_BCRYPT_COST=4 CRM_WORKERS=2
+export CRM_VAR=${CRM_TEST_VAR:-$ROOT/var/test} CRM_PORT=${CRM_TEST_PORT:-18080} CRM_BIN=$BUILD CRM_BCRYPT_COST=4 CRM_WORKERS=2
 # Few enough streams that a test can reach the limit.
 export CRM_SSE_MAX_STREAMS=40
 # The mailer delivers to the tests' own SMTP server (aiosmtpd on loopback), retrying fast.
-export CRM_MAIL_HOST=127.0.0.1 CRM_MAIL_PORT=18025 CRM_MAIL_RETRY_SECONDS=1 CRM_MAIL_MAX_ATTEMPTS=3
+export CRM_MAIL_HOST=127.0.0.1 CRM_MAIL_PORT=${CRM_TEST_MAIL_PORT:-18025} CRM_MAIL_RETRY_SECONDS=1 CRM_MAIL_MAX_ATTEMPTS=3
 export ASAN_OPTIONS=detect_leaks=1:exitcode=23:log_exe_name=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cd "$ROOT"
@@ -34,7 +36,7 @@ if ! scripts/stack.sh start; then
     tail -n 50 "$CRM_VAR"/log/*.log
     exit 1
 fi
-/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/api 2>&1 | tee "$ROOT/var/pytest.out"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider ${CRM_TEST_ARGS:-tests/api} 2>&1 | tee "$ROOT/var/pytest.out"
 api_rc=${PIPESTATUS[0]}
 scripts/stack.sh stop
 

@@ -121,7 +121,7 @@ def test_installed_units_serve_through_the_installed_site():
     """The programs started exactly as the installed units' ExecStart lines say, as the crm
     user with the installed env file, serve the API through the installed nginx site."""
     base = pathlib.Path(VAR, "inst-%s" % uuid.uuid4().hex[:8])
-    port = 18095
+    port = int(os.environ.get("CRM_PORT", "18080")) + 15
     make("install", "PREFIX=%s/usr" % base, "SYSCONFDIR=%s/etc" % base, "RUNDIR=%s/run" % base,
          "LISTEN=127.0.0.1:%d" % port)
     for d in ("run", "mail"):
