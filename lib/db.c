@@ -407,6 +407,26 @@ crm_db_generation(const struct crm_db *db)
     return db->generation;
 }
 
+int
+crm_db_listen(struct crm_db *db, unsigned *listened, const char *const *names, int n)
+{
+    unsigned gen;
+
+    if (crm_db_connect(db) != CRM_OK)
+        return -1;
+    if (*listened == db->generation)
+        return 0;
+    gen = db->generation;
+    for (int i = 0; i < n; i++)
+        if (crm_db_run(db, names[i], 0, NULL) != CRM_OK)
+            return -1;
+    /* A reconnect between two LISTENs took the earlier ones with the old connection. */
+    if (db->generation != gen)
+        return -1;
+    *listened = gen;
+    return 1;
+}
+
 const char *
 crm_db_sql(const char *name)
 {

@@ -55,6 +55,16 @@ void crm_db_rollback(struct crm_db *db);
  */
 enum crm_err crm_db_check(struct crm_db *db, int *nstmts);
 
+/*
+ * Runs the LISTEN statements names[0..n) unless db's connection is the one that *listened
+ * last listened on (0: none). A new connection, the first or a reconnect, has lost every LISTEN:
+ * this is the one way the programs notice that, by db's generation counter, never by comparing
+ * PGconn pointers, which the allocator hands out again. Connects if needed. Returns 1 when it
+ * listened now (notifications sent meanwhile are lost: read the table), 0 when the connection
+ * already listens, -1 when there is no connection or a LISTEN failed (try again later).
+ */
+int crm_db_listen(struct crm_db *db, unsigned *listened, const char *const *names, int n);
+
 /* The live connection, or NULL: for LISTEN and notifications (crm-mailer, crm-events). */
 PGconn *crm_db_conn(struct crm_db *db);
 

@@ -210,15 +210,27 @@ next_due(struct crm_db *db)
     return wait < 0 ? 0 : wait > POLL_SECONDS ? POLL_SECONDS : wait;
 }
 
-/* Sleeps until a notification, a signal, or seconds pass. */
+/*
+ * Sleeps until a notification, a signal, or seconds pass; a second without a connection. The
+ * connection is read here, after the statements before it, which may have replaced it.
+ */
 static void
-wait_for_work(PGconn *conn, long seconds)
+wait_for_work(struct crm_db *db, long seconds)
 {
-    struct timeval tv = {.tv_sec = seconds, .tv_usec = seconds == 0 ? 100000 : 0};
-    int fd = conn != NULL ? PQsocket(conn) : -1;
+    PGconn *conn = crm_db_conn(db);
+    int fd = conn != NULL && PQstatus(conn) == CONNECTION_OK ? PQsocket(conn) : -1;
+    struct timeval tv = {.tv_sec = fd < 0 ? 1 : seconds, .tv_usec = seconds == 0 ? 100000 : 0};
+    int woken = 0;
     fd_set fds;
     PGnotify *n;
 
+    /* A notification that came with a statement's answer is already read: no waiting then. */
+    while (fd >= 0 && (n = PQnotifies(conn)) != NULL) {
+        PQfreemem(n);
+        woken = 1;
+    }
+    if (woken)
+        return;
     FD_ZERO(&fds);
     if (fd >= 0)
         FD_SET(fd, &fds);
@@ -250,7 +262,8 @@ main(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_signal};
     struct crm_config cfg;
     struct crm_db *db;
-    PGconn *listening = NULL;
+    static const char *const listens[] = {"mail_listen"};
+    unsigned listened = 0;
     char why[256];
 
     crm_log_init("crm-mailer");
@@ -269,14 +282,11 @@ main(int argc, char **argv)
     auth_client_init();
     crm_log(CRM_LOG_INFO, NULL, "started: %s", cfg.mail_host[0] ? cfg.mail_host : cfg.mail_dir);
     while (!stopping) {
-        PGconn *conn = crm_db_connect(db) == CRM_OK ? crm_db_conn(db) : NULL;
+        int up = crm_db_listen(db, &listened, listens, 1) >= 0;
 
-        /* A new connection (first, or after a reconnect) must LISTEN again. */
-        if (conn != NULL && conn != listening && crm_db_run(db, "mail_listen", 0, NULL) == CRM_OK)
-            listening = conn;
-        while (!stopping && conn != NULL && deliver_one(db, &cfg) == 1)
+        while (!stopping && up && deliver_one(db, &cfg) == 1)
             ;
-        wait_for_work(conn, conn != NULL && !stopping ? next_due(db) : 1);
+        wait_for_work(db, up && !stopping ? next_due(db) : 1);
     }
     crm_log(CRM_LOG_INFO, NULL, "stopped");
     auth_client_exit();

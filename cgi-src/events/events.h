@@ -55,7 +55,7 @@ struct server {
     const struct crm_config *cfg;
     int ep, lfd;
     struct crm_db *db;
-    unsigned db_gen;   /* the connection that LISTENs */
+    unsigned db_gen;   /* the connection that LISTENs (crm_db_listen), 0: none */
     int listen_fd;     /* its socket in the epoll set, or -1 */
     int started;       /* the delivery cursor is known, so streams may start */
     int read_due;      /* a notification came: read the table */

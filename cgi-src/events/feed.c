@@ -107,31 +107,32 @@ drop_listen(struct server *srv)
     if (srv->listen_fd >= 0)
         (void)epoll_ctl(srv->ep, EPOLL_CTL_DEL, srv->listen_fd, NULL);
     srv->listen_fd = -1;
-    srv->db_gen = crm_db_generation(srv->db) - 1;
+    srv->db_gen = 0;
 }
 
 void
 feed_sync(struct server *srv)
 {
+    static const char *const listens[] = {"events_listen", "events_listen_users"};
     PGconn *conn = crm_db_conn(srv->db);
-    unsigned gen = crm_db_generation(srv->db);
     struct epoll_event ev = {.events = EPOLLIN};
+    int rc;
 
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK ||
+        (rc = crm_db_listen(srv->db, &srv->db_gen, listens, 2)) < 0) {
         drop_listen(srv);
         return;
     }
-    if (gen != srv->db_gen) {
-        drop_listen(srv);
-        if (crm_db_run(srv->db, "events_listen", 0, NULL) != CRM_OK ||
-            crm_db_run(srv->db, "events_listen_users", 0, NULL) != CRM_OK)
-            return;
-        conn = crm_db_conn(srv->db);
+    conn = crm_db_conn(srv->db);
+    if (rc == 1) {
+        if (srv->listen_fd >= 0)
+            (void)epoll_ctl(srv->ep, EPOLL_CTL_DEL, srv->listen_fd, NULL);
         ev.data.ptr = NULL; /* the loop knows the database by its NULL */
-        if (epoll_ctl(srv->ep, EPOLL_CTL_ADD, PQsocket(conn), &ev) != 0)
+        if (epoll_ctl(srv->ep, EPOLL_CTL_ADD, PQsocket(conn), &ev) != 0) {
+            drop_listen(srv);
             return;
+        }
         srv->listen_fd = PQsocket(conn);
-        srv->db_gen = gen;
         /* Notifications sent while no one listened are lost: read the table instead. */
         srv->read_due = 1;
         crm_log(CRM_LOG_INFO, NULL, "events: listening");

@@ -615,7 +615,7 @@ int
 events_run(const struct crm_config *cfg)
 {
     struct server srv = {
-        .cfg = cfg, .lfd = 0, .listen_fd = -1, .db_gen = (unsigned)-1, .gap_ms = EV_GAP_MIN_MS};
+        .cfg = cfg, .lfd = 0, .listen_fd = -1, .db_gen = 0, .gap_ms = EV_GAP_MIN_MS};
     struct epoll_event evs[256];
     struct sigaction sa = {.sa_handler = on_stop};
 

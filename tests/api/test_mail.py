@@ -24,10 +24,10 @@ def as_crm(cmd):
     return cmd
 
 
-def start_mailer(log, **env):
+def start_mailer(log, binary=MAILER, **env):
     """Another crm-mailer on the same outbox, as the stack's service user."""
     full = dict(os.environ, CRM_ENV_FILE=os.path.join(VAR, "crm.env"), **env)
-    return subprocess.Popen(as_crm([MAILER]), env=full, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(as_crm([binary]), env=full, stdout=log, stderr=subprocess.STDOUT)
 
 
 def stop(proc):
