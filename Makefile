@@ -107,8 +107,14 @@ SYSCONFDIR ?= /etc
 RUNDIR ?= /run/crm
 LISTEN ?= 80
 POOL_PROGS = crm-auth crm-leads crm-dashboard
+# Each pool is a unit running a program: crm-login is crm-auth, for the routes that run bcrypt.
+POOLS = $(POOL_PROGS) crm-login
+ACCESS_LOG ?= /var/log/nginx/crm-access.log
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
 	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@RUNDIR@|$(RUNDIR)|g'
+NGINX_SUBST = -e 's|@SOCKDIR@|$(RUNDIR)|g' -e 's|@LISTEN@|$(LISTEN)|g' \
+	-e 's|@WEBROOT@|$(DATADIR)/web|g' -e 's|@CONFDIR@|$(SYSCONFDIR)/nginx/snippets|g' \
+	-e 's|@ACCESS_LOG@|$(ACCESS_LOG)|g'
 HARDEN = sed -e '/@HARDENING@/{r systemd/hardening.conf' -e 'd}'
 UNITDIR = $(DESTDIR)$(LIBDIR)/systemd/system
 install: all
@@ -119,17 +125,17 @@ install: all
 	install -m 0755 $(BUILD)/crmctl $(DESTDIR)$(BINDIR)/crmctl
 	for p in $(POOL_PROGS) crm-events crm-mailer; do install -m 0755 $(BUILD)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
 	install -m 0644 schema.sql $(DESTDIR)$(DATADIR)/schema.sql
-	for p in $(POOL_PROGS); do $(HARDEN) systemd/crm-pool.service.in | $(SUBST) \
-		-e 's|@POOL@|'$$p'|g' >$(UNITDIR)/$$p.service; done
+	for p in $(POOLS); do prog=$$p; [ $$p != crm-login ] || prog=crm-auth; \
+		$(HARDEN) systemd/crm-pool.service.in | $(SUBST) -e 's|@POOL@|'$$p'|g' \
+		-e 's|@PROG@|'$$prog'|g' >$(UNITDIR)/$$p.service; done
 	for u in crm-events crm-mailer crm-migrate; do $(HARDEN) systemd/$$u.service.in | $(SUBST) \
 		>$(UNITDIR)/$$u.service; done
 	install -m 0644 systemd/crm.target $(UNITDIR)/crm.target
 	$(SUBST) systemd/crm.tmpfiles >$(DESTDIR)$(LIBDIR)/tmpfiles.d/crm.conf
 	install -m 0644 systemd/crm.sysusers $(DESTDIR)$(LIBDIR)/sysusers.d/crm.conf
-	sed -e 's|@SOCKDIR@|$(RUNDIR)|g' -e 's|@LISTEN@|$(LISTEN)|g' -e 's|@WEBROOT@|$(DATADIR)/web|g' \
-		-e 's|@CONFDIR@|$(SYSCONFDIR)/nginx/snippets|g' nginx/crm-site.conf.in \
-		>$(DESTDIR)$(SYSCONFDIR)/nginx/sites-available/crm.conf
-	install -m 0644 nginx/crm-fastcgi.conf $(DESTDIR)$(SYSCONFDIR)/nginx/snippets/crm-fastcgi.conf
+	sed $(NGINX_SUBST) nginx/crm-site.conf.in >$(DESTDIR)$(SYSCONFDIR)/nginx/sites-available/crm.conf
+	for f in nginx/crm-*.conf; do sed $(NGINX_SUBST) $$f \
+		>$(DESTDIR)$(SYSCONFDIR)/nginx/snippets/$${f#nginx/}; done
 	# The settings file is the operator's: installed once, never overwritten.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/crm/crm.env ] || \
 		install -m 0640 etc/crm.env.example $(DESTDIR)$(SYSCONFDIR)/crm/crm.env

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# stack.sh start|stop|status: the embedded Next-Gen CRM stack (PostgreSQL, FastCGI pools, nginx)
-# with all its state under one directory. Settings (environment):
+# stack.sh start|stop|wipe: the embedded Next-Gen CRM stack (PostgreSQL, FastCGI pools, nginx)
+# with all its state under one directory. A supervisor of ours (stack.sh supervise, started by
+# start) restarts a daemon that exits, as systemd does in production; a file run/NAME.down holds
+# that daemon down (stack.sh hold NAME / release NAME). Settings (environment):
 #   CRM_VAR      state directory (default ./var)       CRM_PORT     HTTP port (default 8080)
 #   CRM_BIN      built programs (default ./build)      CRM_WORKERS  workers per pool (default 2)
 #   CRM_BCRYPT_COST, CRM_SSE_MAX_STREAMS  written to a new env file (default 12, 10000)
@@ -12,8 +14,11 @@ VAR=${CRM_VAR:-$ROOT/var}
 PORT=${CRM_PORT:-8080}
 BIN=${CRM_BIN:-$ROOT/build}
 WORKERS=${CRM_WORKERS:-2}
-# crm-events is one process with many streams; the others are pools of workers.
-POOLS=(crm-auth crm-leads crm-dashboard crm-events)
+# crm-events is one process with many streams; the others are pools of workers. crm-login is
+# crm-auth again, for the routes that run bcrypt (see nginx/crm-site.conf.in).
+POOLS=(crm-auth crm-login crm-leads crm-dashboard crm-events)
+DAEMONS=("${POOLS[@]}" crm-mailer)
+PROGS=(crm-auth crm-leads crm-dashboard crm-events crm-mailer crmctl)
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 RUNAS=()
 SVCUSER=$(id -un)
@@ -62,7 +67,14 @@ as_svc_log() {
     "${RUNAS[@]}" sh -c 'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null' sh "$log" "$@"
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(head -n 1 "$1")" 2>/dev/null; }
+# Whether the process of pid file $1 runs: a zombie (killed, not yet reaped) does not.
+alive() {
+    local pid state
+    [ -f "$1" ] || return 1
+    pid=$(head -n 1 "$1")
+    state=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
 
 write_env() {
     local env=$VAR/crm.env
@@ -120,49 +132,88 @@ first_admin() {
     sed 's/^/    /' "$VAR/admin.txt"
 }
 
-start_pools() {
-    local p
-    for p in "${POOLS[@]}"; do
-        alive "$VAR/run/$p.pid" && continue
-        rm -f "$VAR/run/$p.sock"
-        local args=(--workers "$WORKERS")
-        [ "$p" != crm-events ] || args=()
-        # spawn-fcgi -n binds the socket and execs the pool, which forks its workers.
-        # exec: the pid of the background job is then the pool's own. A deep backlog, so
-        # thousands of SSE clients connecting at once are all accepted.
-        (exec "${RUNAS[@]}" sh -c 'exec "$@" >>"$0" 2>&1 </dev/null' "$VAR/log/$p.log" \
-            env CRM_ENV_FILE="$VAR/crm.env" setsid spawn-fcgi -n -b 4096 -s "$VAR/run/$p.sock" \
-            -M 0600 -- "$VAR/bin/$p" "${args[@]}") &
-        echo $! >"$VAR/run/$p.pid"
+# Starts daemon $1 in the background, as the service user, its output in its log.
+launch() {
+    local d=$1 prog=$1 cmd
+    [ "$d" != crm-login ] || prog=crm-auth
+    case $d in
+    crm-mailer) cmd=("$VAR/bin/$prog") ;;
+    # spawn-fcgi -n binds the socket and execs the pool, which forks its workers. A deep
+    # backlog, so thousands of SSE clients connecting at once are all accepted.
+    crm-events) cmd=(spawn-fcgi -n -b 4096 -s "$VAR/run/$d.sock" -M 0600 -- "$VAR/bin/$prog") ;;
+    *) cmd=(spawn-fcgi -n -b 4096 -s "$VAR/run/$d.sock" -M 0600 -- "$VAR/bin/$prog"
+        --workers "$WORKERS") ;;
+    esac
+    rm -f "$VAR/run/$d.sock"
+    # Every exec is in place, so the pid of the background job is the daemon's own.
+    "${RUNAS[@]}" sh -c 'exec "$@" >>"$0" 2>&1 </dev/null' "$VAR/log/$d.log" \
+        env CRM_ENV_FILE="$VAR/crm.env" setsid "${cmd[@]}" &
+    echo $! >"$VAR/run/$d.pid"
+}
+
+# The supervisor: starts every daemon and starts again one that exits (not more often than every
+# 2 s, like RestartSec=2), unless run/NAME.down holds it down. TERM stops it and the daemons.
+supervise() {
+    setup_user
+    local stopping=0 d
+    local -A started=()
+    trap 'stopping=1' TERM INT
+    trap - ERR
+    say "supervising ${DAEMONS[*]}"
+    while [ "$stopping" = 0 ]; do
+        for d in "${DAEMONS[@]}"; do
+            alive "$VAR/run/$d.pid" && continue
+            [ ! -e "$VAR/run/$d.down" ] || continue
+            [ $((SECONDS - ${started[$d]:--9})) -ge 2 ] || continue
+            [ -z "${started[$d]:-}" ] || say "$d is not running: starting it again"
+            launch "$d"
+            started[$d]=$SECONDS
+        done
+        # In the background, so that TERM ends the wait at once.
+        sleep 0.5 &
+        wait $! || true
     done
-    for p in "${POOLS[@]}"; do
-        for _ in $(seq 50); do [ -S "$VAR/run/$p.sock" ] && break; sleep 0.1; done
+    for d in "${DAEMONS[@]}"; do stop_pids "$VAR/run/$d.pid" & done
+    wait || true
+    say "supervisor stopped"
+}
+
+start_daemons() {
+    local p
+    if ! alive "$VAR/run/supervisor.pid"; then
+        setsid "$ROOT/scripts/stack.sh" supervise </dev/null >>"$VAR/log/supervisor.log" 2>&1 &
+        echo $! >"$VAR/run/supervisor.pid"
+    fi
+    for p in "${DAEMONS[@]}"; do
+        for _ in $(seq 50); do
+            alive "$VAR/run/$p.pid" && { [ "$p" = crm-mailer ] || [ -S "$VAR/run/$p.sock" ]; } &&
+                break
+            sleep 0.1
+        done
         alive "$VAR/run/$p.pid" || die "$p did not start: see $VAR/log/$p.log"
     done
 }
 
-# crm-mailer is a plain daemon (no socket); its pid file is the process itself.
-start_mailer() {
-    alive "$VAR/run/crm-mailer.pid" && return 0
-    (exec "${RUNAS[@]}" sh -c 'exec "$@" >>"$0" 2>&1 </dev/null' "$VAR/log/crm-mailer.log" \
-        env CRM_ENV_FILE="$VAR/crm.env" setsid "$VAR/bin/crm-mailer") &
-    echo $! >"$VAR/run/crm-mailer.pid"
-    sleep 0.2
-    alive "$VAR/run/crm-mailer.pid" || die "crm-mailer did not start: see $VAR/log/crm-mailer.log"
+# Holds daemon $1 down (tests of an outage) or lets the supervisor start it again.
+hold() {
+    VAR=$(readlink -f "$VAR")
+    touch "$VAR/run/$1.down"
+    stop_pids "$VAR/run/$1.pid"
 }
 
 start_nginx() {
-    local conf=$VAR/nginx/nginx.conf
-    sed -e "s|@SOCKDIR@|$VAR/run|g" -e "s|@LISTEN@|127.0.0.1:$PORT|g" \
-        -e "s|@WEBROOT@|$VAR/web|g" -e "s|@CONFDIR@|$VAR/nginx|g" \
-        "$ROOT/nginx/crm-site.conf.in" >"$VAR/nginx/crm-site.conf"
+    local conf=$VAR/nginx/nginx.conf f
+    local subst=(-e "s|@SOCKDIR@|$VAR/run|g" -e "s|@LISTEN@|127.0.0.1:$PORT|g"
+        -e "s|@WEBROOT@|$VAR/web|g" -e "s|@CONFDIR@|$VAR/nginx|g"
+        -e "s|@ACCESS_LOG@|$VAR/log/nginx-access.log|g")
+    sed "${subst[@]}" "$ROOT/nginx/crm-site.conf.in" >"$VAR/nginx/crm-site.conf"
+    for f in "$ROOT"/nginx/crm-*.conf; do sed "${subst[@]}" "$f" >"$VAR/nginx/${f##*/}"; done
     # One descriptor per connection, and an SSE stream holds two (client and crm-events).
     local nofile
     nofile=$(ulimit -Hn)
     [ "$nofile" != unlimited ] && [ "$nofile" -le 65600 ] || nofile=65600
     sed -e "s|@VAR@|$VAR|g" -e "s|@NOFILE@|$nofile|g" -e "s|@CONNS@|$((nofile - 64))|g" \
         "$ROOT/nginx/dev-nginx.conf.in" >"$conf"
-    cp "$ROOT/nginx/crm-fastcgi.conf" "$VAR/nginx/"
     if alive "$VAR/run/nginx.pid"; then
         as_svc_log "$VAR/log/nginx-error.log" nginx -p "$VAR/nginx" -c "$conf" -s reload
     else
@@ -176,19 +227,24 @@ start() {
     [ -n "$PGBIN" ] || die "PostgreSQL is not installed: run make deps"
     setup_user
     mkdir -p "$VAR"/{run,log,nginx/conf.d,mail,bin,web,pg}
+    # Logs hold e-mail addresses and request lines: the service user's and the operator's only.
     chmod 700 "$VAR/run" "$VAR/pg"
+    chmod 750 "$VAR/log"
     # The daemons run these copies, so a rebuild never changes a running worker's binary.
     local f
-    for f in "${POOLS[@]}" crm-mailer crmctl; do
+    for f in "${PROGS[@]}"; do
         cmp -s "$BIN/$f" "$VAR/bin/$f" && continue
         # Copy, then rename: a running binary cannot be overwritten, but it can be replaced.
         cp "$BIN/$f" "$VAR/bin/.$f.new"
         mv -f "$VAR/bin/.$f.new" "$VAR/bin/$f"
-        # A rebuilt pool is restarted below, so make run always serves what was just built.
-        if alive "$VAR/run/$f.pid"; then
-            say "restarting $f (rebuilt)"
-            stop_pids "$VAR/run/$f.pid"
-        fi
+        # The supervisor starts a rebuilt daemon again, so make run serves what was just built.
+        local d
+        for d in "${DAEMONS[@]}"; do
+            [ "$d" = "$f" ] || { [ "$d" = crm-login ] && [ "$f" = crm-auth ]; } || continue
+            alive "$VAR/run/$d.pid" || continue
+            say "restarting $d (rebuilt)"
+            stop_pids "$VAR/run/$d.pid"
+        done
     done
     cp "$ROOT/schema.sql" "$VAR/schema.sql"
     [ -d "$ROOT/web" ] && cp -r "$ROOT/web/." "$VAR/web/"
@@ -197,8 +253,7 @@ start() {
     start_pg
     as_svc env CRM_ENV_FILE="$VAR/crm.env" "$VAR/bin/crmctl" migrate --schema "$VAR/schema.sql" >/dev/null
     first_admin
-    start_pools
-    start_mailer
+    start_daemons
     start_nginx
     say "serving http://127.0.0.1:$PORT (logs in $VAR/log)"
 }
@@ -221,8 +276,10 @@ stop() {
     [ -e "$VAR" ] || return 0
     VAR=$(readlink -f "$VAR")
     stop_pids "$VAR/run/nginx.pid"
+    # The supervisor first, so that it starts nothing again; it stops its daemons.
+    stop_pids "$VAR/run/supervisor.pid"
     local p
-    for p in "${POOLS[@]}" crm-mailer; do stop_pids "$VAR/run/$p.pid"; done
+    for p in "${DAEMONS[@]}"; do stop_pids "$VAR/run/$p.pid"; done
     if [ -f "$VAR/pg/postmaster.pid" ]; then
         runas_owner
         as_svc "$PGBIN/pg_ctl" -D "$VAR/pg" -m fast -w stop >/dev/null 2>&1 || true
@@ -262,5 +319,8 @@ wipe) wipe ;;
 stop) stop ;;
 pg-stop) pg stop ;;
 pg-start) pg start ;;
-*) die "usage: stack.sh start|stop|wipe|pg-stop|pg-start" ;;
+supervise) supervise ;;
+hold) hold "$2" ;;
+release) rm -f "$(readlink -f "$VAR")/run/$2.down" ;;
+*) die "usage: stack.sh start|stop|wipe|pg-stop|pg-start|hold NAME|release NAME" ;;
 esac

@@ -16,11 +16,13 @@ import pytest
 from conftest import ROOT, VAR, env_file, unique_email
 
 PROGRAMS = ["crm-auth", "crm-leads", "crm-dashboard", "crm-events", "crm-mailer"]
-UNITS = ["crm-auth.service", "crm-leads.service", "crm-dashboard.service", "crm-events.service",
+UNITS = ["crm-auth.service", "crm-login.service", "crm-leads.service", "crm-dashboard.service", "crm-events.service",
          "crm-mailer.service", "crm-migrate.service", "crm.target"]
 EXPECTED = sorted(
     ["etc/crm/crm.env", "etc/nginx/sites-available/crm.conf",
-     "etc/nginx/snippets/crm-fastcgi.conf", "usr/bin/crmctl", "usr/share/crm/schema.sql",
+     "etc/nginx/snippets/crm-error-headers.conf", "etc/nginx/snippets/crm-error-pages.conf",
+     "etc/nginx/snippets/crm-fastcgi.conf", "etc/nginx/snippets/crm-security-headers.conf",
+     "usr/bin/crmctl", "usr/share/crm/schema.sql",
      "usr/lib/tmpfiles.d/crm.conf", "usr/lib/sysusers.d/crm.conf"]
     + ["usr/sbin/" + p for p in PROGRAMS] + ["usr/lib/systemd/system/" + u for u in UNITS])
 
@@ -123,7 +125,7 @@ def test_installed_units_serve_through_the_installed_site():
     base = pathlib.Path(VAR, "inst-%s" % uuid.uuid4().hex[:8])
     port = int(os.environ.get("CRM_PORT", "18080")) + 15
     make("install", "PREFIX=%s/usr" % base, "SYSCONFDIR=%s/etc" % base, "RUNDIR=%s/run" % base,
-         "LISTEN=127.0.0.1:%d" % port)
+         "LISTEN=127.0.0.1:%d" % port, "ACCESS_LOG=%s/crm-access.log" % base)
     for d in ("run", "mail"):
         (base / d).mkdir()
         shutil.chown(base / d, "crm", "crm")
@@ -142,7 +144,8 @@ def test_installed_units_serve_through_the_installed_site():
     stack_mailer = int(open(os.path.join(VAR, "run", "crm-mailer.pid")).read())
     os.kill(stack_mailer, signal.SIGSTOP)
     try:
-        for unit in ("crm-auth", "crm-leads", "crm-dashboard", "crm-events", "crm-mailer"):
+        for unit in ("crm-auth", "crm-login", "crm-leads", "crm-dashboard", "crm-events",
+                     "crm-mailer"):
             argv, env = unit_command(units / ("%s.service" % unit))
             procs.append(subprocess.Popen(as_crm(argv), env=dict(os.environ, **env),
                                           stdout=log, stderr=subprocess.STDOUT))
@@ -157,7 +160,7 @@ def test_installed_units_serve_through_the_installed_site():
         deadline = time.time() + 10
         while time.time() < deadline and not all(
                 (base / "run" / ("%s.sock" % p)).exists()
-                for p in ("crm-auth", "crm-leads", "crm-dashboard", "crm-events")):
+                for p in ("crm-auth", "crm-login", "crm-leads", "crm-dashboard", "crm-events")):
             time.sleep(0.1)
 
         def call(method, path, body=None, token=None):
