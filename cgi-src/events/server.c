@@ -199,7 +199,7 @@ stream_close(struct server *srv, struct stream *s, const char *why)
 /* A request as its PARAMS give it: what crm_req holds, and the two headers it has no room for. */
 struct incoming {
     struct crm_req req;
-    const char *last_id, *request_id;
+    const char *last_id, *request_id, *accept;
 };
 
 struct param_map {
@@ -218,6 +218,7 @@ take_param(void *arg, const char *name, size_t nlen, const char *val, size_t vle
         {"REMOTE_ADDR", offsetof(struct incoming, req.remote_addr)},
         {"HTTP_LAST_EVENT_ID", offsetof(struct incoming, last_id)},
         {"HTTP_X_REQUEST_ID", offsetof(struct incoming, request_id)},
+        {"HTTP_ACCEPT", offsetof(struct incoming, accept)},
     };
     struct incoming *in = arg;
 
@@ -324,6 +325,28 @@ start_stream(struct server *srv, struct stream *s, const struct crm_req *req, in
         stream_close(srv, s, "closed at start");
 }
 
+/*
+ * An EventSource gives up for good on any answer but 200 text/event-stream, and retries one that
+ * ends. So while streams cannot start (503), an EventSource gets such a stream, ended at once
+ * with the message as a comment; nginx does the same while crm-events is away. Others get 503.
+ */
+static int
+retry_later(struct server *srv, struct stream *s, const struct incoming *in, enum crm_err err)
+{
+    char text[512];
+    int n;
+
+    if (crm_err_status(err) != 503 || in->accept == NULL ||
+        strstr(in->accept, "text/event-stream") == NULL)
+        return 0;
+    n = snprintf(text, sizeof(text), "%sX-Request-Id: %s\r\n\r\nretry: 3000\n: %s\n\n", sse_head,
+                 in->req.id, crm_err_message(err));
+    crm_log(CRM_LOG_INFO, &in->req, "GET /api/events 200 retry: %s", crm_err_message(err));
+    (void)stream_send_text(srv, s, text, (size_t)n);
+    stream_close(srv, s, NULL); /* logged above */
+    return 1;
+}
+
 static void
 handle_request(struct server *srv, struct stream *s)
 {
@@ -349,7 +372,7 @@ handle_request(struct server *srv, struct stream *s)
         err = check_request(srv, &in, &resume);
     if (err == CRM_OK) {
         start_stream(srv, s, req, resume);
-    } else {
+    } else if (!retry_later(srv, s, &in, err)) {
         if (err == CRM_EMETHOD)
             crm_resp_header(&resp, "Allow", "GET");
         crm_resp_error(&resp, err);

@@ -12,14 +12,14 @@ class Stream:
     dicts with id, event, data, and the time they arrived; comments in .comments."""
 
     def __init__(self, token=None, query_token=None, last_id=None, last_id_query=None,
-                 headers=None, rcvbuf=None, read=True):
+                 headers=None, rcvbuf=None, read=True, accept="text/event-stream"):
         query = {}
         if query_token:
             query["access_token"] = query_token
         if last_id_query is not None:
             query["last_event_id"] = last_id_query
         path = "/api/events" + ("?" + urllib.parse.urlencode(query) if query else "")
-        lines = ["GET %s HTTP/1.0" % path, "Host: localhost", "Accept: text/event-stream"]
+        lines = ["GET %s HTTP/1.0" % path, "Host: localhost", "Accept: " + accept]
         if token:
             lines.append("Authorization: Bearer " + token)
         if last_id is not None:

@@ -362,12 +362,14 @@ def test_deactivated_users_streams_close(admin):
 
 def test_max_streams_then_503(admin):
     """Streams open until SSE_MAX_STREAMS are open (fewer if streams of earlier tests are still
-    being closed), then the next is refused with 503; closing one makes room again."""
+    being closed), then the next is refused with 503; closing one makes room again. An
+    EventSource (Accept: text/event-stream), which never retries a 503, is told to come back
+    instead: a 200 stream that ends at once with its retry time."""
     limit = int(env_file()["SSE_MAX_STREAMS"])
     streams, refused = [], None
     try:
         for _ in range(limit + 1):
-            s = Stream(token=admin["token"])
+            s = Stream(token=admin["token"], accept="*/*")
             if s.status != 200:
                 refused = s
                 break
@@ -377,6 +379,10 @@ def test_max_streams_then_503(admin):
         assert refused.status == 503 and json.loads(refused.body)["error"]["code"] == "unavailable"
         assert refused.headers["retry-after"] == "1"
         assert len(streams) >= limit - 5
+        told = Stream(token=admin["token"])
+        told.wait_closed()
+        assert told.status == 200 and told.retry == 3000 and told.messages == []
+        assert told.headers["content-type"] == "text/event-stream" and told.comments
     finally:
         for s in streams:
             s.close()

@@ -1,0 +1,13 @@
+"""A real headless Chromium (Debian's chromium and chromium-driver) driven through Selenium."""
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+
+def start(width=1280, height=900):
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=%d,%d" % (width, height)):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
