@@ -21,7 +21,7 @@ window.__created = [];
 window.__errors = 0;
 window.__es = new EventSource("/api/events?access_token=" + encodeURIComponent(token));
 window.__es.addEventListener("lead.created", (e) => {
-    window.__created.push({id: e.lastEventId, lead: JSON.parse(e.data).id});
+    window.__created.push({id: e.lastEventId, lead: JSON.parse(e.data).lead_id});
 });
 window.__es.onerror = () => { window.__errors += 1; };
 """
