@@ -1,10 +1,11 @@
 """Leads: validation rule by rule, paging, filters, sorting, If-Match, the timeline, atomicity."""
 import json
+import os
 import uuid
 
 import pytest
 
-from conftest import make_user, request, sql
+from conftest import VAR, make_user, request, sql
 
 
 @pytest.fixture(scope="module")
@@ -361,3 +362,16 @@ def test_failed_create_leaves_nothing(tok, events_refused):
     assert sql("SELECT count(*) FROM activities WHERE actor_id = :'p1'", user["id"]) == [["0"]]
     # The worker is fine afterwards: the next request on it works.
     assert request("GET", "/api/leads?limit=1", token=token).status == 200
+
+
+def test_database_error_is_logged_with_the_request_id(tok, events_refused):
+    """The log line with the database's error behind a 500 names the request it answered."""
+    lead = create(tok)
+    events_refused("lead_id", lead["id"])
+    r = request("PATCH", "/api/leads/%d" % lead["id"], {"notes": "x"}, token=tok)
+    rid = r.header("X-Request-Id")
+    assert r.status == 500 and rid, r.text
+    with open(os.path.join(VAR, "log", "crm-leads.log"), errors="replace") as f:
+        lines = [line for line in f if "db: lead_update:" in line]
+    assert any(" error req=%s db: lead_update: " % rid in line and "test_refuse" in line
+               for line in lines), lines[-2:]
