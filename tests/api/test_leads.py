@@ -246,12 +246,31 @@ def test_assign(tok, admin):
     ({"type": "NOTE", "content": "x", "occurred_at": "yesterday"}, "occurred_at"),
     ({"type": "NOTE", "content": "x", "occurred_at": "2026-11-24"}, "occurred_at"),
     ({"type": "NOTE", "content": "x", "occurred_at": "2026-11-24T25:00:00Z"}, "occurred_at"),
+    # PostgreSQL refuses the offset, or would store another year than the one given.
+    ({"type": "NOTE", "content": "x", "occurred_at": "2026-11-24T10:00:00+23:00"}, "occurred_at"),
+    ({"type": "NOTE", "content": "x", "occurred_at": "2026-11-24T10:00:00-16:00"}, "occurred_at"),
+    ({"type": "NOTE", "content": "x", "occurred_at": "0001-01-01T00:00:00+01:00"}, "occurred_at"),
+    ({"type": "NOTE", "content": "x", "occurred_at": "9999-12-31T23:59:59-15:59"}, "occurred_at"),
+    ({"type": "NOTE", "content": "x", "occurred_at": "9999-12-31T23:59:59.9999995Z"},
+     "occurred_at"),
 ])
 def test_activity_refuses(tok, body, field):
     lead = create(tok)
     r = request("POST", "/api/leads/%d/activity" % lead["id"], body, token=tok)
     assert r.status == 422 and field in r.json["error"]["fields"], r.text
     assert sql("SELECT count(*) FROM activities WHERE lead_id = :'p1'", lead["id"]) == [["1"]]
+
+
+def test_activity_times_at_the_limits_come_back_unchanged(tok):
+    lead = create(tok)
+    for given, shown in (("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"),
+                         ("0001-01-01T15:59:00+15:59", "0001-01-01T00:00:00.000Z"),
+                         ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999Z"),
+                         ("9999-12-31T08:00:59-15:59", "9999-12-31T23:59:59.000Z")):
+        r = request("POST", "/api/leads/%d/activity" % lead["id"],
+                    {"type": "NOTE", "content": "x", "occurred_at": given}, token=tok)
+        assert r.status == 201, r.text
+        assert r.json["activity"]["occurred_at"] == shown, given
 
 
 def test_activity_and_timeline(tok, admin):

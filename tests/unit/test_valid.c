@@ -150,6 +150,42 @@ test_valid_duplicate_member(void **state)
     assert_string_equal(m, "appears more than once");
 }
 
+/* What PostgreSQL stores and gives back unchanged: offsets to +-15:59, years 1-9999 in UTC. */
+static void
+test_valid_time_range(void **state)
+{
+    static const char *const good[] = {
+        "2026-11-24T18:30:00Z",           "2026-11-24T18:30:00.123456789+02:00",
+        "2020-01-01T00:00:00+15:59",      "2020-01-01T00:00:00-15:59",
+        "0001-01-01T00:00:00Z",           "0001-01-01T00:00:00-01:00",
+        "0001-01-01T15:58:00+15:58",      "9999-12-31T23:59:59.999999Z",
+        "9999-12-31T23:59:59.999999000Z", "9999-12-31T23:59:59+00:00",
+        "9999-12-31T08:00:59-15:59",      "2024-02-29T23:59:59.5+02:00",
+    };
+    static const char *const bad[] = {
+        "2020-01-01T00:00:00+23:00",      "2020-01-01T00:00:00+16:00",
+        "2020-01-01T00:00:00-16:00",      "2020-01-01T00:00:00+15:60",
+        "0001-01-01T00:00:00+01:00",      "0001-01-01T15:57:59.999999+15:58",
+        "0000-12-31T23:59:59Z",           "9999-12-31T23:59:59-15:59",
+        "9999-12-31T23:59:59-00:01",      "9999-12-31T23:59:59.9999995Z",
+        "9999-12-31T23:59:59.999999001Z", "2026-02-29T00:00:00Z",
+        "2026-11-24T24:00:00Z",           "2026-11-24T18:30:00",
+        "2026-11-24T18:30:00.Z",          "2026-11-24T18:30:00.1234567890Z",
+        "2026-11-24T18:30:00+0200",       "2026-11-24T18:30:00Zx",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_int_equal(crm_valid_time(good[i], 0), CRM_OK);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (crm_valid_time(bad[i], 0) != CRM_EINVAL)
+            fail_msg("accepted %s", bad[i]);
+    assert_int_equal(crm_valid_time("0001-01-01", 1), CRM_OK);
+    assert_int_equal(crm_valid_time("9999-12-31", 1), CRM_OK);
+    assert_int_equal(crm_valid_time("9999-12-31", 0), CRM_EINVAL);
+    assert_int_equal(crm_valid_time("0000-12-31", 1), CRM_EINVAL);
+}
+
 int
 main(void)
 {
@@ -161,6 +197,7 @@ main(void)
         cmocka_unit_test(test_valid_lengths_count_characters),
         cmocka_unit_test(test_valid_enum_and_email),
         cmocka_unit_test(test_valid_duplicate_member),
+        cmocka_unit_test(test_valid_time_range),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
