@@ -274,17 +274,78 @@ nomem:
     return CRM_ENOMEM;
 }
 
+/*
+ * The index of the first member of the top-level object whose key or value holds a NUL, escaped
+ * (\u0000) or raw, or -1. cJSON puts it into a C string, which then ends there: the value would
+ * be cut short without a word. s is the n bytes cJSON has accepted as one object.
+ */
+static int
+nul_member(const char *s, size_t n)
+{
+    int depth = 0, member = 0, in_string = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (in_string) {
+            if (s[i] == '\0' || (s[i] == '\\' && n - i >= 6 && memcmp(s + i + 1, "u0000", 5) == 0))
+                return member;
+            if (s[i] == '\\')
+                i++; /* skips the escaped character: \" does not end the string */
+            else if (s[i] == '"')
+                in_string = 0;
+        } else if (s[i] == '"') {
+            in_string = 1;
+        } else if (s[i] == '{' || s[i] == '[') {
+            depth++;
+        } else if (s[i] == '}' || s[i] == ']') {
+            depth--;
+        } else if (s[i] == ',' && depth == 1) {
+            member++;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Sets the message of member name in *fields (made when NULL) to msg: CRM_EINVAL; or frees
+ * *fields: CRM_ENOMEM.
+ */
+static enum crm_err
+refuse_member(cJSON **fields, const char *name, const char *msg)
+{
+    cJSON *m = cJSON_CreateString(msg);
+    int ok;
+
+    if (*fields == NULL)
+        *fields = cJSON_CreateObject();
+    if (cJSON_GetObjectItemCaseSensitive(*fields, name) != NULL)
+        ok = cJSON_ReplaceItemInObjectCaseSensitive(*fields, name, m);
+    else
+        ok = cJSON_AddItemToObject(*fields, name, m);
+    if (m == NULL || *fields == NULL || !ok) {
+        cJSON_Delete(m);
+        cJSON_Delete(*fields);
+        *fields = NULL;
+        return CRM_ENOMEM;
+    }
+    return CRM_EINVAL;
+}
+
 enum crm_err
 crm_valid_body(const struct crm_req *req, const struct crm_field *rules, size_t n, cJSON **body,
                cJSON **fields)
 {
-    cJSON *json;
+    cJSON *json, *cut;
     enum crm_err err;
 
     *fields = NULL;
     if ((err = crm_req_json(req, &json)) != CRM_OK)
         return err;
-    if ((err = crm_valid_object(json, rules, n, fields)) != CRM_OK) {
+    err = crm_valid_object(json, rules, n, fields);
+    /* A member a NUL cut short is refused whatever else is said of it. */
+    if (err != CRM_ENOMEM &&
+        (cut = cJSON_GetArrayItem(json, nul_member(req->body, req->body_len))) != NULL)
+        err = refuse_member(fields, cut->string, "must not contain a NUL character");
+    if (err != CRM_OK) {
         cJSON_Delete(json);
         return err;
     }

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from conftest import VAR, make_user, request, sql
+from conftest import VAR, make_user, register, request, sql, unique_email
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,46 @@ def test_malformed_bodies(tok):
         assert r.status == 415 and r.error_code() == "unsupported_media_type", path
     r = request("POST", "/api/leads", {"name": "a", "notes": "n" * 70000}, token=tok)
     assert r.status == 413 and r.error_code() == "payload_too_large"
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["escaped", "raw"])
+def test_nul_in_any_body_is_refused(tok, raw):
+    """A NUL (\\u0000, or the raw byte) would end the value there: every JSON body of the API
+    refuses it with 422 naming the member, and nothing changes."""
+    email, tag = unique_email("nul"), uuid.uuid4().hex[:8]
+    assert register(email=email, password="password123").status == 201
+    user = make_user(tok, "SALES_EXECUTIVE")[1]
+    lead = create(tok)
+    before = (sql("SELECT version, status, notes FROM leads WHERE id = :'p1'", lead["id"]),
+              sql("SELECT count(*) FROM activities WHERE lead_id = :'p1'", lead["id"]),
+              sql("SELECT name FROM users WHERE id = :'p1'", user["id"]))
+    lead_path = "/api/leads/%d" % lead["id"]
+    for method, path, body, field in (
+            ("POST", "/api/auth/register",
+             {"name": "Nul\0" + tag, "email": "nul-%s@example.com" % tag,
+              "password": "password123"}, "name"),
+            ("POST", "/api/auth/login", {"email": email, "password": "password123\0x"},
+             "password"),
+            ("PATCH", "/api/users/%d" % user["id"], {"name": "Nul\0x"}, "name"),
+            ("POST", "/api/leads", {"name": "Nul\0" + tag}, "name"),
+            ("PATCH", lead_path, {"notes": "a\0b"}, "notes"),
+            ("PATCH", lead_path + "/status", {"status": "WON", "note": "a\0b"}, "note"),
+            ("PATCH", lead_path + "/assign", {"owner_id": "\0"}, "owner_id"),
+            ("POST", lead_path + "/activity", {"type": "NOTE", "content": "a\0b"}, "content")):
+        data = json.dumps(body).encode()
+        assert b"\\u0000" in data
+        if raw:
+            data = data.replace(b"\\u0000", b"\0")
+        r = request(method, path, raw=data, token=tok,
+                    headers={"Content-Type": "application/json"})
+        assert r.status == 422 and r.error_code() == "validation_failed", (path, r.text)
+        assert r.json["error"]["fields"] == {field: "must not contain a NUL character"}, path
+    assert sql("SELECT count(*) FROM users WHERE email = :'p1'", "nul-%s@example.com" % tag) == \
+        [["0"]]
+    assert sql("SELECT count(*) FROM leads WHERE name LIKE :'p1'", "Nul%" + tag + "%") == [["0"]]
+    assert (sql("SELECT version, status, notes FROM leads WHERE id = :'p1'", lead["id"]),
+            sql("SELECT count(*) FROM activities WHERE lead_id = :'p1'", lead["id"]),
+            sql("SELECT name FROM users WHERE id = :'p1'", user["id"])) == before
 
 
 @pytest.mark.parametrize("path", ["/api/leads/abc", "/api/leads/0", "/api/leads/-1",

@@ -21,9 +21,13 @@ static const struct crm_field rules[] = {
 };
 #define NRULES (sizeof(rules) / sizeof(rules[0]))
 
-/* Runs text through crm_valid_body; returns the error and the message for field (or NULL). */
+/*
+ * Runs the len bytes of text through crm_valid_body; returns the error and the message for field
+ * (or NULL).
+ */
 static enum crm_err
-validate(const char *text, const char *ctype, const char *field, char *msg, size_t msgsz)
+validate_len(const char *text, size_t len, const char *ctype, const char *field, char *msg,
+             size_t msgsz)
 {
     struct crm_req req;
     cJSON *body = NULL, *fields = NULL;
@@ -31,7 +35,7 @@ validate(const char *text, const char *ctype, const char *field, char *msg, size
 
     memset(&req, 0, sizeof(req));
     req.body = (char *)text;
-    req.body_len = strlen(text);
+    req.body_len = len;
     req.content_type = ctype;
     msg[0] = '\0';
     err = crm_valid_body(&req, rules, NRULES, &body, &fields);
@@ -44,6 +48,12 @@ validate(const char *text, const char *ctype, const char *field, char *msg, size
     cJSON_Delete(body);
     cJSON_Delete(fields);
     return err;
+}
+
+static enum crm_err
+validate(const char *text, const char *ctype, const char *field, char *msg, size_t msgsz)
+{
+    return validate_len(text, strlen(text), ctype, field, msg, msgsz);
 }
 
 #define JSON "application/json"
@@ -150,6 +160,32 @@ test_valid_duplicate_member(void **state)
     assert_string_equal(m, "appears more than once");
 }
 
+/* cJSON ends its C strings at a NUL: the value would be cut short, so it is refused. */
+static void
+test_valid_refuses_nul(void **state)
+{
+    static const char raw[] = "{\"email\":\"a@b.co\",\"name\":\"a\0b\"}";
+    static const char trail[] = "{\"name\":\"ab\",\"role\":[\"x\",\"\0\"]}";
+    char m[128];
+
+    (void)state;
+    assert_int_equal(validate("{\"name\":\"a\\u0000b\"}", JSON, "name", m, sizeof(m)), CRM_EINVAL);
+    assert_string_equal(m, "must not contain a NUL character");
+    assert_int_equal(validate_len(raw, sizeof(raw) - 1, JSON, "name", m, sizeof(m)), CRM_EINVAL);
+    assert_string_equal(m, "must not contain a NUL character");
+    /* In a member that fails anyway, and in a key: the member is named. */
+    assert_int_equal(validate_len(trail, sizeof(trail) - 1, JSON, "role", m, sizeof(m)),
+                     CRM_EINVAL);
+    assert_string_equal(m, "must not contain a NUL character");
+    assert_int_equal(validate("{\"name\\u0000x\":\"a\"}", JSON, "name", m, sizeof(m)), CRM_EINVAL);
+    assert_string_equal(m, "must not contain a NUL character");
+    /* An escaped backslash before u0000 is text, and other escapes are fine. */
+    assert_int_equal(validate("{\"name\":\"\\\\u0000\"}", JSON, "name", m, sizeof(m)), CRM_EINVAL);
+    assert_string_equal(m, "must be 1 to 5 characters long");
+    assert_int_equal(validate("{\"name\":\"a\\u0001\\\"\\n\"}", JSON, "name", m, sizeof(m)),
+                     CRM_OK);
+}
+
 /* What PostgreSQL stores and gives back unchanged: offsets to +-15:59, years 1-9999 in UTC. */
 static void
 test_valid_time_range(void **state)
@@ -197,6 +233,7 @@ main(void)
         cmocka_unit_test(test_valid_lengths_count_characters),
         cmocka_unit_test(test_valid_enum_and_email),
         cmocka_unit_test(test_valid_duplicate_member),
+        cmocka_unit_test(test_valid_refuses_nul),
         cmocka_unit_test(test_valid_time_range),
     };
 
