@@ -11,8 +11,9 @@
 struct crm_db {
     PGconn *conn;
     char *url;
-    int in_tx;           /* inside BEGIN: a lost connection must not be silently replaced */
-    unsigned generation; /* counts the connections made, so a LISTENer sees a new one */
+    int in_tx;                 /* inside BEGIN: a lost connection must not be silently replaced */
+    unsigned generation;       /* counts the connections made, so a LISTENer sees a new one */
+    const struct crm_req *req; /* the request being served, whose id the log lines carry */
 };
 
 struct crm_stmt {
@@ -293,18 +294,18 @@ crm_db_close(struct crm_db *db)
 
 /* The session every statement expects: our schema, and times read and shown in UTC. */
 static int
-prepare_all(PGconn *conn)
+prepare_all(const struct crm_db *db)
 {
-    PGresult *res = PQexec(conn, "SET search_path TO public; SET TIME ZONE 'UTC'");
+    PGresult *res = PQexec(db->conn, "SET search_path TO public; SET TIME ZONE 'UTC'");
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
     PQclear(res);
     for (size_t i = 0; ok && i < NSTMTS; i++) {
         if (stmts[i].per_call)
             continue;
-        res = PQprepare(conn, stmts[i].name, stmts[i].sql, 0, NULL);
+        res = PQprepare(db->conn, stmts[i].name, stmts[i].sql, 0, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            crm_log(CRM_LOG_ERR, NULL, "db: prepare %s: %s", stmts[i].name,
+            crm_log(CRM_LOG_ERR, db->req, "db: prepare %s: %s", stmts[i].name,
                     PQresultErrorMessage(res));
             ok = 0;
         }
@@ -341,18 +342,18 @@ crm_db_connect(struct crm_db *db)
     PQfinish(db->conn);
     db->conn = PQconnectdb(db->url);
     if (PQstatus(db->conn) != CONNECTION_OK) {
-        crm_log(CRM_LOG_WARN, NULL, "db: connect: %s", PQerrorMessage(db->conn));
+        crm_log(CRM_LOG_WARN, db->req, "db: connect: %s", PQerrorMessage(db->conn));
         PQfinish(db->conn);
         db->conn = NULL;
         return CRM_EUNAVAIL;
     }
-    if (prepare_all(db->conn) != 0) {
+    if (prepare_all(db) != 0) {
         PQfinish(db->conn);
         db->conn = NULL;
         return CRM_EUNAVAIL;
     }
     db->generation++;
-    crm_log(CRM_LOG_INFO, NULL, "db: connected");
+    crm_log(CRM_LOG_INFO, db->req, "db: connected");
     return CRM_OK;
 }
 
@@ -368,7 +369,7 @@ crm_db_check(struct crm_db *db, int *nstmts)
             continue;
         res = PQprepare(db->conn, "", stmts[i].sql, 0, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            crm_log(CRM_LOG_ERR, NULL, "db: prepare %s: %s", stmts[i].name,
+            crm_log(CRM_LOG_ERR, db->req, "db: prepare %s: %s", stmts[i].name,
                     PQresultErrorMessage(res));
             err = CRM_EDB;
         }
@@ -386,13 +387,19 @@ result_err(struct crm_db *db, const char *name, const PGresult *res)
 
     if (PQstatus(db->conn) != CONNECTION_OK || (state != NULL && strncmp(state, "08", 2) == 0) ||
         (state != NULL && strncmp(state, "57P", 3) == 0)) {
-        crm_log(CRM_LOG_WARN, NULL, "db: %s: connection lost", name);
+        crm_log(CRM_LOG_WARN, db->req, "db: %s: connection lost", name);
         return CRM_EUNAVAIL;
     }
     if (state != NULL && strcmp(state, "23505") == 0)
         return CRM_ECONFLICT;
-    crm_log(CRM_LOG_ERR, NULL, "db: %s: %s", name, PQresultErrorMessage(res));
+    crm_log(CRM_LOG_ERR, db->req, "db: %s: %s", name, PQresultErrorMessage(res));
     return CRM_EDB;
+}
+
+void
+crm_db_set_req(struct crm_db *db, const struct crm_req *req)
+{
+    db->req = req;
 }
 
 PGconn *

@@ -18,6 +18,15 @@ struct crm_db *crm_db_open(const char *url);
 /* Closes the connection and frees db; NULL is a no-op. */
 void crm_db_close(struct crm_db *db);
 
+struct crm_req;
+
+/*
+ * The request db is serving now, or NULL between requests: its id goes on the log lines of
+ * database errors, next to the response's own line. Set where a request starts, cleared where
+ * it ends; req must live until then.
+ */
+void crm_db_set_req(struct crm_db *db, const struct crm_req *req);
+
 /*
  * Runs the prepared statement name (from the table in db.c) with n text parameters (NULL is SQL
  * NULL). Connects and prepares every statement first when the connection is new or was lost.

@@ -124,6 +124,7 @@ serve(const struct crm_app *app, FCGX_Request *r, struct crm_req *req, struct cr
     enum crm_err err;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    crm_db_set_req(req->db, req);
     if ((err = read_request(r, req)) != CRM_OK)
         crm_resp_error(resp, err);
     else
@@ -132,6 +133,7 @@ serve(const struct crm_app *app, FCGX_Request *r, struct crm_req *req, struct cr
     crm_log(resp->status >= 500 ? CRM_LOG_WARN : CRM_LOG_INFO, req, "%s %s %d %.1fms user=%s",
             req->method, req->path, resp->status, ms_since(&t0),
             req->authed ? req->who.idstr : "-");
+    crm_db_set_req(req->db, NULL);
 }
 
 static int

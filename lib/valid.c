@@ -49,31 +49,93 @@ days_in_month(int y, int m)
     return days[m - 1];
 }
 
+/* Reads YYYY-MM-DD at *s and advances *s. Returns 0 for a real day (no February 30th), or -1. */
+static int
+read_date(const char **s, int *y, int *mo, int *d)
+{
+    if (digits(s, 4, y) || *(*s)++ != '-' || digits(s, 2, mo) || *(*s)++ != '-' ||
+        digits(s, 2, d) || *y < 1 || *mo < 1 || *mo > 12 || *d < 1 || *d > days_in_month(*y, *mo))
+        return -1;
+    return 0;
+}
+
+/*
+ * Reads THH:MM:SS[.fraction] at *s and advances *s: *secs into the day, *ns the fraction in
+ * nanoseconds (1 to 9 digits). Returns 0, or -1.
+ */
+static int
+read_clock(const char **s, long *secs, long *ns)
+{
+    int h, mi, sec;
+
+    if ((**s != 'T' && **s != 't') || ((*s)++, digits(s, 2, &h)) || *(*s)++ != ':' ||
+        digits(s, 2, &mi) || *(*s)++ != ':' || digits(s, 2, &sec) || h > 23 || mi > 59 || sec > 59)
+        return -1;
+    *secs = h * 3600L + mi * 60L + sec;
+    *ns = 0;
+    if (**s != '.')
+        return 0;
+    (*s)++;
+    for (long scale = 100000000; **s >= '0' && **s <= '9'; (*s)++, scale /= 10) {
+        if (scale == 0)
+            return -1;
+        *ns += (**s - '0') * scale;
+    }
+    return (*s)[-1] == '.' ? -1 : 0;
+}
+
+/*
+ * Reads the rest, s: Z, or an offset +HH:MM or -HH:MM, as *secs east of UTC. PostgreSQL refuses
+ * offsets beyond 15:59:59, so they are refused here, before the query. Returns 0, or -1.
+ */
+static int
+read_offset(const char *s, long *secs)
+{
+    int oh, om;
+    char sign = *s++;
+
+    *secs = 0;
+    if ((sign == 'Z' || sign == 'z') && *s == '\0')
+        return 0;
+    if ((sign != '+' && sign != '-') || digits(&s, 2, &oh) || *s++ != ':' || digits(&s, 2, &om) ||
+        oh > 15 || om > 59 || *s != '\0')
+        return -1;
+    *secs = (sign == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
+    return 0;
+}
+
+/* Days from 1970-01-01 to y-mo-d (y >= 1) in the proleptic Gregorian calendar. */
+static long long
+days_from_civil(int y, int mo, int d)
+{
+    long long yy = y - (mo <= 2), era = yy / 400, yoe = yy - era * 400;
+    long long doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + d - 1;
+
+    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
 enum crm_err
 crm_valid_time(const char *s, int date_ok)
 {
-    int y, mo, d, h, mi, sec, oh, om;
+    /*
+     * Seconds since 1970 of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z. PostgreSQL keeps
+     * instants to the microsecond and this API prints them in UTC with a 4-digit year: only
+     * instants from the first to 9999-12-31T23:59:59.999999Z come back as they were given (a
+     * later one, even by a fraction of a microsecond, is rounded into year 10000).
+     */
+    static const long long first = -719162LL * 86400, last = 2932896LL * 86400 + 86399;
+    int y, mo, d;
+    long secs, ns, off;
+    long long utc;
 
-    if (digits(&s, 4, &y) || *s++ != '-' || digits(&s, 2, &mo) || *s++ != '-' ||
-        digits(&s, 2, &d) || y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
+    if (read_date(&s, &y, &mo, &d) != 0)
         return CRM_EINVAL;
     if (*s == '\0')
         return date_ok ? CRM_OK : CRM_EINVAL;
-    if ((*s != 'T' && *s != 't') || (s++, digits(&s, 2, &h)) || *s++ != ':' || digits(&s, 2, &mi) ||
-        *s++ != ':' || digits(&s, 2, &sec) || h > 23 || mi > 59 || sec > 59)
+    if (read_clock(&s, &secs, &ns) != 0 || read_offset(s, &off) != 0)
         return CRM_EINVAL;
-    if (*s == '.') {
-        const char *frac = ++s;
-
-        while (*s >= '0' && *s <= '9')
-            s++;
-        if (s == frac || s - frac > 9)
-            return CRM_EINVAL;
-    }
-    if ((*s == 'Z' || *s == 'z') && s[1] == '\0')
-        return CRM_OK;
-    if ((*s != '+' && *s != '-') || (s++, digits(&s, 2, &oh)) || *s++ != ':' ||
-        digits(&s, 2, &om) || oh > 23 || om > 59 || *s != '\0')
+    utc = days_from_civil(y, mo, d) * 86400 + secs - off;
+    if (utc < first || utc > last || (utc == last && ns > 999999000))
         return CRM_EINVAL;
     return CRM_OK;
 }
@@ -146,7 +208,8 @@ check(const struct crm_field *r, cJSON *item, char *buf, size_t bufsz)
     if (r->type == CRM_F_TIME)
         return crm_valid_time(item->valuestring, 0) == CRM_OK
                    ? NULL
-                   : "must be an RFC 3339 date-time (2026-11-24T18:30:00Z)";
+                   : "must be an RFC 3339 date-time (2026-11-24T18:30:00Z), offset at most"
+                     " 15:59, from year 0001 to 9999 in UTC";
     if (r->type == CRM_F_EMAIL)
         return crm_valid_email(item->valuestring) == CRM_OK ? NULL
                                                             : "must be a valid e-mail address";
@@ -211,17 +274,78 @@ nomem:
     return CRM_ENOMEM;
 }
 
+/*
+ * The index of the first member of the top-level object whose key or value holds a NUL, escaped
+ * (\u0000) or raw, or -1. cJSON puts it into a C string, which then ends there: the value would
+ * be cut short without a word. s is the n bytes cJSON has accepted as one object.
+ */
+static int
+nul_member(const char *s, size_t n)
+{
+    int depth = 0, member = 0, in_string = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (in_string) {
+            if (s[i] == '\0' || (s[i] == '\\' && n - i >= 6 && memcmp(s + i + 1, "u0000", 5) == 0))
+                return member;
+            if (s[i] == '\\')
+                i++; /* skips the escaped character: \" does not end the string */
+            else if (s[i] == '"')
+                in_string = 0;
+        } else if (s[i] == '"') {
+            in_string = 1;
+        } else if (s[i] == '{' || s[i] == '[') {
+            depth++;
+        } else if (s[i] == '}' || s[i] == ']') {
+            depth--;
+        } else if (s[i] == ',' && depth == 1) {
+            member++;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Sets the message of member name in *fields (made when NULL) to msg: CRM_EINVAL; or frees
+ * *fields: CRM_ENOMEM.
+ */
+static enum crm_err
+refuse_member(cJSON **fields, const char *name, const char *msg)
+{
+    cJSON *m = cJSON_CreateString(msg);
+    int ok;
+
+    if (*fields == NULL)
+        *fields = cJSON_CreateObject();
+    if (cJSON_GetObjectItemCaseSensitive(*fields, name) != NULL)
+        ok = cJSON_ReplaceItemInObjectCaseSensitive(*fields, name, m);
+    else
+        ok = cJSON_AddItemToObject(*fields, name, m);
+    if (m == NULL || *fields == NULL || !ok) {
+        cJSON_Delete(m);
+        cJSON_Delete(*fields);
+        *fields = NULL;
+        return CRM_ENOMEM;
+    }
+    return CRM_EINVAL;
+}
+
 enum crm_err
 crm_valid_body(const struct crm_req *req, const struct crm_field *rules, size_t n, cJSON **body,
                cJSON **fields)
 {
-    cJSON *json;
+    cJSON *json, *cut;
     enum crm_err err;
 
     *fields = NULL;
     if ((err = crm_req_json(req, &json)) != CRM_OK)
         return err;
-    if ((err = crm_valid_object(json, rules, n, fields)) != CRM_OK) {
+    err = crm_valid_object(json, rules, n, fields);
+    /* A member a NUL cut short is refused whatever else is said of it. */
+    if (err != CRM_ENOMEM &&
+        (cut = cJSON_GetArrayItem(json, nul_member(req->body, req->body_len))) != NULL)
+        err = refuse_member(fields, cut->string, "must not contain a NUL character");
+    if (err != CRM_OK) {
         cJSON_Delete(json);
         return err;
     }

@@ -56,7 +56,10 @@ enum crm_err crm_valid_email(const char *s);
 
 /*
  * CRM_OK when s is an RFC 3339 date-time (2026-11-24T18:30:00.123Z, or with an offset), or, when
- * date_ok, a date alone (2026-11-24); every part in range (no February 30th). Else CRM_EINVAL.
+ * date_ok, a date alone (2026-11-24); every part in range (no February 30th), an offset of at
+ * most 15:59 and the instant within 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999999Z, so that
+ * PostgreSQL takes it and gives it back unchanged. Else CRM_EINVAL. The one time parser: query
+ * bounds (crm_req_time) and body fields (CRM_F_TIME) both come here.
  */
 enum crm_err crm_valid_time(const char *s, int date_ok);
 

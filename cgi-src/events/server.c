@@ -360,6 +360,7 @@ handle_request(struct server *srv, struct stream *s)
     memset(&resp, 0, sizeof(resp));
     req->db = srv->db;
     req->cfg = srv->cfg;
+    crm_db_set_req(srv->db, req);
     err = crm_fcgi_params(s->params, s->plen, take_param, &in) != 0 ? CRM_EQUERY : CRM_OK;
     crm_req_set_id(req, in.request_id);
     if (req->method == NULL)
@@ -378,6 +379,7 @@ handle_request(struct server *srv, struct stream *s)
         crm_resp_error(&resp, err);
         respond(srv, s, req, &resp);
     }
+    crm_db_set_req(srv->db, NULL);
     crm_resp_reset(&resp);
     crm_arena_reset(&req->arena);
 }

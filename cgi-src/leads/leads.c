@@ -101,12 +101,14 @@ leads_get(struct crm_req *req, struct crm_resp *resp)
     return lead_respond(resp, 200, err, res, lead_key, 2);
 }
 
-/* A member that has its own endpoint gets a message saying which, not "unknown field". */
+/*
+ * A member that has its own endpoint gets a message saying which, not "unknown field": it has
+ * no rule here, so an entry in fields means the body has it.
+ */
 static void
-redirect_field(const cJSON *body, cJSON *fields, const char *name, const char *message)
+redirect_field(cJSON *fields, const char *name, const char *message)
 {
-    if (cJSON_GetObjectItemCaseSensitive(body, name) != NULL &&
-        cJSON_GetObjectItemCaseSensitive(fields, name) != NULL)
+    if (cJSON_GetObjectItemCaseSensitive(fields, name) != NULL)
         cJSON_ReplaceItemInObjectCaseSensitive(fields, name, cJSON_CreateString(message));
 }
 
@@ -124,11 +126,10 @@ leads_update(struct crm_req *req, struct crm_resp *resp)
 
     if ((err = crm_auth_require(req, CRM_ROLES_ALL)) != CRM_OK)
         return crm_resp_error(resp, err);
-    if ((err = crm_req_json(req, &body)) == CRM_OK)
-        err = crm_valid_object(body, rules, sizeof(rules) / sizeof(rules[0]), &fields);
+    err = crm_valid_body(req, rules, sizeof(rules) / sizeof(rules[0]), &body, &fields);
     if (err == CRM_EINVAL) {
-        redirect_field(body, fields, "status", "change it with PATCH /api/leads/:id/status");
-        redirect_field(body, fields, "owner_id", "change it with PATCH /api/leads/:id/assign");
+        redirect_field(fields, "status", "change it with PATCH /api/leads/:id/status");
+        redirect_field(fields, "owner_id", "change it with PATCH /api/leads/:id/assign");
     } else if (err == CRM_OK && body->child == NULL) {
         err = CRM_EINVAL;
         fields = cJSON_CreateObject();

@@ -1,10 +1,11 @@
 """Leads: validation rule by rule, paging, filters, sorting, If-Match, the timeline, atomicity."""
 import json
+import os
 import uuid
 
 import pytest
 
-from conftest import make_user, request, sql
+from conftest import VAR, make_user, register, request, sql, unique_email
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,46 @@ def test_malformed_bodies(tok):
         assert r.status == 415 and r.error_code() == "unsupported_media_type", path
     r = request("POST", "/api/leads", {"name": "a", "notes": "n" * 70000}, token=tok)
     assert r.status == 413 and r.error_code() == "payload_too_large"
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["escaped", "raw"])
+def test_nul_in_any_body_is_refused(tok, raw):
+    """A NUL (\\u0000, or the raw byte) would end the value there: every JSON body of the API
+    refuses it with 422 naming the member, and nothing changes."""
+    email, tag = unique_email("nul"), uuid.uuid4().hex[:8]
+    assert register(email=email, password="password123").status == 201
+    user = make_user(tok, "SALES_EXECUTIVE")[1]
+    lead = create(tok)
+    before = (sql("SELECT version, status, notes FROM leads WHERE id = :'p1'", lead["id"]),
+              sql("SELECT count(*) FROM activities WHERE lead_id = :'p1'", lead["id"]),
+              sql("SELECT name FROM users WHERE id = :'p1'", user["id"]))
+    lead_path = "/api/leads/%d" % lead["id"]
+    for method, path, body, field in (
+            ("POST", "/api/auth/register",
+             {"name": "Nul\0" + tag, "email": "nul-%s@example.com" % tag,
+              "password": "password123"}, "name"),
+            ("POST", "/api/auth/login", {"email": email, "password": "password123\0x"},
+             "password"),
+            ("PATCH", "/api/users/%d" % user["id"], {"name": "Nul\0x"}, "name"),
+            ("POST", "/api/leads", {"name": "Nul\0" + tag}, "name"),
+            ("PATCH", lead_path, {"notes": "a\0b"}, "notes"),
+            ("PATCH", lead_path + "/status", {"status": "WON", "note": "a\0b"}, "note"),
+            ("PATCH", lead_path + "/assign", {"owner_id": "\0"}, "owner_id"),
+            ("POST", lead_path + "/activity", {"type": "NOTE", "content": "a\0b"}, "content")):
+        data = json.dumps(body).encode()
+        assert b"\\u0000" in data
+        if raw:
+            data = data.replace(b"\\u0000", b"\0")
+        r = request(method, path, raw=data, token=tok,
+                    headers={"Content-Type": "application/json"})
+        assert r.status == 422 and r.error_code() == "validation_failed", (path, r.text)
+        assert r.json["error"]["fields"] == {field: "must not contain a NUL character"}, path
+    assert sql("SELECT count(*) FROM users WHERE email = :'p1'", "nul-%s@example.com" % tag) == \
+        [["0"]]
+    assert sql("SELECT count(*) FROM leads WHERE name LIKE :'p1'", "Nul%" + tag + "%") == [["0"]]
+    assert (sql("SELECT version, status, notes FROM leads WHERE id = :'p1'", lead["id"]),
+            sql("SELECT count(*) FROM activities WHERE lead_id = :'p1'", lead["id"]),
+            sql("SELECT name FROM users WHERE id = :'p1'", user["id"])) == before
 
 
 @pytest.mark.parametrize("path", ["/api/leads/abc", "/api/leads/0", "/api/leads/-1",
@@ -245,12 +286,31 @@ def test_assign(tok, admin):
     ({"type": "NOTE", "content": "x", "occurred_at": "yesterday"}, "occurred_at"),
     ({"type": "NOTE", "content": "x", "occurred_at": "2026-11-24"}, "occurred_at"),
     ({"type": "NOTE", "content": "x", "occurred_at": "2026-11-24T25:00:00Z"}, "occurred_at"),
+    # PostgreSQL refuses the offset, or would store another year than the one given.
+    ({"type": "NOTE", "content": "x", "occurred_at": "2026-11-24T10:00:00+23:00"}, "occurred_at"),
+    ({"type": "NOTE", "content": "x", "occurred_at": "2026-11-24T10:00:00-16:00"}, "occurred_at"),
+    ({"type": "NOTE", "content": "x", "occurred_at": "0001-01-01T00:00:00+01:00"}, "occurred_at"),
+    ({"type": "NOTE", "content": "x", "occurred_at": "9999-12-31T23:59:59-15:59"}, "occurred_at"),
+    ({"type": "NOTE", "content": "x", "occurred_at": "9999-12-31T23:59:59.9999995Z"},
+     "occurred_at"),
 ])
 def test_activity_refuses(tok, body, field):
     lead = create(tok)
     r = request("POST", "/api/leads/%d/activity" % lead["id"], body, token=tok)
     assert r.status == 422 and field in r.json["error"]["fields"], r.text
     assert sql("SELECT count(*) FROM activities WHERE lead_id = :'p1'", lead["id"]) == [["1"]]
+
+
+def test_activity_times_at_the_limits_come_back_unchanged(tok):
+    lead = create(tok)
+    for given, shown in (("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"),
+                         ("0001-01-01T15:59:00+15:59", "0001-01-01T00:00:00.000Z"),
+                         ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999Z"),
+                         ("9999-12-31T08:00:59-15:59", "9999-12-31T23:59:59.000Z")):
+        r = request("POST", "/api/leads/%d/activity" % lead["id"],
+                    {"type": "NOTE", "content": "x", "occurred_at": given}, token=tok)
+        assert r.status == 201, r.text
+        assert r.json["activity"]["occurred_at"] == shown, given
 
 
 def test_activity_and_timeline(tok, admin):
@@ -361,3 +421,16 @@ def test_failed_create_leaves_nothing(tok, events_refused):
     assert sql("SELECT count(*) FROM activities WHERE actor_id = :'p1'", user["id"]) == [["0"]]
     # The worker is fine afterwards: the next request on it works.
     assert request("GET", "/api/leads?limit=1", token=token).status == 200
+
+
+def test_database_error_is_logged_with_the_request_id(tok, events_refused):
+    """The log line with the database's error behind a 500 names the request it answered."""
+    lead = create(tok)
+    events_refused("lead_id", lead["id"])
+    r = request("PATCH", "/api/leads/%d" % lead["id"], {"notes": "x"}, token=tok)
+    rid = r.header("X-Request-Id")
+    assert r.status == 500 and rid, r.text
+    with open(os.path.join(VAR, "log", "crm-leads.log"), errors="replace") as f:
+        lines = [line for line in f if "db: lead_update:" in line]
+    assert any(" error req=%s db: lead_update: " % rid in line and "test_refuse" in line
+               for line in lines), lines[-2:]

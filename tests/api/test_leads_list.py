@@ -94,6 +94,13 @@ def test_filters(world, query, pick):
     assert sorted(ids(got["data"])) == sorted(ids(expected))
 
 
+def test_time_bounds_at_the_limits(world):
+    for query in ("created_from=0001-01-01T00:00:00Z&created_to=9999-12-31T23:59:59.999999Z",
+                  "created_from=0001-01-01&created_to=9999-12-31",
+                  "created_from=2025-01-01T00:00:00%2B15:59&created_to=2025-12-31T00:00:00-15:59"):
+        assert fetch(world, query)["page"]["total"] == len(world["leads"]), query
+
+
 def test_owner_filter(world):
     owner = world["owners"][1][1]
     got = fetch(world, "owner_id=%d" % owner["id"])
@@ -142,6 +149,9 @@ def test_sales_sees_only_its_own_even_with_filters(world):
     "limit=0", "limit=101", "limit=abc", "limit=", "offset=-1", "offset=x",
     "status=DONE", "status=NEW,", "status=new", "source=TV", "owner_id=abc", "owner_id=0",
     "created_from=2025-13-01", "created_from=yesterday", "created_to=2025-02-30",
+    # Offsets PostgreSQL refuses, and instants outside years 0001-9999 in UTC.
+    "created_from=2020-01-01T00:00:00%2B23:00", "created_to=2020-01-01T00:00:00-16:00",
+    "created_to=0001-01-01T00:00:00%2B01:00", "created_from=9999-12-31T23:59:59-15:59",
     "sort=colour", "sort=-", "q=%ZZ", "q=" + "x" * 201,
 ])
 def test_bad_query_is_400(world, query):

@@ -169,7 +169,10 @@ def test_time_buckets_equal_a_full_recount(tok):
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "from=2024-02-30",
-                                   "to=tomorrow", "from=%ZZ"])
+                                   "to=tomorrow", "from=%ZZ", "from=2024-01-01T00:00:00%2B23:00",
+                                   "to=2024-01-01T00:00:00-16:00",
+                                   "from=0001-01-01T00:00:00%2B01:00",
+                                   "to=9999-12-31T23:59:59-15:59"])
 def test_top_sales_bad_query(tok, query):
     r = request("GET", "/api/dashboard/top-sales?" + query, token=tok)
     assert r.status == 400 and r.error_code() == "invalid_query"

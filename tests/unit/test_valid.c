@@ -21,9 +21,13 @@ static const struct crm_field rules[] = {
 };
 #define NRULES (sizeof(rules) / sizeof(rules[0]))
 
-/* Runs text through crm_valid_body; returns the error and the message for field (or NULL). */
+/*
+ * Runs the len bytes of text through crm_valid_body; returns the error and the message for field
+ * (or NULL).
+ */
 static enum crm_err
-validate(const char *text, const char *ctype, const char *field, char *msg, size_t msgsz)
+validate_len(const char *text, size_t len, const char *ctype, const char *field, char *msg,
+             size_t msgsz)
 {
     struct crm_req req;
     cJSON *body = NULL, *fields = NULL;
@@ -31,7 +35,7 @@ validate(const char *text, const char *ctype, const char *field, char *msg, size
 
     memset(&req, 0, sizeof(req));
     req.body = (char *)text;
-    req.body_len = strlen(text);
+    req.body_len = len;
     req.content_type = ctype;
     msg[0] = '\0';
     err = crm_valid_body(&req, rules, NRULES, &body, &fields);
@@ -44,6 +48,12 @@ validate(const char *text, const char *ctype, const char *field, char *msg, size
     cJSON_Delete(body);
     cJSON_Delete(fields);
     return err;
+}
+
+static enum crm_err
+validate(const char *text, const char *ctype, const char *field, char *msg, size_t msgsz)
+{
+    return validate_len(text, strlen(text), ctype, field, msg, msgsz);
 }
 
 #define JSON "application/json"
@@ -150,6 +160,68 @@ test_valid_duplicate_member(void **state)
     assert_string_equal(m, "appears more than once");
 }
 
+/* cJSON ends its C strings at a NUL: the value would be cut short, so it is refused. */
+static void
+test_valid_refuses_nul(void **state)
+{
+    static const char raw[] = "{\"email\":\"a@b.co\",\"name\":\"a\0b\"}";
+    static const char trail[] = "{\"name\":\"ab\",\"role\":[\"x\",\"\0\"]}";
+    char m[128];
+
+    (void)state;
+    assert_int_equal(validate("{\"name\":\"a\\u0000b\"}", JSON, "name", m, sizeof(m)), CRM_EINVAL);
+    assert_string_equal(m, "must not contain a NUL character");
+    assert_int_equal(validate_len(raw, sizeof(raw) - 1, JSON, "name", m, sizeof(m)), CRM_EINVAL);
+    assert_string_equal(m, "must not contain a NUL character");
+    /* In a member that fails anyway, and in a key: the member is named. */
+    assert_int_equal(validate_len(trail, sizeof(trail) - 1, JSON, "role", m, sizeof(m)),
+                     CRM_EINVAL);
+    assert_string_equal(m, "must not contain a NUL character");
+    assert_int_equal(validate("{\"name\\u0000x\":\"a\"}", JSON, "name", m, sizeof(m)), CRM_EINVAL);
+    assert_string_equal(m, "must not contain a NUL character");
+    /* An escaped backslash before u0000 is text, and other escapes are fine. */
+    assert_int_equal(validate("{\"name\":\"\\\\u0000\"}", JSON, "name", m, sizeof(m)), CRM_EINVAL);
+    assert_string_equal(m, "must be 1 to 5 characters long");
+    assert_int_equal(validate("{\"name\":\"a\\u0001\\\"\\n\"}", JSON, "name", m, sizeof(m)),
+                     CRM_OK);
+}
+
+/* What PostgreSQL stores and gives back unchanged: offsets to +-15:59, years 1-9999 in UTC. */
+static void
+test_valid_time_range(void **state)
+{
+    static const char *const good[] = {
+        "2026-11-24T18:30:00Z",           "2026-11-24T18:30:00.123456789+02:00",
+        "2020-01-01T00:00:00+15:59",      "2020-01-01T00:00:00-15:59",
+        "0001-01-01T00:00:00Z",           "0001-01-01T00:00:00-01:00",
+        "0001-01-01T15:58:00+15:58",      "9999-12-31T23:59:59.999999Z",
+        "9999-12-31T23:59:59.999999000Z", "9999-12-31T23:59:59+00:00",
+        "9999-12-31T08:00:59-15:59",      "2024-02-29T23:59:59.5+02:00",
+    };
+    static const char *const bad[] = {
+        "2020-01-01T00:00:00+23:00",      "2020-01-01T00:00:00+16:00",
+        "2020-01-01T00:00:00-16:00",      "2020-01-01T00:00:00+15:60",
+        "0001-01-01T00:00:00+01:00",      "0001-01-01T15:57:59.999999+15:58",
+        "0000-12-31T23:59:59Z",           "9999-12-31T23:59:59-15:59",
+        "9999-12-31T23:59:59-00:01",      "9999-12-31T23:59:59.9999995Z",
+        "9999-12-31T23:59:59.999999001Z", "2026-02-29T00:00:00Z",
+        "2026-11-24T24:00:00Z",           "2026-11-24T18:30:00",
+        "2026-11-24T18:30:00.Z",          "2026-11-24T18:30:00.1234567890Z",
+        "2026-11-24T18:30:00+0200",       "2026-11-24T18:30:00Zx",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_int_equal(crm_valid_time(good[i], 0), CRM_OK);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (crm_valid_time(bad[i], 0) != CRM_EINVAL)
+            fail_msg("accepted %s", bad[i]);
+    assert_int_equal(crm_valid_time("0001-01-01", 1), CRM_OK);
+    assert_int_equal(crm_valid_time("9999-12-31", 1), CRM_OK);
+    assert_int_equal(crm_valid_time("9999-12-31", 0), CRM_EINVAL);
+    assert_int_equal(crm_valid_time("0000-12-31", 1), CRM_EINVAL);
+}
+
 int
 main(void)
 {
@@ -161,6 +233,8 @@ main(void)
         cmocka_unit_test(test_valid_lengths_count_characters),
         cmocka_unit_test(test_valid_enum_and_email),
         cmocka_unit_test(test_valid_duplicate_member),
+        cmocka_unit_test(test_valid_refuses_nul),
+        cmocka_unit_test(test_valid_time_range),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
