@@ -97,6 +97,9 @@ static const struct crm_stmt stmts[] = {
                         " active = coalesce($4::boolean, active), updated_at = now()"
                         " WHERE id = $1 RETURNING " USER_COLS),
     STMT("admin_count", "SELECT count(*) FROM users WHERE role = 'ADMIN' AND active"),
+    /* Serialises the changes that may remove an ADMIN (cgi-src/auth/users.c); ids in one order. */
+    STMT("admin_lock",
+         "SELECT id FROM users WHERE role = 'ADMIN' AND active ORDER BY id FOR UPDATE"),
 
     /* The lead and its 50 newest activities. $1 lead, $2 row filter. */
     STMT("lead_get", "SELECT crm_lead_json(l), (SELECT coalesce(json_agg(crm_activity_json(t.a)"
