@@ -331,3 +331,55 @@ CREATE OR REPLACE TRIGGER users_notify AFTER UPDATE OF role, active ON users
     EXECUTE FUNCTION crm_users_notify();
 
 INSERT INTO schema_version (version) VALUES (3) ON CONFLICT DO NOTHING;
+
+-- Version 4: the per-account login lockout (README "Login limits").
+-- Checked login attempts per e-mail address, lowercased as typed, whether or not an account has
+-- it (so answers and timing do not tell which accounts exist). An attempt counts as a failure
+-- from the moment its password is checked, and a success deletes the row.
+CREATE TABLE IF NOT EXISTS login_failures (
+    email           text PRIMARY KEY,
+    failures        integer NOT NULL DEFAULT 0,
+    last_failure_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS login_failures_last ON login_failures (last_failure_at);
+
+-- Until when f's e-mail is locked out: from the max_failures-th failure on, first_lock seconds
+-- after the last one, doubling with each further failure, at most max_lock seconds.
+CREATE OR REPLACE FUNCTION crm_login_locked_until(f login_failures, max_failures integer,
+                                                  first_lock integer, max_lock integer)
+    RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT CASE WHEN f.failures < max_failures THEN '-infinity'::timestamptz
+                 ELSE f.last_failure_at + interval '1 second'
+                      * least(max_lock, first_lock * 2 ^ least(f.failures - max_failures, 30))
+                 END $$;
+
+-- A login attempt for e-mail addr (lowercased): while it is locked out, the seconds left, and the
+-- attempt is neither counted nor to be checked; else 0, and the attempt is counted before its
+-- password is checked, so parallel guesses cannot all slip in before the first is recorded.
+-- Failures a day old are forgotten, and each attempt deletes two such rows: the table holds
+-- about a day of failed e-mails.
+CREATE OR REPLACE FUNCTION crm_login_attempt(addr text, max_failures integer, first_lock integer,
+                                             max_lock integer) RETURNS integer
+    LANGUAGE plpgsql AS $$
+DECLARE
+    f login_failures;
+    until timestamptz;
+BEGIN
+    INSERT INTO login_failures (email) VALUES (addr) ON CONFLICT DO NOTHING;
+    SELECT * INTO f FROM login_failures WHERE email = addr FOR UPDATE;
+    until := crm_login_locked_until(f, max_failures, first_lock, max_lock);
+    IF until > now() THEN
+        RETURN ceil(extract(epoch FROM until - now()));
+    END IF;
+    UPDATE login_failures
+        SET failures = CASE WHEN last_failure_at < now() - interval '1 day' THEN 1
+                            ELSE failures + 1 END,
+            last_failure_at = now()
+        WHERE email = addr;
+    DELETE FROM login_failures WHERE email IN (
+        SELECT email FROM login_failures WHERE last_failure_at < now() - interval '1 day'
+        ORDER BY last_failure_at LIMIT 2 FOR UPDATE SKIP LOCKED);
+    RETURN 0;
+END $$;
+
+INSERT INTO schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;

@@ -148,10 +148,15 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
         {"MAIL_MAX_ATTEMPTS", texts[4], 1, 100, 8},
         {"MAIL_RETRY_SECONDS", texts[5], 1, 86400, 30},
         {"SSE_MAX_STREAMS", texts[6], 1, 1000000, 10000},
+        {"LOGIN_MAX_FAILURES", texts[7], 1, 100, 5},
+        /* An hour at most: whoever guesses at an account can keep its owner out that long. */
+        {"LOGIN_LOCKOUT_SECONDS", texts[8], 1, 3600, 30},
+        {"LOGIN_LOCKOUT_MAX_SECONDS", texts[9], 1, 3600, 900},
     };
-    long vals[7];
+    enum { NNUMS = sizeof(nums) / sizeof(nums[0]) };
+    long vals[NNUMS];
 
-    for (size_t i = 0; i < 7; i++) {
+    for (size_t i = 0; i < NNUMS; i++) {
         vals[i] = nums[i].dflt;
         if (nums[i].text[0] != '\0' &&
             parse_long(nums[i].text, nums[i].lo, nums[i].hi, &vals[i]) != 0)
@@ -164,6 +169,9 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
     cfg->mail_max_attempts = (int)vals[4];
     cfg->mail_retry = vals[5];
     cfg->sse_max_streams = (int)vals[6];
+    cfg->login_max_failures = (int)vals[7];
+    cfg->login_lockout = vals[8];
+    cfg->login_lockout_max = vals[9];
     return 0;
 }
 
@@ -171,8 +179,8 @@ int
 crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whysz)
 {
     char ttl[32] = "", cost[32] = "", port[32] = "", mport[32] = "", tries[32] = "", retry[32] = "";
-    char streams[32] = "";
-    const char *texts[7] = {ttl, cost, port, mport, tries, retry, streams};
+    char streams[32] = "", lfail[32] = "", lfirst[32] = "", lmax[32] = "";
+    const char *texts[10] = {ttl, cost, port, mport, tries, retry, streams, lfail, lfirst, lmax};
     const struct key keys[] = {
         {"DATABASE_URL", cfg->database_url, sizeof(cfg->database_url)},
         {"JWT_SECRET", cfg->jwt_secret, sizeof(cfg->jwt_secret)},
@@ -189,6 +197,9 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         {"MAIL_RETRY_SECONDS", retry, sizeof(retry)},
         {"MAIL_DIR", cfg->mail_dir, sizeof(cfg->mail_dir)},
         {"SSE_MAX_STREAMS", streams, sizeof(streams)},
+        {"LOGIN_MAX_FAILURES", lfail, sizeof(lfail)},
+        {"LOGIN_LOCKOUT_SECONDS", lfirst, sizeof(lfirst)},
+        {"LOGIN_LOCKOUT_MAX_SECONDS", lmax, sizeof(lmax)},
     };
     const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
 

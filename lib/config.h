@@ -21,6 +21,10 @@ struct crm_config {
     long mail_retry;       /* MAIL_RETRY_SECONDS: the first backoff, default 30 */
     char mail_dir[512];    /* MAIL_DIR: where .eml files go when MAIL_HOST is empty */
     int sse_max_streams;   /* SSE_MAX_STREAMS: open streams per crm-events, default 10000 */
+    /* The per-account login lockout (README "Login limits"). */
+    int login_max_failures; /* LOGIN_MAX_FAILURES: failed logins in a row before, default 5 */
+    long login_lockout;     /* LOGIN_LOCKOUT_SECONDS: the first lockout, default 30 */
+    long login_lockout_max; /* LOGIN_LOCKOUT_MAX_SECONDS: the longest, at most 3600, default 900 */
 };
 
 /*

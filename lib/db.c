@@ -85,6 +85,9 @@ static const struct crm_stmt stmts[] = {
     STMT("user_get", "SELECT " USER_COLS " FROM users WHERE id = $1"),
     STMT("user_login",
          "SELECT " USER_COLS ", password_hash FROM users WHERE lower(email) = lower($1)"),
+    /* $1 e-mail, $2..$4 the lockout settings: seconds locked out, or 0 and the attempt counted. */
+    STMT("login_attempt", "SELECT crm_login_attempt(lower($1), $2, $3, $4)"),
+    STMT("login_succeeded", "DELETE FROM login_failures WHERE email = lower($1)"),
     /* One statement, so the user and its welcome e-mail commit together or not at all. */
     STMT("user_register", "WITH u AS (INSERT INTO users (name, email, password_hash, role)"
                           " VALUES ($1, $2, $3, $4) RETURNING *),"
@@ -98,6 +101,9 @@ static const struct crm_stmt stmts[] = {
                         " active = coalesce($4::boolean, active), updated_at = now()"
                         " WHERE id = $1 RETURNING " USER_COLS),
     STMT("admin_count", "SELECT count(*) FROM users WHERE role = 'ADMIN' AND active"),
+    /* Serialises the changes that may remove an ADMIN (cgi-src/auth/users.c); ids in one order. */
+    STMT("admin_lock",
+         "SELECT id FROM users WHERE role = 'ADMIN' AND active ORDER BY id FOR UPDATE"),
 
     /* The lead and its 50 newest activities. $1 lead, $2 row filter. */
     STMT("lead_get", "SELECT crm_lead_json(l), (SELECT coalesce(json_agg(crm_activity_json(t.a)"

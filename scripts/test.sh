@@ -11,6 +11,8 @@ BUILD=$ROOT/${1:-build/asan}
 export CRM_VAR=${CRM_TEST_VAR:-$ROOT/var/test} CRM_PORT=${CRM_TEST_PORT:-18080} CRM_BIN=$BUILD CRM_BCRYPT_COST=4 CRM_WORKERS=2
 # Few enough streams that a test can reach the limit.
 export CRM_SSE_MAX_STREAMS=40
+# Login lockouts short enough to wait out, and long enough that a test's requests fit in one.
+export CRM_LOGIN_LOCKOUT_SECONDS=3 CRM_LOGIN_LOCKOUT_MAX_SECONDS=6
 # The mailer delivers to the tests' own SMTP server (aiosmtpd on loopback), retrying fast.
 export CRM_MAIL_HOST=127.0.0.1 CRM_MAIL_PORT=${CRM_TEST_MAIL_PORT:-18025} CRM_MAIL_RETRY_SECONDS=1 CRM_MAIL_MAX_ATTEMPTS=3
 export ASAN_OPTIONS=detect_leaks=1:exitcode=23:log_exe_name=1

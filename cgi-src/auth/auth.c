@@ -1,4 +1,6 @@
 /* auth.c: POST /api/auth/register, POST /api/auth/login, GET /api/auth/me, GET /api/health. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
@@ -105,6 +107,41 @@ dummy_hash(int cost)
     return hash;
 }
 
+/*
+ * The per-account limit (README "Login limits"): CRM_OK when the password may be checked, the
+ * attempt then counted as a failure until a success clears it; CRM_ERATE with the seconds left
+ * in *wait while the e-mail is locked out.
+ */
+static enum crm_err
+login_allowed(struct crm_req *req, const char *email, long *wait)
+{
+    char max[12], first[21], most[21];
+    const char *params[4] = {email, max, first, most};
+    PGresult *res;
+    enum crm_err err;
+
+    snprintf(max, sizeof(max), "%d", req->cfg->login_max_failures);
+    snprintf(first, sizeof(first), "%ld", req->cfg->login_lockout);
+    snprintf(most, sizeof(most), "%ld", req->cfg->login_lockout_max);
+    if ((err = crm_db_exec(req->db, "login_attempt", 4, params, &res)) != CRM_OK)
+        return err;
+    *wait = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return *wait > 0 ? CRM_ERATE : CRM_OK;
+}
+
+/* 429 for a locked-out e-mail, with the seconds left in Retry-After. */
+static int
+locked_out(struct crm_resp *resp, long wait)
+{
+    char secs[21];
+
+    snprintf(secs, sizeof(secs), "%ld", wait);
+    crm_resp_header(resp, "Retry-After", secs);
+    return crm_resp_errorf(resp, CRM_ERATE,
+                           "too many failed logins for this e-mail, try again in %ld s", wait);
+}
+
 /* POST /api/auth/login */
 int
 auth_login(struct crm_req *req, struct crm_resp *resp)
@@ -117,21 +154,28 @@ auth_login(struct crm_req *req, struct crm_resp *resp)
     PGresult *res = NULL;
     const char *params[1];
     enum crm_err err;
-    int found, ok, status;
+    int found = 0, ok = 0, status;
+    long wait = 0;
 
     err = crm_valid_body(req, rules, sizeof(rules) / sizeof(rules[0]), &body, &fields);
     if (err != CRM_OK)
         return crm_resp_fail(resp, err, fields);
     params[0] = cJSON_GetObjectItem(body, "email")->valuestring;
-    if ((err = crm_db_exec(req->db, "user_login", 1, params, &res)) != CRM_OK) {
-        cJSON_Delete(body);
-        return crm_resp_error(resp, err);
+    /* A locked-out e-mail's password is not checked at all: else the lockout would be no limit. */
+    if ((err = login_allowed(req, params[0], &wait)) == CRM_OK &&
+        (err = crm_db_exec(req->db, "user_login", 1, params, &res)) == CRM_OK) {
+        found = PQntuples(res) == 1;
+        ok = crm_password_verify(cJSON_GetObjectItem(body, "password")->valuestring,
+                                 found ? PQgetvalue(res, 0, 6) : dummy_hash(req->cfg->bcrypt_cost));
+        if (found && ok)
+            err = crm_db_run(req->db, "login_succeeded", 1, params);
     }
-    found = PQntuples(res) == 1;
-    ok = crm_password_verify(cJSON_GetObjectItem(body, "password")->valuestring,
-                             found ? PQgetvalue(res, 0, 6) : dummy_hash(req->cfg->bcrypt_cost));
     cJSON_Delete(body);
-    if (!found || !ok)
+    if (err == CRM_ERATE)
+        status = locked_out(resp, wait);
+    else if (err != CRM_OK)
+        status = crm_resp_error(resp, err);
+    else if (!found || !ok)
         status = crm_resp_error(resp, CRM_ECRED);
     else if (strcmp(PQgetvalue(res, 0, 4), "t") != 0)
         status = crm_resp_errorf(resp, CRM_EAUTH, "this account is deactivated");

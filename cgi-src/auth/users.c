@@ -38,21 +38,55 @@ users_list(struct crm_req *req, struct crm_resp *resp)
     return crm_resp_json(resp, 200, body);
 }
 
-/* An ADMIN demoting or deactivating itself could leave no one able to administer. */
-static cJSON *
-self_lockout(const struct crm_req *req, int64_t id, const cJSON *body)
+/* Whether body takes its target's ADMIN rights away, if it has them: another role, or inactive. */
+static int
+takes_admin_away(const cJSON *body)
 {
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(body, "role");
-    const cJSON *active = cJSON_GetObjectItemCaseSensitive(body, "active");
-    cJSON *fields;
 
-    if (id != req->who.id || !((cJSON_IsString(role) && strcmp(role->valuestring, "ADMIN") != 0) ||
-                               cJSON_IsFalse(active)))
+    return (cJSON_IsString(role) && strcmp(role->valuestring, "ADMIN") != 0) ||
+           cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(body, "active"));
+}
+
+/* The 422 fields of the rule that an active ADMIN must remain, on the member that breaks it. */
+static cJSON *
+admin_rule_fields(const cJSON *body, const char *message)
+{
+    cJSON *fields = cJSON_CreateObject();
+    const char *name =
+        cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(body, "active")) ? "active" : "role";
+
+    if (cJSON_AddStringToObject(fields, name, message) == NULL) {
+        cJSON_Delete(fields);
         return NULL;
-    fields = cJSON_CreateObject();
-    cJSON_AddStringToObject(fields, cJSON_IsFalse(active) ? "active" : "role",
-                            "an admin cannot demote or deactivate itself");
+    }
     return fields;
+}
+
+/*
+ * user_update for a change that may take an ADMIN's rights away. It first locks the active
+ * ADMINs' rows, so such changes run one at a time and each sees the one before it, and it is
+ * undone (CRM_EINVAL) when no active ADMIN would remain: of two ADMINs demoting each other at
+ * once, the second finds that it would leave none.
+ */
+static enum crm_err
+update_keeping_an_admin(struct crm_db *db, const char *const *params, PGresult **res)
+{
+    PGresult *count = NULL;
+    enum crm_err err;
+
+    if ((err = crm_db_begin(db)) != CRM_OK)
+        return err;
+    if ((err = crm_db_run(db, "admin_lock", 0, NULL)) == CRM_OK &&
+        (err = crm_db_exec(db, "user_update", 4, params, res)) == CRM_OK &&
+        (err = crm_db_exec(db, "admin_count", 0, NULL, &count)) == CRM_OK &&
+        strcmp(PQgetvalue(count, 0, 0), "0") == 0)
+        err = CRM_EINVAL;
+    PQclear(count);
+    if (err == CRM_OK)
+        return crm_db_commit(db);
+    crm_db_rollback(db);
+    return err;
 }
 
 /* PATCH /api/users/:id {"name"?, "role"?, "active"?} */
@@ -76,8 +110,11 @@ users_update(struct crm_req *req, struct crm_resp *resp)
     if (crm_req_param_id(req, "id", &id) != 0)
         return crm_resp_error(resp, CRM_ENOTFOUND);
     err = crm_valid_body(req, rules, sizeof(rules) / sizeof(rules[0]), &body, &fields);
-    if (err == CRM_OK && (fields = self_lockout(req, id, body)) != NULL)
+    /* An ADMIN demoting or deactivating itself could leave no one able to administer. */
+    if (err == CRM_OK && id == req->who.id && takes_admin_away(body)) {
+        fields = admin_rule_fields(body, "an admin cannot demote or deactivate itself");
         err = CRM_EINVAL;
+    }
     if (err != CRM_OK) {
         cJSON_Delete(body);
         return crm_resp_fail(resp, err, fields);
@@ -89,7 +126,10 @@ users_update(struct crm_req *req, struct crm_resp *resp)
         params[2] = item->valuestring;
     if ((item = cJSON_GetObjectItemCaseSensitive(body, "active")) != NULL)
         params[3] = cJSON_IsTrue(item) ? "true" : "false";
-    err = crm_db_exec(req->db, "user_update", 4, params, &res);
+    err = takes_admin_away(body) ? update_keeping_an_admin(req->db, params, &res)
+                                 : crm_db_exec(req->db, "user_update", 4, params, &res);
+    if (err == CRM_EINVAL)
+        fields = admin_rule_fields(body, "at least one active admin must remain");
     cJSON_Delete(body);
     if (err == CRM_OK && PQntuples(res) == 0)
         err = CRM_ENOTFOUND;
@@ -99,7 +139,7 @@ users_update(struct crm_req *req, struct crm_resp *resp)
     PQclear(res);
     if (err != CRM_OK) {
         cJSON_Delete(root);
-        return crm_resp_error(resp, err);
+        return crm_resp_fail(resp, err, fields);
     }
     crm_log(CRM_LOG_INFO, req, "user %" PRId64 " updated", id);
     return crm_resp_json(resp, 200, root);

@@ -43,8 +43,10 @@ class Response:
         return (self.json or {}).get("error", {}).get("code")
 
 
-def request(method, path, body=None, token=None, headers=None, raw=None, source=None):
-    """Sends one request and returns a Response. body is JSON-encoded; raw is sent as is."""
+def request(method, path, body=None, token=None, headers=None, raw=None, source=None,
+            barrier=None):
+    """Sends one request and returns a Response. body is JSON-encoded; raw is sent as is. With a
+    threading.Barrier, the connection is made first and the request sent when all have arrived."""
     hdrs = {}
     data = raw
     if body is not None:
@@ -56,6 +58,9 @@ def request(method, path, body=None, token=None, headers=None, raw=None, source=
     conn = http.client.HTTPConnection(HOST, PORT, timeout=30,
                                       source_address=(source or next_source(), 0))
     try:
+        if barrier is not None:
+            conn.connect()
+            barrier.wait()
         conn.request(method, path, body=data, headers=hdrs)
         r = conn.getresponse()
         return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())

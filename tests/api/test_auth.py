@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from conftest import env_file, login, register, request, sql, unique_email
+from conftest import env_file, login, next_source, register, request, sql, unique_email
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -186,9 +186,11 @@ def test_unknown_route_and_method():
 
 
 def test_rate_limit_login():
+    """nginx's limit per client address; each attempt names another e-mail, so that the
+    per-account lockout does not come first."""
     statuses = []
     for _ in range(12):
-        r = request("POST", "/api/auth/login", {"email": "x@example.com", "password": "p"},
+        r = request("POST", "/api/auth/login", {"email": unique_email("x"), "password": "p"},
                     source="127.250.0.1")
         statuses.append(r.status)
     assert statuses[:10] == [401] * 10
@@ -196,4 +198,79 @@ def test_rate_limit_login():
     check_error(r, 429, "rate_limited")
     assert int(r.header("Retry-After")) > 0
     # Another address is not affected.
-    assert login("x@example.com", "p").status == 401
+    assert login(unique_email("x"), "p").status == 401
+
+
+MAX_FAILURES = 5  # LOGIN_MAX_FAILURES: the test stack keeps the default
+
+
+def check_locked(r):
+    """The account's own 429 (not nginx's per-address one), with a Retry-After; returns it."""
+    check_error(r, 429, "rate_limited")
+    assert "failed logins" in r.json["error"]["message"], r.text
+    assert r.header("X-Request-Id")
+    return int(r.header("Retry-After"))
+
+
+def test_login_failures_lock_the_account_from_any_address():
+    """Wrong passwords for one account from several addresses, each under nginx's per-address
+    limit: after MAX_FAILURES the account's logins are refused unchecked, the right password
+    too, until the lockout (short in the test stack) has passed."""
+    env = env_file()
+    first, most = int(env["LOGIN_LOCKOUT_SECONDS"]), int(env["LOGIN_LOCKOUT_MAX_SECONDS"])
+    email = unique_email("victim")
+    assert register(email=email, password="correct-horse").status == 201
+    other = unique_email("bystander")
+    assert register(email=other, password="correct-horse").status == 201
+    sources = [next_source() for _ in range(5)]
+    statuses = []
+    for i in range(50):
+        # The case of the e-mail does not matter: it is one account.
+        r = request("POST", "/api/auth/login", {"email": email.upper() if i % 2 else email,
+                    "password": "guess-%d" % i}, source=sources[i % 5])
+        statuses.append(r.status)
+    assert statuses[:MAX_FAILURES] == [401] * MAX_FAILURES
+    assert statuses[MAX_FAILURES] == 429 and set(statuses) == {401, 429}, statuses
+    wait = check_locked(login(email, "correct-horse"))
+    assert 1 <= wait <= most
+    # Another account is not affected.
+    check_error(login(other, "wrong-horse"), 401, "invalid_credentials")
+    assert login(other, "correct-horse").status == 200
+    time.sleep(wait)
+    assert login(email, "correct-horse").status == 200
+    # The success reset the count: the owner may mistype again, and the lockout starts anew.
+    statuses = [login(email, "wrong-horse").status for _ in range(MAX_FAILURES - 1)]
+    assert statuses == [401] * (MAX_FAILURES - 1)
+    assert login(email, "correct-horse").status == 200
+    statuses = [login(email, "wrong-horse").status for _ in range(MAX_FAILURES)]
+    assert statuses == [401] * MAX_FAILURES
+    assert check_locked(login(email, "wrong-horse")) <= first
+
+
+def test_login_lockout_doubles_up_to_the_maximum():
+    env = env_file()
+    first, most = int(env["LOGIN_LOCKOUT_SECONDS"]), int(env["LOGIN_LOCKOUT_MAX_SECONDS"])
+    assert first < 2 * first <= most  # the test stack's settings show the doubling
+    email = unique_email("backoff")
+    assert register(email=email, password="correct-horse").status == 201
+    for _ in range(MAX_FAILURES):
+        check_error(login(email, "wrong-horse"), 401, "invalid_credentials")
+    time.sleep(check_locked(login(email, "wrong-horse")))
+    # One more failure after the lockout: the next lockout is twice as long.
+    start = time.time()
+    check_error(login(email, "wrong-horse"), 401, "invalid_credentials")
+    wait = check_locked(login(email, "wrong-horse"))
+    assert 2 * first - (time.time() - start) <= wait <= 2 * first
+    # However many failures there were, a lockout is never longer than the maximum.
+    sql("UPDATE login_failures SET failures = 100000, last_failure_at = now()"
+        " WHERE email = lower(:'p1')", email)
+    wait = check_locked(login(email, "correct-horse"))
+    assert most - 1 <= wait <= most
+
+
+def test_login_lockout_also_for_unknown_emails():
+    """An e-mail without an account locks the same way, so answers do not tell which exist."""
+    nobody = unique_email("nobody")
+    statuses = [login(nobody, "wrong-horse").status for _ in range(MAX_FAILURES)]
+    assert statuses == [401] * MAX_FAILURES
+    check_locked(login(nobody, "wrong-horse"))

@@ -1,4 +1,5 @@
 """crmctl against the test database: idempotent migrate, create-user with either password source."""
+import contextlib
 import os
 import subprocess
 
@@ -18,33 +19,59 @@ def test_migrate_is_idempotent():
         r = crmctl("migrate", "--schema", os.path.join(VAR, "schema.sql"))
         assert r.returncode == 0, r.stderr
         lines = r.stdout.splitlines()
-        assert lines[0] == "schema version 3"
+        assert lines[0] == "schema version 4"
         assert lines[1].startswith("statements: ") and lines[1].endswith(" prepared")
         assert int(lines[1].split()[1]) >= 30
     assert sql("SELECT count(*) FROM users") == before
-    assert sql("SELECT version FROM schema_version ORDER BY version") == [["1"], ["2"], ["3"]]
+    assert sql("SELECT version FROM schema_version ORDER BY version") == [["1"], ["2"], ["3"], ["4"]]
+
+
+@contextlib.contextmanager
+def scratch_db(name):
+    """A new, empty database beside the test one; yields its URL."""
+    db = "crm_%s_%d" % (name, os.getpid())
+    sql("CREATE DATABASE " + db)
+    try:
+        yield env_file()["DATABASE_URL"].replace("/crm?", "/%s?" % db)
+    finally:
+        sql("DROP DATABASE " + db)
+
+
+def schema_before(tmp_path, version):
+    """A file with schema.sql up to (not including) version; returns its path."""
+    with open(os.path.join(VAR, "schema.sql")) as f:
+        text = f.read().split("-- Version %d" % version)[0]
+    path = tmp_path / ("before-v%d.sql" % version)
+    path.write_text(text)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(path, 0o644)
+    return str(path)
+
+
+def migrate(url, schema):
+    return subprocess.run([CRMCTL, "migrate", "--schema", schema], capture_output=True,
+                          text=True, env=dict(ENV, DATABASE_URL=url))
 
 
 def test_migrate_refuses_a_schema_the_programs_do_not_fit(tmp_path):
-    """A schema without version 2 (no leads) applies, but the lead statements cannot prepare
-    against it, and migrate says so instead of letting the first request find out."""
-    with open(os.path.join(VAR, "schema.sql")) as f:
-        v1 = f.read().split("-- Version 2")[0]
-    path = tmp_path / "v1.sql"
-    path.write_text(v1)
-    os.chmod(tmp_path, 0o755)
-    os.chmod(path, 0o644)
-    db = "crm_v1_%d" % os.getpid()
-    sql("CREATE DATABASE " + db)
-    try:
-        url = env_file()["DATABASE_URL"].replace("/crm?", "/%s?" % db)
-        r = subprocess.run([CRMCTL, "migrate", "--schema", str(path)], capture_output=True,
-                           text=True, env=dict(ENV, DATABASE_URL=url))
+    """A schema without version 2 and later (no leads, no login lockout) applies, but statements
+    cannot prepare against it (the first in the table: login_attempt, of version 4), and migrate
+    says so instead of letting the first request find out."""
+    with scratch_db("v1") as url:
+        r = migrate(url, schema_before(tmp_path, 2))
         assert r.returncode == 1
         assert r.stdout.splitlines() == ["schema version 1"]
-        assert "lead_get" in r.stderr and "does not prepare" in r.stderr
-    finally:
-        sql("DROP DATABASE " + db)
+        assert "login_attempt" in r.stderr and "does not prepare" in r.stderr
+
+
+def test_migrate_upgrades_an_existing_database(tmp_path):
+    """A database of version 3, from before the login lockout, upgrades in place to version 4."""
+    with scratch_db("v3") as url:
+        assert migrate(url, schema_before(tmp_path, 4)).stdout.splitlines() == [
+            "schema version 3"]
+        r = migrate(url, os.path.join(VAR, "schema.sql"))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[0] == "schema version 4"
 
 
 def test_create_user_generated_password():

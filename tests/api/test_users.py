@@ -1,4 +1,8 @@
 """User administration and RBAC: who may list and change users, and that changes act at once."""
+import threading
+
+import pytest
+
 from conftest import make_user, register, request, sql
 
 
@@ -96,3 +100,58 @@ def test_admin_cannot_lock_itself_out(admin):
         r = request("PATCH", "/api/users/%d" % me, body, token=admin["token"])
         assert r.status == 422, r.text
     assert sql("SELECT role, active FROM users WHERE id = :'p1'", me) == [["ADMIN", "t"]]
+
+
+def at_once(*calls):
+    """Sends every call (method, path, body, token) at the same moment, each from its own thread
+    and connection; returns the responses in order."""
+    barrier = threading.Barrier(len(calls))
+    out = [None] * len(calls)
+
+    def send(i, method, path, body, token):
+        out[i] = request(method, path, body, token=token, barrier=barrier)
+
+    threads = [threading.Thread(target=send, args=(i, *c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+@pytest.mark.parametrize("change,field,late", [({"role": "MANAGER"}, "role", "forbidden"),
+                                               ({"active": False}, "active", "unauthenticated")])
+def test_two_admins_demoting_each_other_at_once_leave_one(admin, change, field, late):
+    """The last-admin rule holds under concurrency: of two ADMINs demoting (or deactivating) each
+    other at the same moment, one wins and the other is refused, round after round."""
+    first = admin["user"]["id"]
+    token, second = make_user(admin["token"], "ADMIN")
+    second = second["id"]
+    side = {first: admin["token"], second: token}
+    # The two are the only active ADMINs meanwhile (other tests make more).
+    others = sql("UPDATE users SET active = false WHERE role = 'ADMIN' AND active"
+                 " AND id NOT IN (:'p1', :'p2') RETURNING id", first, second)
+    try:
+        for _ in range(10):
+            rs = at_once(("PATCH", "/api/users/%d" % second, change, side[first]),
+                         ("PATCH", "/api/users/%d" % first, change, side[second]))
+            assert sorted(r.status for r in rs) in ([200, 401], [200, 403], [200, 422]), \
+                [r.text for r in rs]
+            won, lost = (first, second) if rs[0].status == 200 else (second, first)
+            refused = rs[1] if rs[0].status == 200 else rs[0]
+            # 422 with this rule's field; or, when the loser was already demoted (403) or
+            # deactivated (401) by the time its request was authenticated, that refusal.
+            if refused.status == 422:
+                assert refused.error_code() == "validation_failed"
+                assert field in refused.json["error"]["fields"], refused.text
+            else:
+                assert refused.error_code() == late, refused.text
+            assert sql("SELECT id FROM users WHERE role = 'ADMIN' AND active") == [[str(won)]]
+            r = request("PATCH", "/api/users/%d" % lost, {"role": "ADMIN", "active": True},
+                        token=side[won])
+            assert r.status == 200, r.text
+    finally:
+        sql("UPDATE users SET role = 'ADMIN', active = true WHERE id = :'p1';"
+            " UPDATE users SET active = false WHERE id = :'p2';"
+            " UPDATE users SET active = true WHERE id = ANY (string_to_array(:'p3', ',')::bigint[])",
+            first, second, ",".join(r[0] for r in others))

@@ -16,9 +16,19 @@
 #define SECRET "0123456789abcdef0123456789abcdef"
 #define URL "postgresql:///crm?host=/tmp"
 
-static const char *const keys[] = {"DATABASE_URL", "JWT_SECRET", "JWT_TTL",   "BCRYPT_COST",
-                                   "PORT",         "MAIL_HOST",  "MAIL_PORT", "MAIL_USER",
-                                   "MAIL_PASS",    "MAIL_FROM"};
+static const char *const keys[] = {"DATABASE_URL",
+                                   "JWT_SECRET",
+                                   "JWT_TTL",
+                                   "BCRYPT_COST",
+                                   "PORT",
+                                   "MAIL_HOST",
+                                   "MAIL_PORT",
+                                   "MAIL_USER",
+                                   "MAIL_PASS",
+                                   "MAIL_FROM",
+                                   "LOGIN_MAX_FAILURES",
+                                   "LOGIN_LOCKOUT_SECONDS",
+                                   "LOGIN_LOCKOUT_MAX_SECONDS"};
 
 static int
 clear_env(void **state)
@@ -50,6 +60,9 @@ test_config_good(void **state)
     assert_int_equal(cfg.bcrypt_cost, 12);
     assert_int_equal(cfg.jwt_ttl, 86400);
     assert_int_equal(cfg.jwt_secret_len, 32);
+    assert_int_equal(cfg.login_max_failures, 5);
+    assert_int_equal(cfg.login_lockout, 30);
+    assert_int_equal(cfg.login_lockout_max, 900);
 }
 
 static void
@@ -105,6 +118,11 @@ test_config_bad_number(void **state)
     setenv("BCRYPT_COST", "3", 1);
     assert_int_equal(load(why), -1);
     assert_string_equal(why, "BCRYPT_COST is not a number in its allowed range");
+    unsetenv("BCRYPT_COST");
+    /* A longer lockout would let whoever guesses at an account keep its owner out longer. */
+    setenv("LOGIN_LOCKOUT_MAX_SECONDS", "3601", 1);
+    assert_int_equal(load(why), -1);
+    assert_string_equal(why, "LOGIN_LOCKOUT_MAX_SECONDS is not a number in its allowed range");
 }
 
 static void
