@@ -394,6 +394,12 @@ crm_resp_head(const struct crm_resp *resp, const char *reqid, char *buf, size_t 
     return n < 0 || (size_t)n >= sz ? -1 : n;
 }
 
+int
+crm_req_head_only(const struct crm_req *req)
+{
+    return req->method != NULL && strcmp(req->method, "HEAD") == 0;
+}
+
 static int
 sane_request_id(const char *s)
 {

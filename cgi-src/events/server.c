@@ -229,11 +229,11 @@ take_param(void *arg, const char *name, size_t nlen, const char *val, size_t vle
     return 0;
 }
 
-/* Answers s with resp (an error) and closes it. */
+/* Answers s with resp (an error; its head only to a HEAD) and closes it. */
 static void
 respond(struct server *srv, struct stream *s, const struct crm_req *req, struct crm_resp *resp)
 {
-    size_t blen = resp->body != NULL ? strlen(resp->body) : 0;
+    size_t blen = resp->body != NULL && !crm_req_head_only(req) ? strlen(resp->body) : 0;
     char *text = malloc(CRM_RESP_HEAD_MAX + blen);
     int n;
 
@@ -269,18 +269,20 @@ resume_id(struct crm_req *req, const char *header, int64_t *out)
     return CRM_OK;
 }
 
-/* Authenticates the request of s and checks what it asks. CRM_OK with *resume set. */
+/*
+ * Authenticates the request of s and checks what it asks. CRM_OK with *resume set; an error
+ * with its headers (Allow) in resp.
+ */
 static enum crm_err
-check_request(struct server *srv, struct incoming *in, int64_t *resume)
+check_request(struct server *srv, struct incoming *in, struct crm_resp *resp, int64_t *resume)
 {
     static const struct crm_route route = {"GET", "/api/events", NULL};
     struct crm_req *req = &in->req;
     const struct crm_route *found;
     const char *token = NULL;
-    char allow[16];
     enum crm_err err;
 
-    if ((err = crm_route_match(&route, 1, req, &found, allow, sizeof(allow))) != CRM_OK)
+    if ((err = crm_route_match(&route, 1, req, resp, &found)) != CRM_OK)
         return err;
     if (req->authorization == NULL && (err = crm_req_query(req, "access_token", &token)) != CRM_OK)
         return err;
@@ -299,6 +301,18 @@ check_request(struct server *srv, struct incoming *in, int64_t *resume)
         return CRM_EUNAVAIL;
     }
     return CRM_OK;
+}
+
+/* A HEAD: the head a stream starts with, and the end; nothing is held open. */
+static void
+answer_head(struct server *srv, struct stream *s, const struct crm_req *req)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head), "%sX-Request-Id: %s\r\n\r\n", sse_head, req->id);
+
+    crm_log(CRM_LOG_INFO, req, "HEAD /api/events 200 user=%s", req->who.idstr);
+    (void)stream_send_text(srv, s, head, (size_t)n);
+    stream_close(srv, s, NULL); /* logged above */
 }
 
 /* The stream starts: headers, retry, then its missed events or the live feed. */
@@ -346,12 +360,12 @@ handle_request(struct server *srv, struct stream *s)
     free(s->params);
     s->params = NULL;
     if (err == CRM_OK)
-        err = check_request(srv, &in, &resume);
-    if (err == CRM_OK) {
+        err = check_request(srv, &in, &resp, &resume);
+    if (err == CRM_OK && crm_req_head_only(req)) {
+        answer_head(srv, s, req);
+    } else if (err == CRM_OK) {
         start_stream(srv, s, req, resume);
     } else {
-        if (err == CRM_EMETHOD)
-            crm_resp_header(&resp, "Allow", "GET");
         crm_resp_error(&resp, err);
         respond(srv, s, req, &resp);
     }
