@@ -148,10 +148,12 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
         {"MAIL_MAX_ATTEMPTS", texts[4], 1, 100, 8},
         {"MAIL_RETRY_SECONDS", texts[5], 1, 86400, 30},
         {"SSE_MAX_STREAMS", texts[6], 1, 1000000, 10000},
+        /* Several tabs on several devices (make bench models 10 a user), far below the total. */
+        {"SSE_MAX_STREAMS_PER_USER", texts[7], 1, 1000000, 16},
     };
-    long vals[7];
+    long vals[8];
 
-    for (size_t i = 0; i < 7; i++) {
+    for (size_t i = 0; i < 8; i++) {
         vals[i] = nums[i].dflt;
         if (nums[i].text[0] != '\0' &&
             parse_long(nums[i].text, nums[i].lo, nums[i].hi, &vals[i]) != 0)
@@ -164,6 +166,7 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
     cfg->mail_max_attempts = (int)vals[4];
     cfg->mail_retry = vals[5];
     cfg->sse_max_streams = (int)vals[6];
+    cfg->sse_max_streams_per_user = (int)vals[7];
     return 0;
 }
 
@@ -171,8 +174,8 @@ int
 crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whysz)
 {
     char ttl[32] = "", cost[32] = "", port[32] = "", mport[32] = "", tries[32] = "", retry[32] = "";
-    char streams[32] = "";
-    const char *texts[7] = {ttl, cost, port, mport, tries, retry, streams};
+    char streams[32] = "", user_streams[32] = "";
+    const char *texts[8] = {ttl, cost, port, mport, tries, retry, streams, user_streams};
     const struct key keys[] = {
         {"DATABASE_URL", cfg->database_url, sizeof(cfg->database_url)},
         {"JWT_SECRET", cfg->jwt_secret, sizeof(cfg->jwt_secret)},
@@ -189,6 +192,7 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         {"MAIL_RETRY_SECONDS", retry, sizeof(retry)},
         {"MAIL_DIR", cfg->mail_dir, sizeof(cfg->mail_dir)},
         {"SSE_MAX_STREAMS", streams, sizeof(streams)},
+        {"SSE_MAX_STREAMS_PER_USER", user_streams, sizeof(user_streams)},
     };
     const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
 

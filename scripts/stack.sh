@@ -3,7 +3,7 @@
 # with all its state under one directory. Settings (environment):
 #   CRM_VAR      state directory (default ./var)       CRM_PORT     HTTP port (default 8080)
 #   CRM_BIN      built programs (default ./build)      CRM_WORKERS  workers per pool (default 2)
-#   CRM_BCRYPT_COST, CRM_SSE_MAX_STREAMS  written to a new env file (default 12, 10000)
+#   CRM_BCRYPT_COST, CRM_SSE_MAX_STREAMS[_PER_USER]  written to a new env file (12, 10000, 16)
 # As root, every daemon runs as the unprivileged system user `crm` (PostgreSQL refuses root).
 set -euo pipefail
 
@@ -88,6 +88,7 @@ MAIL_RETRY_SECONDS=${CRM_MAIL_RETRY_SECONDS:-30}
 MAIL_MAX_ATTEMPTS=${CRM_MAIL_MAX_ATTEMPTS:-8}
 MAIL_DIR=$VAR/mail
 SSE_MAX_STREAMS=${CRM_SSE_MAX_STREAMS:-10000}
+SSE_MAX_STREAMS_PER_USER=${CRM_SSE_MAX_STREAMS_PER_USER:-16}
 ENV
     )
 }

@@ -270,6 +270,20 @@ resume_id(struct crm_req *req, const char *header, int64_t *out)
 }
 
 /*
+ * The streams uid holds: a walk of every connection, as tick() makes each second, and cheaper
+ * than the database round trip of the authentication the request has just had.
+ */
+static int
+user_streams(const struct server *srv, int64_t uid)
+{
+    int n = 0;
+
+    for (const struct stream *s = srv->streams; s != NULL; s = s->next)
+        n += s->state != ST_REQUEST && s->uid == uid;
+    return n;
+}
+
+/*
  * Authenticates the request of s and checks what it asks. CRM_OK with *resume set; an error
  * with its headers (Allow) in resp.
  */
@@ -296,9 +310,15 @@ check_request(struct server *srv, struct incoming *in, struct crm_resp *resp, in
     /* Not started for REQUEST_MS (the database is unreachable): come back shortly. */
     if (!srv->started)
         return CRM_EUNAVAIL;
+    /* First the user's own limit: a user at it would gain nothing by retrying after a 503. */
+    if (user_streams(srv, req->who.id) >= srv->cfg->sse_max_streams_per_user) {
+        crm_log(CRM_LOG_WARN, req, "SSE_MAX_STREAMS_PER_USER (%d) reached by user %s",
+                srv->cfg->sse_max_streams_per_user, req->who.idstr);
+        return CRM_ESTREAMS;
+    }
     if (srv->nstreams >= srv->cfg->sse_max_streams) {
         crm_log(CRM_LOG_WARN, req, "SSE_MAX_STREAMS (%d) reached", srv->cfg->sse_max_streams);
-        return CRM_EUNAVAIL;
+        return CRM_EFULL;
     }
     return CRM_OK;
 }

@@ -16,9 +16,17 @@
 #define SECRET "0123456789abcdef0123456789abcdef"
 #define URL "postgresql:///crm?host=/tmp"
 
-static const char *const keys[] = {"DATABASE_URL", "JWT_SECRET", "JWT_TTL",   "BCRYPT_COST",
-                                   "PORT",         "MAIL_HOST",  "MAIL_PORT", "MAIL_USER",
-                                   "MAIL_PASS",    "MAIL_FROM"};
+static const char *const keys[] = {"DATABASE_URL",
+                                   "JWT_SECRET",
+                                   "JWT_TTL",
+                                   "BCRYPT_COST",
+                                   "PORT",
+                                   "MAIL_HOST",
+                                   "MAIL_PORT",
+                                   "MAIL_USER",
+                                   "MAIL_PASS",
+                                   "MAIL_FROM",
+                                   "SSE_MAX_STREAMS_PER_USER"};
 
 static int
 clear_env(void **state)
@@ -50,6 +58,7 @@ test_config_good(void **state)
     assert_int_equal(cfg.bcrypt_cost, 12);
     assert_int_equal(cfg.jwt_ttl, 86400);
     assert_int_equal(cfg.jwt_secret_len, 32);
+    assert_int_equal(cfg.sse_max_streams_per_user, 16);
 }
 
 static void
@@ -105,6 +114,10 @@ test_config_bad_number(void **state)
     setenv("BCRYPT_COST", "3", 1);
     assert_int_equal(load(why), -1);
     assert_string_equal(why, "BCRYPT_COST is not a number in its allowed range");
+    unsetenv("BCRYPT_COST");
+    setenv("SSE_MAX_STREAMS_PER_USER", "0", 1);
+    assert_int_equal(load(why), -1);
+    assert_string_equal(why, "SSE_MAX_STREAMS_PER_USER is not a number in its allowed range");
 }
 
 static void
