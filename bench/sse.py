@@ -38,7 +38,9 @@ RATE_SECONDS = int(os.environ.get("BENCH_RATE_SECONDS", "10"))
 RATE_A = float(os.environ.get("BENCH_RATE_A", "50"))
 SINGLE = int(os.environ.get("BENCH_SINGLE", "30"))
 STACK_ENV = dict(os.environ, CRM_VAR=VAR, CRM_PORT=str(PORT), CRM_BIN=os.path.join(ROOT, "build"),
-                 CRM_WORKERS="4", CRM_BCRYPT_COST="10", CRM_SSE_MAX_STREAMS=str(STREAMS))
+                 CRM_WORKERS="4", CRM_BCRYPT_COST="10", CRM_SSE_MAX_STREAMS=str(STREAMS),
+                 # A holds every stream as one ADMIN.
+                 CRM_SSE_MAX_STREAMS_PER_USER=str(STREAMS))
 
 
 def stack(cmd):

@@ -148,10 +148,12 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
         {"MAIL_MAX_ATTEMPTS", texts[4], 1, 100, 8},
         {"MAIL_RETRY_SECONDS", texts[5], 1, 86400, 30},
         {"SSE_MAX_STREAMS", texts[6], 1, 1000000, 10000},
-        {"LOGIN_MAX_FAILURES", texts[7], 1, 100, 5},
+        /* Several tabs on several devices (make bench models 10 a user), far below the total. */
+        {"SSE_MAX_STREAMS_PER_USER", texts[7], 1, 1000000, 16},
+        {"LOGIN_MAX_FAILURES", texts[8], 1, 100, 5},
         /* An hour at most: whoever guesses at an account can keep its owner out that long. */
-        {"LOGIN_LOCKOUT_SECONDS", texts[8], 1, 3600, 30},
-        {"LOGIN_LOCKOUT_MAX_SECONDS", texts[9], 1, 3600, 900},
+        {"LOGIN_LOCKOUT_SECONDS", texts[9], 1, 3600, 30},
+        {"LOGIN_LOCKOUT_MAX_SECONDS", texts[10], 1, 3600, 900},
     };
     enum { NNUMS = sizeof(nums) / sizeof(nums[0]) };
     long vals[NNUMS];
@@ -169,9 +171,10 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
     cfg->mail_max_attempts = (int)vals[4];
     cfg->mail_retry = vals[5];
     cfg->sse_max_streams = (int)vals[6];
-    cfg->login_max_failures = (int)vals[7];
-    cfg->login_lockout = vals[8];
-    cfg->login_lockout_max = vals[9];
+    cfg->sse_max_streams_per_user = (int)vals[7];
+    cfg->login_max_failures = (int)vals[8];
+    cfg->login_lockout = vals[9];
+    cfg->login_lockout_max = vals[10];
     return 0;
 }
 
@@ -179,8 +182,9 @@ int
 crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whysz)
 {
     char ttl[32] = "", cost[32] = "", port[32] = "", mport[32] = "", tries[32] = "", retry[32] = "";
-    char streams[32] = "", lfail[32] = "", lfirst[32] = "", lmax[32] = "";
-    const char *texts[10] = {ttl, cost, port, mport, tries, retry, streams, lfail, lfirst, lmax};
+    char streams[32] = "", user_streams[32] = "", lfail[32] = "", lfirst[32] = "", lmax[32] = "";
+    const char *texts[11] = {ttl,     cost,         port,  mport,  tries, retry,
+                             streams, user_streams, lfail, lfirst, lmax};
     const struct key keys[] = {
         {"DATABASE_URL", cfg->database_url, sizeof(cfg->database_url)},
         {"JWT_SECRET", cfg->jwt_secret, sizeof(cfg->jwt_secret)},
@@ -197,6 +201,7 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         {"MAIL_RETRY_SECONDS", retry, sizeof(retry)},
         {"MAIL_DIR", cfg->mail_dir, sizeof(cfg->mail_dir)},
         {"SSE_MAX_STREAMS", streams, sizeof(streams)},
+        {"SSE_MAX_STREAMS_PER_USER", user_streams, sizeof(user_streams)},
         {"LOGIN_MAX_FAILURES", lfail, sizeof(lfail)},
         {"LOGIN_LOCKOUT_SECONDS", lfirst, sizeof(lfirst)},
         {"LOGIN_LOCKOUT_MAX_SECONDS", lmax, sizeof(lmax)},

@@ -21,6 +21,7 @@ struct crm_config {
     long mail_retry;       /* MAIL_RETRY_SECONDS: the first backoff, default 30 */
     char mail_dir[512];    /* MAIL_DIR: where .eml files go when MAIL_HOST is empty */
     int sse_max_streams;   /* SSE_MAX_STREAMS: open streams per crm-events, default 10000 */
+    int sse_max_streams_per_user; /* SSE_MAX_STREAMS_PER_USER: of them one user's, default 16 */
     /* The per-account login lockout (README "Login limits"). */
     int login_max_failures; /* LOGIN_MAX_FAILURES: failed logins in a row before, default 5 */
     long login_lockout;     /* LOGIN_LOCKOUT_SECONDS: the first lockout, default 30 */

@@ -7,6 +7,7 @@ struct err_row {
     int status;
     const char *code;
     const char *message;
+    int retry_after; /* seconds, for the Retry-After header; 0: none */
 };
 
 static const struct err_row rows[] = {
@@ -24,10 +25,15 @@ static const struct err_row rows[] = {
     [CRM_EMEDIA] = {415, "unsupported_media_type", "request body must be application/json"},
     [CRM_EINVAL] = {422, "validation_failed", "validation failed"},
     [CRM_ERATE] = {429, "rate_limited", "too many attempts, try again later"},
+    /* A stream whose client vanished is noticed at the next ping (15 s): then there is room. */
+    [CRM_ESTREAMS] = {429, "too_many_streams",
+                      "this user has too many open streams, close one and retry", 15},
     [CRM_EINTERNAL] = {500, "internal", "internal error"},
     [CRM_ENOMEM] = {500, "internal", "internal error"},
     [CRM_EDB] = {500, "internal", "internal error"},
-    [CRM_EUNAVAIL] = {503, "unavailable", "the database is unavailable, retry shortly"},
+    [CRM_EUNAVAIL] = {503, "unavailable", "the database is unavailable, retry shortly", 1},
+    [CRM_EFULL] = {503, "unavailable",
+                   "the server has reached its limit of open streams, retry shortly", 1},
 };
 
 static const struct err_row *
@@ -54,4 +60,10 @@ const char *
 crm_err_message(enum crm_err err)
 {
     return row(err)->message;
+}
+
+int
+crm_err_retry_after(enum crm_err err)
+{
+    return row(err)->retry_after;
 }

@@ -18,10 +18,12 @@ enum crm_err {
     CRM_EMEDIA,     /* 415 unsupported_media_type */
     CRM_EINVAL,     /* 422 validation_failed */
     CRM_ERATE,      /* 429 rate_limited */
+    CRM_ESTREAMS,   /* 429 too_many_streams: the caller holds SSE_MAX_STREAMS_PER_USER streams */
     CRM_EINTERNAL,  /* 500 internal */
     CRM_ENOMEM,     /* 500 internal: out of memory */
     CRM_EDB,        /* 500 internal: a database error that is not an outage */
     CRM_EUNAVAIL,   /* 503 unavailable: the database is down */
+    CRM_EFULL,      /* 503 unavailable: crm-events holds SSE_MAX_STREAMS streams */
 };
 
 /* The HTTP status for err (200 for CRM_OK). */
@@ -32,5 +34,8 @@ const char *crm_err_code(enum crm_err err);
 
 /* A short default message for err, safe to show to any client. */
 const char *crm_err_message(enum crm_err err);
+
+/* The seconds a client should wait before trying again (Retry-After), or 0 for no header. */
+int crm_err_retry_after(enum crm_err err);
 
 #endif

@@ -84,12 +84,8 @@ void
 crm_fcgi_dispatch(const struct crm_app *app, struct crm_req *req, struct crm_resp *resp)
 {
     const struct crm_route *route;
-    char allow[64];
-    enum crm_err err;
+    enum crm_err err = crm_route_match(app->routes, app->nroutes, req, resp, &route);
 
-    err = crm_route_match(app->routes, app->nroutes, req, &route, allow, sizeof(allow));
-    if (err == CRM_EMETHOD)
-        crm_resp_header(resp, "Allow", allow);
     if (err != CRM_OK) {
         crm_resp_error(resp, err);
         return;
@@ -104,7 +100,7 @@ write_response(FCGX_Request *r, const struct crm_req *req, const struct crm_resp
     int n = crm_resp_head(resp, req->id, head, sizeof(head));
 
     FCGX_PutStr(head, n, r->out);
-    if (resp->body != NULL)
+    if (resp->body != NULL && !crm_req_head_only(req))
         FCGX_PutS(resp->body, r->out);
 }
 

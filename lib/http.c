@@ -73,12 +73,15 @@ crm_error_json(enum crm_err err, const char *message, cJSON *fields)
 int
 crm_resp_error_json(struct crm_resp *resp, enum crm_err err, cJSON *body)
 {
-    int status = crm_err_status(err);
+    int status = crm_err_status(err), retry = crm_err_retry_after(err);
+    char secs[16];
 
     if (status == 401)
         crm_resp_header(resp, "WWW-Authenticate", "Bearer");
-    if (status == 503)
-        crm_resp_header(resp, "Retry-After", "1");
+    if (retry > 0) {
+        snprintf(secs, sizeof(secs), "%d", retry);
+        crm_resp_header(resp, "Retry-After", secs);
+    }
     return crm_resp_json(resp, body != NULL ? status : 500, body);
 }
 
@@ -392,6 +395,12 @@ crm_resp_head(const struct crm_resp *resp, const char *reqid, char *buf, size_t 
                      (int)resp->hlen, resp->headers);
 
     return n < 0 || (size_t)n >= sz ? -1 : n;
+}
+
+int
+crm_req_head_only(const struct crm_req *req)
+{
+    return req->method != NULL && strcmp(req->method, "HEAD") == 0;
 }
 
 static int

@@ -87,6 +87,9 @@ int crm_resp_fail(struct crm_resp *resp, enum crm_err err, cJSON *fields);
  * random. */
 void crm_req_set_id(struct crm_req *req, const char *rid);
 
+/* 1 when req is a HEAD: it gets the head a GET would get, and no body. */
+int crm_req_head_only(const struct crm_req *req);
+
 /*
  * The head of the response as a FastCGI responder writes it: Status, X-Request-Id (reqid),
  * Content-Type when there is a body, resp's headers, a blank line; the body follows it. Writes

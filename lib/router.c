@@ -52,23 +52,32 @@ allow_add(char *allow, size_t sz, const char *method)
     memcpy(allow + len, method, mlen + 1);
 }
 
+/* HEAD is GET without the body (RFC 9110 9.3.2): wherever GET is allowed, HEAD is too. */
+static int
+method_matches(const char *route, const char *method)
+{
+    return strcmp(route, method) == 0 || (strcmp(route, "GET") == 0 && strcmp(method, "HEAD") == 0);
+}
+
 enum crm_err
 crm_route_match(const struct crm_route *routes, size_t n, struct crm_req *req,
-                const struct crm_route **out, char *allow, size_t allowsz)
+                struct crm_resp *resp, const struct crm_route **out)
 {
-    int path_seen = 0;
+    char allow[64] = "";
 
-    if (allowsz > 0)
-        allow[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         if (!match(routes[i].pattern, req->path, req))
             continue;
-        if (strcmp(routes[i].method, req->method) == 0) {
+        if (method_matches(routes[i].method, req->method)) {
             *out = &routes[i];
             return CRM_OK;
         }
-        path_seen = 1;
-        allow_add(allow, allowsz, routes[i].method);
+        allow_add(allow, sizeof(allow), routes[i].method);
+        if (strcmp(routes[i].method, "GET") == 0)
+            allow_add(allow, sizeof(allow), "HEAD");
     }
-    return path_seen ? CRM_EMETHOD : CRM_ENOTFOUND;
+    if (allow[0] == '\0')
+        return CRM_ENOTFOUND;
+    crm_resp_header(resp, "Allow", allow);
+    return CRM_EMETHOD;
 }

@@ -16,11 +16,12 @@ struct crm_route {
 };
 
 /*
- * Finds the route for req->method and req->path. Returns CRM_OK with *out set and the ":name"
- * segments stored in req's parameters; CRM_EMETHOD when the path matches only under other methods,
- * which are written to allow as "GET, PATCH"; CRM_ENOTFOUND when no pattern matches the path.
+ * Finds the route for req->method and req->path; a GET route answers HEAD too. Returns CRM_OK
+ * with *out set and the ":name" segments stored in req's parameters; CRM_EMETHOD when the path
+ * matches only under other methods, which it lists in resp's Allow header ("GET, HEAD, PATCH");
+ * CRM_ENOTFOUND when no pattern matches the path.
  */
 enum crm_err crm_route_match(const struct crm_route *routes, size_t n, struct crm_req *req,
-                             const struct crm_route **out, char *allow, size_t allowsz);
+                             struct crm_resp *resp, const struct crm_route **out);
 
 #endif

@@ -5,7 +5,7 @@
 # that daemon down (stack.sh hold NAME / release NAME). Settings (environment):
 #   CRM_VAR      state directory (default ./var)       CRM_PORT     HTTP port (default 8080)
 #   CRM_BIN      built programs (default ./build)      CRM_WORKERS  workers per pool (default 2)
-#   CRM_BCRYPT_COST, CRM_SSE_MAX_STREAMS  written to a new env file (default 12, 10000)
+#   CRM_BCRYPT_COST, CRM_SSE_MAX_STREAMS[_PER_USER]  written to a new env file (12, 10000, 16)
 # As root, every daemon runs as the unprivileged system user `crm` (PostgreSQL refuses root).
 set -euo pipefail
 
@@ -100,6 +100,7 @@ MAIL_RETRY_SECONDS=${CRM_MAIL_RETRY_SECONDS:-30}
 MAIL_MAX_ATTEMPTS=${CRM_MAIL_MAX_ATTEMPTS:-8}
 MAIL_DIR=$VAR/mail
 SSE_MAX_STREAMS=${CRM_SSE_MAX_STREAMS:-10000}
+SSE_MAX_STREAMS_PER_USER=${CRM_SSE_MAX_STREAMS_PER_USER:-16}
 LOGIN_LOCKOUT_SECONDS=${CRM_LOGIN_LOCKOUT_SECONDS:-30}
 LOGIN_LOCKOUT_MAX_SECONDS=${CRM_LOGIN_LOCKOUT_MAX_SECONDS:-900}
 ENV

@@ -19,8 +19,8 @@ usage(void)
            "Last-Event-ID (or ?last_event_id=) replays what a client missed, for 24 hours, after\n"
            "which crm-events purges events. SIGTERM ends every stream and exits.\n\n"
            "Environment: DATABASE_URL, JWT_SECRET (32 bytes or more), SSE_MAX_STREAMS (default\n"
-           "10000, then 503), CRM_ENV_FILE (an env file with the same keys; default\n"
-           "/etc/crm/crm.env).\n");
+           "10000, then 503), SSE_MAX_STREAMS_PER_USER (default 16, then 429 for that user),\n"
+           "CRM_ENV_FILE (an env file with the same keys; default /etc/crm/crm.env).\n");
     return 0;
 }
 
@@ -55,7 +55,8 @@ main(int argc, char **argv)
         return 1;
     }
     raise_nofile();
-    crm_log(CRM_LOG_INFO, NULL, "started, at most %d streams", cfg.sse_max_streams);
+    crm_log(CRM_LOG_INFO, NULL, "started, at most %d streams, %d a user", cfg.sse_max_streams,
+            cfg.sse_max_streams_per_user);
     rc = events_run(&cfg);
     crm_log(CRM_LOG_INFO, NULL, "stopped");
     explicit_bzero(&cfg, sizeof(cfg));

@@ -230,11 +230,11 @@ take_param(void *arg, const char *name, size_t nlen, const char *val, size_t vle
     return 0;
 }
 
-/* Answers s with resp (an error) and closes it. */
+/* Answers s with resp (an error; its head only to a HEAD) and closes it. */
 static void
 respond(struct server *srv, struct stream *s, const struct crm_req *req, struct crm_resp *resp)
 {
-    size_t blen = resp->body != NULL ? strlen(resp->body) : 0;
+    size_t blen = resp->body != NULL && !crm_req_head_only(req) ? strlen(resp->body) : 0;
     char *text = malloc(CRM_RESP_HEAD_MAX + blen);
     int n;
 
@@ -270,18 +270,34 @@ resume_id(struct crm_req *req, const char *header, int64_t *out)
     return CRM_OK;
 }
 
-/* Authenticates the request of s and checks what it asks. CRM_OK with *resume set. */
+/*
+ * The streams uid holds: a walk of every connection, as tick() makes each second, and cheaper
+ * than the database round trip of the authentication the request has just had.
+ */
+static int
+user_streams(const struct server *srv, int64_t uid)
+{
+    int n = 0;
+
+    for (const struct stream *s = srv->streams; s != NULL; s = s->next)
+        n += s->state != ST_REQUEST && s->uid == uid;
+    return n;
+}
+
+/*
+ * Authenticates the request of s and checks what it asks. CRM_OK with *resume set; an error
+ * with its headers (Allow) in resp.
+ */
 static enum crm_err
-check_request(struct server *srv, struct incoming *in, int64_t *resume)
+check_request(struct server *srv, struct incoming *in, struct crm_resp *resp, int64_t *resume)
 {
     static const struct crm_route route = {"GET", "/api/events", NULL};
     struct crm_req *req = &in->req;
     const struct crm_route *found;
     const char *token = NULL;
-    char allow[16];
     enum crm_err err;
 
-    if ((err = crm_route_match(&route, 1, req, &found, allow, sizeof(allow))) != CRM_OK)
+    if ((err = crm_route_match(&route, 1, req, resp, &found)) != CRM_OK)
         return err;
     if (req->authorization == NULL && (err = crm_req_query(req, "access_token", &token)) != CRM_OK)
         return err;
@@ -295,11 +311,29 @@ check_request(struct server *srv, struct incoming *in, int64_t *resume)
     /* Not started for REQUEST_MS (the database is unreachable): come back shortly. */
     if (!srv->started)
         return CRM_EUNAVAIL;
+    /* First the user's own limit: a user at it would gain nothing by retrying after a 503. */
+    if (user_streams(srv, req->who.id) >= srv->cfg->sse_max_streams_per_user) {
+        crm_log(CRM_LOG_WARN, req, "SSE_MAX_STREAMS_PER_USER (%d) reached by user %s",
+                srv->cfg->sse_max_streams_per_user, req->who.idstr);
+        return CRM_ESTREAMS;
+    }
     if (srv->nstreams >= srv->cfg->sse_max_streams) {
         crm_log(CRM_LOG_WARN, req, "SSE_MAX_STREAMS (%d) reached", srv->cfg->sse_max_streams);
-        return CRM_EUNAVAIL;
+        return CRM_EFULL;
     }
     return CRM_OK;
+}
+
+/* A HEAD: the head a stream starts with, and the end; nothing is held open. */
+static void
+answer_head(struct server *srv, struct stream *s, const struct crm_req *req)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head), "%sX-Request-Id: %s\r\n\r\n", sse_head, req->id);
+
+    crm_log(CRM_LOG_INFO, req, "HEAD /api/events 200 user=%s", req->who.idstr);
+    (void)stream_send_text(srv, s, head, (size_t)n);
+    stream_close(srv, s, NULL); /* logged above */
 }
 
 /* The stream starts: headers, retry, then its missed events or the live feed. */
@@ -370,12 +404,12 @@ handle_request(struct server *srv, struct stream *s)
     free(s->params);
     s->params = NULL;
     if (err == CRM_OK)
-        err = check_request(srv, &in, &resume);
-    if (err == CRM_OK) {
+        err = check_request(srv, &in, &resp, &resume);
+    if (err == CRM_OK && crm_req_head_only(req)) {
+        answer_head(srv, s, req);
+    } else if (err == CRM_OK) {
         start_stream(srv, s, req, resume);
     } else if (!retry_later(srv, s, &in, err)) {
-        if (err == CRM_EMETHOD)
-            crm_resp_header(&resp, "Allow", "GET");
         crm_resp_error(&resp, err);
         respond(srv, s, req, &resp);
     }

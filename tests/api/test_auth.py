@@ -179,7 +179,7 @@ def test_unknown_route_and_method():
     check_error(request("GET", "/api/auth/nothing"), 404, "not_found")
     r = request("DELETE", "/api/auth/me")
     check_error(r, 405, "method_not_allowed")
-    assert r.header("Allow") == "GET"
+    assert r.header("Allow") == "GET, HEAD"
     r = request("GET", "/api/auth/login")
     check_error(r, 405, "method_not_allowed")
     assert r.header("Allow") == "POST"

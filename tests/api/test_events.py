@@ -50,7 +50,8 @@ def test_unauthenticated_gets_401_before_the_stream():
 
 def test_other_methods_and_bad_resume_ids(admin):
     r = request("POST", "/api/events", {"x": 1}, token=admin["token"])
-    assert r.status == 405 and r.header("Allow") == "GET" and r.error_code() == "method_not_allowed"
+    assert r.status == 405 and r.header("Allow") == "GET, HEAD"
+    assert r.error_code() == "method_not_allowed"
     for s in (Stream(token=admin["token"], last_id="abc"),
               Stream(token=admin["token"], last_id_query="-1")):
         s.wait_closed()
@@ -360,24 +361,76 @@ def test_deactivated_users_streams_close(admin):
         s.close()
 
 
-def test_max_streams_then_503(admin):
-    """Streams open until SSE_MAX_STREAMS are open (fewer if streams of earlier tests are still
-    being closed), then the next is refused with 503; closing one makes room again. An
-    EventSource (Accept: text/event-stream), which never retries a 503, is told to come back
-    instead: a 200 stream that ends at once with its retry time."""
-    limit = int(env_file()["SSE_MAX_STREAMS"])
-    streams, refused = [], None
+def open_until_refused(tokens, count, accept="text/event-stream"):
+    """Opens up to count streams, taking tokens in turn, until one is refused. Returns the
+    streams that opened and the refused one (None when none was)."""
+    streams = []
+    for i in range(count):
+        s = Stream(token=tokens[i % len(tokens)], accept=accept)
+        if s.status != 200:
+            s.wait_closed()
+            return streams, s
+        streams.append(s)
+    return streams, None
+
+
+def open_again(token, timeout=5):
+    """A stream of token, retried while a stream just closed has not yet left crm-events."""
+    deadline = time.time() + timeout
+    while True:
+        s = Stream(token=token)
+        if s.status == 200 or time.time() > deadline:
+            return s
+        s.close()
+        time.sleep(0.2)
+
+
+def test_streams_per_user_then_429(admin):
+    """A user holds at most SSE_MAX_STREAMS_PER_USER streams; its next is refused with 429
+    while other users, ADMIN included, still get theirs; closing one makes room again."""
+    cap = int(env_file()["SSE_MAX_STREAMS_PER_USER"])
+    assert cap < int(env_file()["SSE_MAX_STREAMS"]) // 2
+    token, _ = make_user(admin["token"], "SALES_EXECUTIVE")
+    other, _ = make_user(admin["token"], "SALES_EXECUTIVE")
+    streams, refused = open_until_refused([token], cap)
     try:
-        for _ in range(limit + 1):
-            s = Stream(token=admin["token"], accept="*/*")
-            if s.status != 200:
-                refused = s
-                break
-            streams.append(s)
-        assert refused is not None and len(streams) <= limit
+        assert refused is None and len(streams) == cap
+        rid = "cap-%d" % random.randrange(10**9)
+        refused = Stream(token=token, headers={"X-Request-Id": rid})
         refused.wait_closed()
-        assert refused.status == 503 and json.loads(refused.body)["error"]["code"] == "unavailable"
-        assert refused.headers["retry-after"] == "1"
+        assert refused.status == 429 and refused.headers["x-request-id"] == rid
+        assert refused.headers["content-type"] == "application/json; charset=utf-8"
+        error = json.loads(refused.body)["error"]
+        assert error["code"] == "too_many_streams" and "too many open streams" in error["message"]
+        assert int(refused.headers["retry-after"]) > 0 and refused.messages == []
+        for t in (other, admin["token"]):
+            s = Stream(token=t)
+            s.close()
+            assert s.status == 200
+        streams.pop().close()
+        streams.append(open_again(token))
+        assert streams[-1].status == 200
+    finally:
+        for s in streams:
+            s.close()
+
+
+def test_max_streams_then_503(admin):
+    """Streams of several users, none at its own limit, open until SSE_MAX_STREAMS are open
+    (fewer if streams of earlier tests are still being closed), then the next is refused with
+    503, which says why; closing one makes room again. An EventSource (Accept:
+    text/event-stream), which never retries a 503, is told to come back instead: a 200 stream
+    that ends at once with its retry time."""
+    limit = int(env_file()["SSE_MAX_STREAMS"])
+    cap = int(env_file()["SSE_MAX_STREAMS_PER_USER"])
+    tokens = [admin["token"]]
+    tokens += [make_user(admin["token"], "SALES_EXECUTIVE")[0] for _ in range(limit // cap + 1)]
+    streams, refused = open_until_refused(tokens, limit + 1, accept="*/*")
+    try:
+        assert refused is not None and len(streams) <= limit
+        assert refused.status == 503 and refused.headers["retry-after"] == "1"
+        error = json.loads(refused.body)["error"]
+        assert error["code"] == "unavailable" and "limit of open streams" in error["message"]
         assert len(streams) >= limit - 5
         told = Stream(token=admin["token"])
         told.wait_closed()
@@ -386,13 +439,8 @@ def test_max_streams_then_503(admin):
     finally:
         for s in streams:
             s.close()
-    deadline = time.time() + 5
-    while True:
-        s = Stream(token=admin["token"])
-        s.close()
-        if s.status == 200 or time.time() > deadline:
-            break
-        time.sleep(0.2)
+    s = open_again(admin["token"])
+    s.close()
     assert s.status == 200
 
 

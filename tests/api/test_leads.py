@@ -159,7 +159,8 @@ def test_bad_id_with_valid_body_is_404(tok):
 def test_method_not_allowed(tok):
     r = request("PUT", "/api/leads/1", {"name": "x"}, token=tok)
     assert r.status == 405 and r.error_code() == "method_not_allowed"
-    assert set(r.header("Allow").replace(" ", "").split(",")) == {"GET", "PATCH", "DELETE"}
+    assert set(r.header("Allow").replace(" ", "").split(",")) == {"GET", "HEAD", "PATCH",
+                                                                   "DELETE"}
 
 
 # --- edit -------------------------------------------------------------------------------------

@@ -182,4 +182,4 @@ def test_unknown_dashboard_route(tok):
     r = request("GET", "/api/dashboard/nothing", token=tok)
     assert r.status == 404 and r.error_code() == "not_found"
     r = request("POST", "/api/dashboard/stats", {"a": 1}, token=tok)
-    assert r.status == 405 and r.header("Allow") == "GET"
+    assert r.status == 405 and r.header("Allow") == "GET, HEAD"

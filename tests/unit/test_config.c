@@ -26,6 +26,7 @@ static const char *const keys[] = {"DATABASE_URL",
                                    "MAIL_USER",
                                    "MAIL_PASS",
                                    "MAIL_FROM",
+                                   "SSE_MAX_STREAMS_PER_USER",
                                    "LOGIN_MAX_FAILURES",
                                    "LOGIN_LOCKOUT_SECONDS",
                                    "LOGIN_LOCKOUT_MAX_SECONDS"};
@@ -60,6 +61,7 @@ test_config_good(void **state)
     assert_int_equal(cfg.bcrypt_cost, 12);
     assert_int_equal(cfg.jwt_ttl, 86400);
     assert_int_equal(cfg.jwt_secret_len, 32);
+    assert_int_equal(cfg.sse_max_streams_per_user, 16);
     assert_int_equal(cfg.login_max_failures, 5);
     assert_int_equal(cfg.login_lockout, 30);
     assert_int_equal(cfg.login_lockout_max, 900);
@@ -119,6 +121,9 @@ test_config_bad_number(void **state)
     assert_int_equal(load(why), -1);
     assert_string_equal(why, "BCRYPT_COST is not a number in its allowed range");
     unsetenv("BCRYPT_COST");
+    setenv("SSE_MAX_STREAMS_PER_USER", "0", 1);
+    assert_int_equal(load(why), -1);
+    assert_string_equal(why, "SSE_MAX_STREAMS_PER_USER is not a number in its allowed range");
     /* A longer lockout would let whoever guesses at an account keep its owner out longer. */
     setenv("LOGIN_LOCKOUT_MAX_SECONDS", "3601", 1);
     assert_int_equal(load(why), -1);

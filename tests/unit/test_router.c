@@ -1,4 +1,4 @@
-/* test_router.c: pattern matching, parameters, 404 and 405 with Allow. */
+/* test_router.c: pattern matching, parameters, HEAD, 404 and 405 with Allow. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,14 +33,20 @@ static const struct crm_route routes[] = {
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
+/* Routes method path; allow gets the response's extra headers ("" or "Allow: ...\r\n"). */
 static enum crm_err
 route(struct crm_req *req, const char *method, const char *path, const struct crm_route **out,
       char *allow)
 {
+    struct crm_resp resp = {0};
+    enum crm_err err;
+
     crm_arena_reset(&req->arena);
     req->method = method;
     req->path = path;
-    return crm_route_match(routes, NROUTES, req, out, allow, 64);
+    err = crm_route_match(routes, NROUTES, req, &resp, out);
+    memcpy(allow, resp.headers, resp.hlen + 1);
+    return err;
 }
 
 static void
@@ -48,7 +54,7 @@ test_router_exact_match(void **state)
 {
     struct crm_req req = {0};
     const struct crm_route *r = NULL;
-    char allow[64];
+    char allow[1024];
 
     (void)state;
     assert_int_equal(route(&req, "GET", "/api/users", &r, allow), CRM_OK);
@@ -62,7 +68,7 @@ test_router_param(void **state)
 {
     struct crm_req req = {0};
     const struct crm_route *r = NULL;
-    char allow[64];
+    char allow[1024];
     int64_t id = 0;
 
     (void)state;
@@ -78,7 +84,7 @@ test_router_param_not_id(void **state)
 {
     struct crm_req req = {0};
     const struct crm_route *r = NULL;
-    char allow[64];
+    char allow[1024];
     int64_t id = 0;
 
     (void)state;
@@ -92,11 +98,30 @@ test_router_method_not_allowed_lists_allow(void **state)
 {
     struct crm_req req = {0};
     const struct crm_route *r = NULL;
-    char allow[64];
+    char allow[1024];
 
     (void)state;
     assert_int_equal(route(&req, "GET", "/api/users/7", &r, allow), CRM_EMETHOD);
-    assert_string_equal(allow, "PATCH, DELETE");
+    assert_string_equal(allow, "Allow: PATCH, DELETE\r\n");
+    assert_int_equal(route(&req, "HEAD", "/api/users/7", &r, allow), CRM_EMETHOD);
+    assert_string_equal(allow, "Allow: PATCH, DELETE\r\n");
+    /* A GET route allows HEAD too. */
+    assert_int_equal(route(&req, "POST", "/api/leads/1/activities", &r, allow), CRM_EMETHOD);
+    assert_string_equal(allow, "Allow: GET, HEAD\r\n");
+    crm_arena_reset(&req.arena);
+}
+
+static void
+test_router_head_takes_the_get_route(void **state)
+{
+    struct crm_req req = {0};
+    const struct crm_route *r = NULL;
+    char allow[1024];
+
+    (void)state;
+    assert_int_equal(route(&req, "HEAD", "/api/users", &r, allow), CRM_OK);
+    assert_ptr_equal(r, &routes[0]);
+    assert_string_equal(allow, "");
     crm_arena_reset(&req.arena);
 }
 
@@ -105,7 +130,7 @@ test_router_not_found(void **state)
 {
     struct crm_req req = {0};
     const struct crm_route *r = NULL;
-    char allow[64];
+    char allow[1024];
 
     (void)state;
     assert_int_equal(route(&req, "GET", "/api/nope", &r, allow), CRM_ENOTFOUND);
@@ -124,6 +149,7 @@ main(void)
         cmocka_unit_test(test_router_param),
         cmocka_unit_test(test_router_param_not_id),
         cmocka_unit_test(test_router_method_not_allowed_lists_allow),
+        cmocka_unit_test(test_router_head_takes_the_get_route),
         cmocka_unit_test(test_router_not_found),
     };
 
