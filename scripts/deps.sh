@@ -5,7 +5,8 @@ set -euo pipefail
 
 pkgs=(make gcc libc6-dev pkg-config libfcgi-dev spawn-fcgi libpq-dev postgresql
       libcjson-dev libssl-dev libcrypt-dev libesmtp-dev libcmocka-dev
-      python3 python3-pytest python3-aiosmtpd curl procps wrk systemd)
+      python3 python3-pytest python3-aiosmtpd curl procps wrk systemd
+      chromium chromium-driver python3-selenium)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,348 @@
+"""The web console (web/) in a real browser against the real stack: Debian's chromium, headless,
+driven through chromium-driver by selenium. Any JavaScript error or CSP violation in a browser's
+console fails the test that caused it. Screenshots go to <test var>/screens/."""
+import gzip
+import http.client
+import os
+import re
+import time
+import uuid
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from conftest import HOST, PORT, ROOT, VAR, login, make_user, register, request, unique_email
+
+BASE = "http://%s:%d/" % (HOST, PORT)
+SCREENS = os.path.join(VAR, "screens")
+XSS_NAME = '<img src=x onerror="window.__xss=1">'
+XSS_NOTE = "<script>window.__xss=2</script> and <b>bold</b>"
+
+
+class Browser:
+    """One headless Chromium with its own session (sessionStorage is per browser)."""
+
+    def __init__(self):
+        opts = webdriver.ChromeOptions()
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1440,1000", "--lang=en-US", "--no-first-run",
+                    "--disable-extensions", "--disable-background-networking"):
+            opts.add_argument(arg)
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+        self.driver.set_script_timeout(10)
+
+    def quit(self):
+        self.driver.quit()
+
+    # --- what the page shows -------------------------------------------------------------
+
+    def console_errors(self):
+        """The console's errors since the last call: JavaScript errors, CSP violations, the
+        app's console.error. A failed request (the API answering 4xx) is logged by the browser
+        as a 'network' error; those are the API's business, not a script error."""
+        return [e for e in self.driver.get_log("browser")
+                if e["level"] == "SEVERE" and e.get("source") != "network"]
+
+    def wait(self, cond, timeout=5, what="condition"):
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
+                lambda d: cond())
+        except TimeoutException:
+            raise AssertionError("timed out waiting for %s (at %s)" % (what, self.driver.current_url))
+
+    def find(self, css):
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def one(self, css, timeout=5):
+        return self.wait(lambda: (self.find(css) or [None])[0], timeout, css)
+
+    def text(self, css, timeout=5):
+        return self.one(css, timeout).text
+
+    def wait_text(self, css, text, timeout=5):
+        """Waits until an element matching css contains text; returns that element."""
+        def hit():
+            for el in self.find(css):
+                try:
+                    if text in el.text:
+                        return el
+                except Exception:
+                    pass  # re-rendered under us: look again
+            return None
+        return self.wait(hit, timeout, "%r in %s" % (text, css))
+
+    def hash(self):
+        return self.driver.execute_script("return location.hash")
+
+    def js(self, script, *args):
+        return self.driver.execute_script(script, *args)
+
+    # --- doing things ----------------------------------------------------------------------
+
+    def open(self, hash_):
+        """Loads the console at #hash_ afresh (a real page load, not a hash change)."""
+        self.driver.get(BASE + "#" + hash_)
+        self.driver.refresh()
+        self.wait(lambda: self.js("return !document.getElementById('main').hasAttribute('aria-busy')"
+                                  " && !!document.querySelector('main h1')"), 10, "the screen")
+
+    def use_session(self, token, user, hash_="/leads"):
+        """Signs in by handing the console a token (as its sign-in screen would keep it), so tests
+        other than the sign-in test do not spend nginx's 10 logins a minute from 127.0.0.1."""
+        self.driver.get(BASE + "favicon.svg")
+        self.js("sessionStorage.setItem('crm.session', JSON.stringify({token: arguments[0], user: arguments[1]}))",
+                token, user)
+        self.open(hash_)
+        self.wait(lambda: self.js("return document.getElementById('conn').dataset.state") == "live",
+                  5, "the live stream")
+
+    def fill(self, form_css, **values):
+        for name, value in values.items():
+            el = self.one("%s [name=%s]" % (form_css, name))
+            if el.tag_name == "select":
+                Select(el).select_by_value(value)
+            else:
+                el.clear()
+                el.send_keys(value)
+
+    def screenshot(self, name):
+        os.makedirs(SCREENS, exist_ok=True)
+        for width in (360, 1440):
+            self.driver.set_window_size(width, 1000)
+            time.sleep(0.2)  # let the layout settle
+            self.driver.save_screenshot(os.path.join(SCREENS, "%s-%d.png" % (name, width)))
+        self.driver.set_window_size(1440, 1000)
+
+
+@pytest.fixture(scope="module")
+def browsers():
+    """Browsers made on demand and closed at the end of the module."""
+    made = []
+
+    def make():
+        b = Browser()
+        made.append(b)
+        return b
+    make.made = made
+    yield make
+    for b in made:
+        b.quit()
+
+
+@pytest.fixture(autouse=True)
+def no_console_errors(browsers):
+    """Every test ends with no JavaScript error in any browser (their logs are read after it)."""
+    yield
+    errors = [e for b in browsers.made for e in b.console_errors()]
+    assert errors == [], errors
+
+
+@pytest.fixture(scope="module")
+def admin_browser(browsers, admin):
+    b = browsers()
+    b.use_session(admin["token"], admin["user"])
+    return b
+
+
+@pytest.fixture(scope="module")
+def sales_user(admin):
+    token, user = make_user(admin["token"], "SALES_EXECUTIVE")
+    return token, user
+
+
+@pytest.fixture(scope="module")
+def sales_browser(browsers, sales_user):
+    b = browsers()
+    b.use_session(*sales_user)
+    return b
+
+
+def new_lead(token, **fields):
+    body = {"name": "Console lead " + uuid.uuid4().hex[:8]}
+    body.update(fields)
+    r = request("POST", "/api/leads", body, token=token)
+    assert r.status == 201, r.text
+    return r.json["lead"]
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+def get(path, headers=None):
+    conn = http.client.HTTPConnection(HOST, PORT, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def test_console_is_served_with_csp_gzip_and_validators():
+    status, h, body = get("/")
+    assert status == 200 and b'<script type="module" src="/js/app.js">' in body
+    csp = h["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert h["x-content-type-options"] == "nosniff" and h["cache-control"] == "no-cache"
+    # No inline script or style, no on* attribute: the CSP would refuse them anyway.
+    assert not re.search(rb"<script(?![^>]*\bsrc=)|<style|\son[a-z]+=|style=", body)
+    status, h, body = get("/js/app.js", {"Accept-Encoding": "gzip"})
+    assert status == 200 and h["content-encoding"] == "gzip"
+    assert h["content-type"].startswith("application/javascript")
+    assert b"import" in gzip.decompress(body)
+    status, _, body = get("/js/app.js", {"If-None-Match": h["etag"]})
+    assert status == 304 and body == b""
+    status, _, _ = get("/css/app.css", {"If-Modified-Since": h["last-modified"]})
+    assert status == 304
+
+
+def test_scripts_and_styles_stay_under_150_kib():
+    total = sum(os.path.getsize(os.path.join(d, f))
+                for d, _, names in os.walk(os.path.join(ROOT, "web"))
+                for f in names if f.endswith((".js", ".css")))
+    assert 0 < total < 150 * 1024, total
+
+
+# --- signing in and out ----------------------------------------------------------------------
+
+def test_sign_in_wrong_password_then_sign_in_and_out(browsers, admin):
+    email = unique_email("console")
+    r = register(name="Console Casey", email=email, password="password123")
+    assert r.status == 201, r.text
+    b = browsers()
+    b.open("/leads")
+    assert b.hash() == "#/login"  # no session: the sign-in screen
+    b.fill("form", email=email, password="wrong-password")
+    b.one("form button[type=submit]").click()
+    b.wait_text("form .alert.error", "e-mail or password")
+    b.fill("form", password="password123")
+    b.one("form button[type=submit]").click()
+    b.wait_text("main h1", "Leads")
+    assert "Console Casey" in b.text("#me")
+    assert b.js("return JSON.parse(sessionStorage.getItem('crm.session')).user.email") == email
+    assert b.js("return localStorage.length") == 0
+    b.one("#signout").click()
+    b.wait_text("main h1", "Sign in")
+    b.wait_text("main .alert", "signed out")
+    assert b.js("return sessionStorage.getItem('crm.session')") is None
+    assert b.one("#top").is_displayed() is False
+
+
+def test_register_lands_on_the_leads(browsers):
+    b = browsers()
+    b.open("/register")
+    b.fill("form", name="Reggie", email="not-an-email", password="password123")
+    b.one("form button[type=submit]").click()
+    b.wait_text("[data-error-for=email]", "e-mail")  # the API's field error, next to the field
+    assert b.one("[name=email]").get_attribute("aria-invalid") == "true"
+    b.fill("form", email=unique_email("reggie"))
+    b.one("form button[type=submit]").click()
+    b.wait_text("main h1", "Leads")
+    b.wait_text("main .empty", "No leads")
+    assert "Reggie" in b.text("#me") and "sales executive" in b.text("#me")
+
+
+def test_revoked_token_returns_to_sign_in_with_a_message(browsers, admin):
+    token, user = make_user(admin["token"], "SALES_EXECUTIVE")
+    b = browsers()
+    b.use_session(token, user)
+    r = request("PATCH", "/api/users/%d" % user["id"], {"active": False}, token=admin["token"])
+    assert r.status == 200, r.text
+    # The stream closes when the user is deactivated; the console finds the token refused and
+    # goes to sign-in by itself.
+    b.wait_text("main .alert", "session has ended", timeout=12)
+    assert b.hash() == "#/login"
+    assert b.js("return sessionStorage.getItem('crm.session')") is None
+
+
+# --- leads -----------------------------------------------------------------------------------
+
+def test_new_lead_form_shows_field_errors_then_creates(sales_browser):
+    b = sales_browser
+    b.open("/leads")
+    b.one("a[href='#/leads/new']").click()
+    b.wait_text("main h1", "New lead")
+    name = "Zephyr " + uuid.uuid4().hex[:8]
+    b.fill("#new-lead", name=name, email="nope", value="12.5", company="Acme Zephyr")
+    b.one("#new-lead button[type=submit]").click()
+    err = b.wait_text("[data-error-for=email]", "e-mail")
+    assert err.is_displayed()
+    assert b.one("#new-lead [name=email]").get_attribute("aria-invalid") == "true"
+    assert b.hash() == "#/leads/new"
+    b.fill("#new-lead", email="zephyr@example.com")
+    b.one("#new-lead button[type=submit]").click()
+    b.wait(lambda: re.fullmatch(r"#/leads/\d+", b.hash()), what="the new lead's page")
+    lead_id = int(b.hash().rsplit("/", 1)[1])
+    r = request("GET", "/api/leads/%d" % lead_id, token=b.js(
+        "return JSON.parse(sessionStorage.getItem('crm.session')).token"))
+    assert r.json["lead"]["name"] == name and r.json["lead"]["value"] == 12.5
+
+
+def test_filter_search_sort_and_the_url_keeps_the_view(sales_browser, sales_user):
+    b = sales_browser
+    tag = uuid.uuid4().hex[:8]
+    a = new_lead(sales_user[0], name="Orchid %s alpha" % tag, source="REFERRAL", value=10)
+    c = new_lead(sales_user[0], name="Orchid %s gamma" % tag, source="EVENT", value=30)
+    new_lead(sales_user[0], name="Unrelated %s" % uuid.uuid4().hex[:8])
+    b.open("/leads")
+    search = b.one("#f-q")
+    search.send_keys("orchid " + tag, Keys.ENTER)
+    b.wait(lambda: len(b.find("tr[data-lead-id]")) == 2, what="two search hits")
+    assert "q=orchid" in b.hash()
+    Select(b.one("#f-source")).select_by_value("EVENT")
+    b.wait(lambda: [r.get_attribute("data-lead-id") for r in b.find("tr[data-lead-id]")]
+           == [str(c["id"])], what="the source filter")
+    assert "source=EVENT" in b.hash()
+    # A reload shows the same view, its controls set as the URL says.
+    b.driver.refresh()
+    b.wait(lambda: [r.get_attribute("data-lead-id") for r in b.find("tr[data-lead-id]")]
+           == [str(c["id"])], what="the same rows after reload")
+    assert b.one("#f-q").get_attribute("value") == "orchid " + tag
+    assert Select(b.one("#f-source")).first_selected_option.get_attribute("value") == "EVENT"
+    # Back: the search without the source filter.
+    b.driver.back()
+    b.wait(lambda: len(b.find("tr[data-lead-id]")) == 2, what="the previous view")
+    # Sorting by value, highest first, then lowest first by the column's button.
+    Select(b.one("#f-sort")).select_by_value("-value")
+    b.wait(lambda: [r.get_attribute("data-lead-id") for r in b.find("tr[data-lead-id]")]
+           == [str(c["id"]), str(a["id"])], what="sorted by value, highest first")
+    b.wait_text("th[aria-sort=descending]", "Value")
+    b.one("th[aria-sort=descending] button").click()
+    b.wait(lambda: [r.get_attribute("data-lead-id") for r in b.find("tr[data-lead-id]")]
+           == [str(a["id"]), str(c["id"])], what="sorted by value, lowest first")
+    assert "sort=value" in b.hash()
+    b.screenshot("leads")
+    Select(b.one("#f-status")).select_by_value("WON")
+    b.wait_text("main .empty", "No leads match")
+    assert "status=WON" in b.hash()
+
+
+def test_paging(sales_browser, sales_user):
+    b = sales_browser
+    tag = uuid.uuid4().hex[:8]
+    for i in range(23):
+        new_lead(sales_user[0], name="Paged %s %02d" % (tag, i))
+    b.open("/leads?q=paged%%20%s&sort=name" % tag)
+    b.wait(lambda: len(b.find("tr[data-lead-id]")) == 20, what="a full first page")
+    assert b.text("#leads-status").startswith("1–20 of 23")
+    b.wait_text(".pager button", "Next").click()
+    b.wait(lambda: len(b.find("tr[data-lead-id]")) == 3, what="the second page")
+    assert "page=2" in b.hash()
+    assert b.text("tr[data-lead-id] .lead-name").endswith("20")
+
+
+def test_user_strings_are_shown_as_text(sales_browser, sales_user):
+    b = sales_browser
+    lead = new_lead(sales_user[0], name=XSS_NAME, company="<i>Co</i>")
+    b.open("/leads?q=" + "onerror")
+    link = b.wait_text("a.lead-name", "onerror")
+    assert link.text == XSS_NAME
+    assert b.text("tr[data-lead-id='%d'] td:nth-child(2)" % lead["id"]) == "<i>Co</i>"
+    assert b.find("img[src=x]") == [] and b.find("main i") == []
+    assert b.js("return window.__xss") is None
