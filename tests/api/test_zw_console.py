@@ -346,3 +346,149 @@ def test_user_strings_are_shown_as_text(sales_browser, sales_user):
     assert b.text("tr[data-lead-id='%d'] td:nth-child(2)" % lead["id"]) == "<i>Co</i>"
     assert b.find("img[src=x]") == [] and b.find("main i") == []
     assert b.js("return window.__xss") is None
+
+
+# --- one lead --------------------------------------------------------------------------------
+
+def test_lead_detail_status_timeline_and_load_more(sales_browser, sales_user):
+    b = sales_browser
+    lead = new_lead(sales_user[0], value=99.5, company="Detail Co")
+    for i in range(55):
+        r = request("POST", "/api/leads/%d/activity" % lead["id"],
+                    {"type": "CALL", "content": "call %02d" % i}, token=sales_user[0])
+        assert r.status == 201, r.text
+    b.open("/leads/%d" % lead["id"])
+    assert b.text("#lead-title") == lead["name"]
+    b.wait(lambda: len(b.find("#timeline li")) == 50, what="the 50 newest activities")
+    b.one("#load-more").click()
+    b.wait(lambda: len(b.find("#timeline li")) == 56, what="the rest of the timeline")
+    assert not b.one("#load-more").is_displayed()
+    assert "Created" in b.find("#timeline li")[-1].text
+    # Status with a note.
+    Select(b.one("#new-status")).select_by_value("QUALIFIED")
+    b.one("#status-note").send_keys("budget confirmed")
+    b.one("#status-form button").click()
+    b.wait_text("#lead-status", "Qualified")
+    first = b.wait_text("#timeline li", "budget confirmed")
+    assert "New → Qualified" in first.text
+    # An activity of one's own, with markup in it: shown as text.
+    Select(b.one("#add-activity [name=type]")).select_by_value("MEETING")
+    b.one("#add-activity [name=content]").send_keys(XSS_NOTE)
+    b.one("#add-activity button").click()
+    note = b.wait_text("#timeline li .content", "window.__xss=2")
+    assert note.text == XSS_NOTE
+    assert b.find("#timeline b") == [] and b.js("return window.__xss") is None
+    # An empty activity: the API's field error next to the field.
+    b.one("#add-activity button").click()
+    b.wait_text("[data-error-for=content]", "")
+    assert b.one("#add-activity [name=content]").get_attribute("aria-invalid") == "true"
+    # Sales executives do not get the assign and delete controls.
+    assert b.find("#assign-form") == [] and b.find("#delete-lead") == []
+    b.screenshot("lead")
+
+
+def test_edit_conflict_shows_theirs_and_reapplies(sales_browser, sales_user, admin):
+    b = sales_browser
+    lead = new_lead(sales_user[0], notes="first notes", phone="111")
+    b.open("/leads/%d" % lead["id"])
+    b.fill("#edit-lead", notes="my notes")
+    # Someone else saves first (the page hears of it, but keeps the user's edits).
+    r = request("PATCH", "/api/leads/%d" % lead["id"], {"notes": "their notes", "phone": "222"},
+                token=admin["token"], headers={"If-Match": '"%d"' % lead["version"]})
+    assert r.status == 200, r.text
+    b.wait_text("#edit-lead", "")  # the form is still there
+    b.wait(lambda: "222" in b.text(".facts"), what="their change shown live")
+    assert b.one("#edit-lead [name=notes]").get_attribute("value") == "my notes"
+    b.one("#edit-lead button[type=submit]").click()
+    b.wait_text("#conflict .alert", "Someone else changed this lead")
+    assert b.text("#conflict td.theirs") == "their notes"
+    assert b.text("#conflict td.mine") == "my notes"
+    b.screenshot("conflict")
+    b.one("#reapply").click()
+    b.wait_text("#edit-lead", "")
+    b.wait_text(".alert.ok", "Saved")
+    now = request("GET", "/api/leads/%d" % lead["id"], token=admin["token"]).json["lead"]
+    assert now["notes"] == "my notes" and now["phone"] == "222"  # theirs kept, mine applied
+    assert now["version"] == lead["version"] + 2
+
+
+def test_admin_assigns_and_deletes_with_confirmation(admin_browser, admin, sales_user):
+    b = admin_browser
+    lead = new_lead(admin["token"], owner_id=admin["user"]["id"])
+    b.open("/leads/%d" % lead["id"])
+    b.wait(lambda: len(b.find("#new-owner option")) > 1, what="the users to assign to")
+    Select(b.one("#new-owner")).select_by_value(str(sales_user[1]["id"]))
+    b.one("#assign-form button").click()
+    b.wait_text("#assign-form .alert", "Assigned to")
+    r = request("GET", "/api/leads/%d" % lead["id"], token=admin["token"])
+    assert r.json["lead"]["owner"]["id"] == sales_user[1]["id"]
+    b.one("#delete-lead").click()
+    b.one("#delete-no").click()  # cancelling deletes nothing
+    assert request("GET", "/api/leads/%d" % lead["id"], token=admin["token"]).status == 200
+    b.one("#delete-lead").click()
+    b.one("#delete-yes").click()
+    b.wait(lambda: b.hash() == "#/leads", what="back to the list")
+    assert request("GET", "/api/leads/%d" % lead["id"], token=admin["token"]).status == 404
+
+
+# --- live ------------------------------------------------------------------------------------
+
+def bell(b):
+    return b.js("return document.getElementById('bell-count').textContent")
+
+
+def test_live_status_change_reaches_list_detail_and_bell(admin_browser, sales_browser, sales_user,
+                                                         admin):
+    manager_token, _ = make_user(admin["token"], "MANAGER")
+    lead = new_lead(sales_user[0], name="Live " + uuid.uuid4().hex[:8])
+    admin_browser.open("/leads?q=" + lead["name"].replace(" ", "%20"))
+    admin_browser.wait_text("tr[data-lead-id='%d']" % lead["id"], "New")
+    sales_browser.open("/leads/%d" % lead["id"])
+    for b in (admin_browser, sales_browser):
+        b.js("window.__same_page = true")
+        b.one("#bell").click()  # opening the bell marks everything seen
+        b.one("#bell").click()
+        assert bell(b) == ""
+    r = request("PATCH", "/api/leads/%d/status" % lead["id"], {"status": "WON"},
+                token=manager_token)
+    assert r.status == 200, r.text
+    sent = time.time()
+    admin_browser.wait_text("tr[data-lead-id='%d'] .badge" % lead["id"], "Won", timeout=2)
+    sales_browser.wait_text("#lead-status", "Won", timeout=2)
+    sales_browser.wait_text("#timeline li", "New → Won", timeout=2)
+    for b in (admin_browser, sales_browser):
+        b.wait(lambda: bell(b) == "1", 2, "the bell")
+        b.wait_text(".toast", "to Won", timeout=2)
+    assert time.time() - sent < 2.5
+    for b in (admin_browser, sales_browser):
+        assert b.js("return window.__same_page") is True  # no reload
+        b.one("#bell").click()
+        link = b.wait_text("#bell-list a", "to Won")
+        assert link.get_attribute("href").endswith("#/leads/%d" % lead["id"])
+        assert bell(b) == ""  # opened: nothing unseen
+    admin_browser.screenshot("bell")
+    link.click()  # the sales browser: the link goes to the lead
+    admin_browser.one("#bell").click()
+
+
+def test_sales_session_never_sees_events_of_others_leads(sales_browser, sales_user, admin):
+    b = sales_browser
+    other_token, _ = make_user(admin["token"], "SALES_EXECUTIVE")
+    hidden = new_lead(other_token, name="Hidden " + uuid.uuid4().hex[:8])
+    mine = new_lead(sales_user[0], name="Mine " + uuid.uuid4().hex[:8])
+    b.open("/leads")
+    b.one("#bell").click()
+    b.one("#bell").click()
+    request("PATCH", "/api/leads/%d/status" % hidden["id"], {"status": "LOST"}, token=admin["token"])
+    request("POST", "/api/leads/%d/activity" % hidden["id"], {"type": "NOTE", "content": "x"},
+            token=admin["token"])
+    # An event it may see, after those: when it has arrived, the others would have too.
+    request("PATCH", "/api/leads/%d/status" % mine["id"], {"status": "CONTACTED"},
+            token=admin["token"])
+    b.wait(lambda: bell(b) == "1", 3, "the visible event")
+    b.one("#bell").click()
+    items = [li.text for li in b.find("#bell-list li")]
+    assert any(mine["name"] in t for t in items), items
+    assert not any(hidden["name"] in t or "#%d" % hidden["id"] in t for t in items), items
+    assert hidden["name"] not in b.driver.page_source
+    b.one("#bell").click()

@@ -6,6 +6,7 @@ import * as live from "./live.js";
 import * as auth from "./views/auth.js";
 import * as leads from "./views/leads.js";
 import * as leadForm from "./views/lead-new.js";
+import * as lead from "./views/lead.js";
 
 const MANAGERS = ["ADMIN", "MANAGER"];
 const ROUTES = [
@@ -13,6 +14,7 @@ const ROUTES = [
   { re: /^register$/, view: auth.register, public: true },
   { re: /^leads$/, view: leads },
   { re: /^leads\/new$/, view: leadForm },
+  { re: /^leads\/(\d+)$/, view: lead },
 ];
 const MENU = [
   { href: "#/leads", label: "Leads", path: /^leads/ },
