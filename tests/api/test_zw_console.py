@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -51,7 +51,9 @@ class Browser:
 
     def wait(self, cond, timeout=5, what="condition"):
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
+            # Live events re-render lists under the test: a vanished element means look again.
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.05,
+                                 ignored_exceptions=(StaleElementReferenceException,)).until(
                 lambda d: cond())
         except TimeoutException:
             raise AssertionError("timed out waiting for %s (at %s)" % (what, self.driver.current_url))
@@ -63,7 +65,10 @@ class Browser:
         return self.wait(lambda: (self.find(css) or [None])[0], timeout, css)
 
     def text(self, css, timeout=5):
-        return self.one(css, timeout).text
+        def get():
+            els = self.find(css)
+            return (els[0].text,) if els else None
+        return self.wait(get, timeout, css)[0]
 
     def wait_text(self, css, text, timeout=5):
         """Waits until an element matching css contains text; returns that element."""
@@ -72,10 +77,20 @@ class Browser:
                 try:
                     if text in el.text:
                         return el
-                except Exception:
+                except StaleElementReferenceException:
                     pass  # re-rendered under us: look again
             return None
         return self.wait(hit, timeout, "%r in %s" % (text, css))
+
+    def click(self, css, timeout=5):
+        """Clicks what css finds, finding it again if a re-render replaced it meanwhile."""
+        def attempt():
+            els = self.find(css)
+            if not els:
+                return None
+            els[0].click()
+            return True
+        self.wait(attempt, timeout, "to click " + css)
 
     def hash(self):
         return self.driver.execute_script("return location.hash")
@@ -219,15 +234,15 @@ def test_sign_in_wrong_password_then_sign_in_and_out(browsers, admin):
     b.open("/leads")
     assert b.hash() == "#/login"  # no session: the sign-in screen
     b.fill("form", email=email, password="wrong-password")
-    b.one("form button[type=submit]").click()
+    b.click("form button[type=submit]")
     b.wait_text("form .alert.error", "e-mail or password")
     b.fill("form", password="password123")
-    b.one("form button[type=submit]").click()
+    b.click("form button[type=submit]")
     b.wait_text("main h1", "Leads")
     assert "Console Casey" in b.text("#me")
     assert b.js("return JSON.parse(sessionStorage.getItem('crm.session')).user.email") == email
     assert b.js("return localStorage.length") == 0
-    b.one("#signout").click()
+    b.click("#signout")
     b.wait_text("main h1", "Sign in")
     b.wait_text("main .alert", "signed out")
     assert b.js("return sessionStorage.getItem('crm.session')") is None
@@ -238,11 +253,11 @@ def test_register_lands_on_the_leads(browsers):
     b = browsers()
     b.open("/register")
     b.fill("form", name="Reggie", email="not-an-email", password="password123")
-    b.one("form button[type=submit]").click()
+    b.click("form button[type=submit]")
     b.wait_text("[data-error-for=email]", "e-mail")  # the API's field error, next to the field
     assert b.one("[name=email]").get_attribute("aria-invalid") == "true"
     b.fill("form", email=unique_email("reggie"))
-    b.one("form button[type=submit]").click()
+    b.click("form button[type=submit]")
     b.wait_text("main h1", "Leads")
     b.wait_text("main .empty", "No leads")
     assert "Reggie" in b.text("#me") and "sales executive" in b.text("#me")
@@ -266,17 +281,17 @@ def test_revoked_token_returns_to_sign_in_with_a_message(browsers, admin):
 def test_new_lead_form_shows_field_errors_then_creates(sales_browser):
     b = sales_browser
     b.open("/leads")
-    b.one("a[href='#/leads/new']").click()
+    b.click("a[href='#/leads/new']")
     b.wait_text("main h1", "New lead")
     name = "Zephyr " + uuid.uuid4().hex[:8]
     b.fill("#new-lead", name=name, email="nope", value="12.5", company="Acme Zephyr")
-    b.one("#new-lead button[type=submit]").click()
+    b.click("#new-lead button[type=submit]")
     err = b.wait_text("[data-error-for=email]", "e-mail")
     assert err.is_displayed()
     assert b.one("#new-lead [name=email]").get_attribute("aria-invalid") == "true"
     assert b.hash() == "#/leads/new"
     b.fill("#new-lead", email="zephyr@example.com")
-    b.one("#new-lead button[type=submit]").click()
+    b.click("#new-lead button[type=submit]")
     b.wait(lambda: re.fullmatch(r"#/leads/\d+", b.hash()), what="the new lead's page")
     lead_id = int(b.hash().rsplit("/", 1)[1])
     r = request("GET", "/api/leads/%d" % lead_id, token=b.js(
@@ -313,7 +328,7 @@ def test_filter_search_sort_and_the_url_keeps_the_view(sales_browser, sales_user
     b.wait(lambda: [r.get_attribute("data-lead-id") for r in b.find("tr[data-lead-id]")]
            == [str(c["id"]), str(a["id"])], what="sorted by value, highest first")
     b.wait_text("th[aria-sort=descending]", "Value")
-    b.one("th[aria-sort=descending] button").click()
+    b.click("th[aria-sort=descending] button")
     b.wait(lambda: [r.get_attribute("data-lead-id") for r in b.find("tr[data-lead-id]")]
            == [str(a["id"]), str(c["id"])], what="sorted by value, lowest first")
     assert "sort=value" in b.hash()
@@ -331,7 +346,7 @@ def test_paging(sales_browser, sales_user):
     b.open("/leads?q=paged%%20%s&sort=name" % tag)
     b.wait(lambda: len(b.find("tr[data-lead-id]")) == 20, what="a full first page")
     assert b.text("#leads-status").startswith("1–20 of 23")
-    b.wait_text(".pager button", "Next").click()
+    b.click(".pager button:last-child")
     b.wait(lambda: len(b.find("tr[data-lead-id]")) == 3, what="the second page")
     assert "page=2" in b.hash()
     assert b.text("tr[data-lead-id] .lead-name").endswith("20")
@@ -360,26 +375,26 @@ def test_lead_detail_status_timeline_and_load_more(sales_browser, sales_user):
     b.open("/leads/%d" % lead["id"])
     assert b.text("#lead-title") == lead["name"]
     b.wait(lambda: len(b.find("#timeline li")) == 50, what="the 50 newest activities")
-    b.one("#load-more").click()
+    b.click("#load-more")
     b.wait(lambda: len(b.find("#timeline li")) == 56, what="the rest of the timeline")
     assert not b.one("#load-more").is_displayed()
     assert "Created" in b.find("#timeline li")[-1].text
     # Status with a note.
     Select(b.one("#new-status")).select_by_value("QUALIFIED")
     b.one("#status-note").send_keys("budget confirmed")
-    b.one("#status-form button").click()
+    b.click("#status-form button")
     b.wait_text("#lead-status", "Qualified")
     first = b.wait_text("#timeline li", "budget confirmed")
     assert "New → Qualified" in first.text
     # An activity of one's own, with markup in it: shown as text.
     Select(b.one("#add-activity [name=type]")).select_by_value("MEETING")
     b.one("#add-activity [name=content]").send_keys(XSS_NOTE)
-    b.one("#add-activity button").click()
+    b.click("#add-activity button")
     note = b.wait_text("#timeline li .content", "window.__xss=2")
     assert note.text == XSS_NOTE
     assert b.find("#timeline b") == [] and b.js("return window.__xss") is None
     # An empty activity: the API's field error next to the field.
-    b.one("#add-activity button").click()
+    b.click("#add-activity button")
     b.wait_text("[data-error-for=content]", "")
     assert b.one("#add-activity [name=content]").get_attribute("aria-invalid") == "true"
     # Sales executives do not get the assign and delete controls.
@@ -399,12 +414,12 @@ def test_edit_conflict_shows_theirs_and_reapplies(sales_browser, sales_user, adm
     b.wait_text("#edit-lead", "")  # the form is still there
     b.wait(lambda: "222" in b.text(".facts"), what="their change shown live")
     assert b.one("#edit-lead [name=notes]").get_attribute("value") == "my notes"
-    b.one("#edit-lead button[type=submit]").click()
+    b.click("#edit-lead button[type=submit]")
     b.wait_text("#conflict .alert", "Someone else changed this lead")
     assert b.text("#conflict td.theirs") == "their notes"
     assert b.text("#conflict td.mine") == "my notes"
     b.screenshot("conflict")
-    b.one("#reapply").click()
+    b.click("#reapply")
     b.wait_text("#edit-lead", "")
     b.wait_text(".alert.ok", "Saved")
     now = request("GET", "/api/leads/%d" % lead["id"], token=admin["token"]).json["lead"]
@@ -418,15 +433,15 @@ def test_admin_assigns_and_deletes_with_confirmation(admin_browser, admin, sales
     b.open("/leads/%d" % lead["id"])
     b.wait(lambda: len(b.find("#new-owner option")) > 1, what="the users to assign to")
     Select(b.one("#new-owner")).select_by_value(str(sales_user[1]["id"]))
-    b.one("#assign-form button").click()
+    b.click("#assign-form button")
     b.wait_text("#assign-form .alert", "Assigned to")
     r = request("GET", "/api/leads/%d" % lead["id"], token=admin["token"])
     assert r.json["lead"]["owner"]["id"] == sales_user[1]["id"]
-    b.one("#delete-lead").click()
-    b.one("#delete-no").click()  # cancelling deletes nothing
+    b.click("#delete-lead")
+    b.click("#delete-no")  # cancelling deletes nothing
     assert request("GET", "/api/leads/%d" % lead["id"], token=admin["token"]).status == 200
-    b.one("#delete-lead").click()
-    b.one("#delete-yes").click()
+    b.click("#delete-lead")
+    b.click("#delete-yes")
     b.wait(lambda: b.hash() == "#/leads", what="back to the list")
     assert request("GET", "/api/leads/%d" % lead["id"], token=admin["token"]).status == 404
 
@@ -446,8 +461,8 @@ def test_live_status_change_reaches_list_detail_and_bell(admin_browser, sales_br
     sales_browser.open("/leads/%d" % lead["id"])
     for b in (admin_browser, sales_browser):
         b.js("window.__same_page = true")
-        b.one("#bell").click()  # opening the bell marks everything seen
-        b.one("#bell").click()
+        b.click("#bell")  # opening the bell marks everything seen
+        b.click("#bell")
         assert bell(b) == ""
     r = request("PATCH", "/api/leads/%d/status" % lead["id"], {"status": "WON"},
                 token=manager_token)
@@ -462,13 +477,13 @@ def test_live_status_change_reaches_list_detail_and_bell(admin_browser, sales_br
     assert time.time() - sent < 2.5
     for b in (admin_browser, sales_browser):
         assert b.js("return window.__same_page") is True  # no reload
-        b.one("#bell").click()
+        b.click("#bell")
         link = b.wait_text("#bell-list a", "to Won")
         assert link.get_attribute("href").endswith("#/leads/%d" % lead["id"])
         assert bell(b) == ""  # opened: nothing unseen
     admin_browser.screenshot("bell")
     link.click()  # the sales browser: the link goes to the lead
-    admin_browser.one("#bell").click()
+    admin_browser.click("#bell")
 
 
 def test_sales_session_never_sees_events_of_others_leads(sales_browser, sales_user, admin):
@@ -477,8 +492,8 @@ def test_sales_session_never_sees_events_of_others_leads(sales_browser, sales_us
     hidden = new_lead(other_token, name="Hidden " + uuid.uuid4().hex[:8])
     mine = new_lead(sales_user[0], name="Mine " + uuid.uuid4().hex[:8])
     b.open("/leads")
-    b.one("#bell").click()
-    b.one("#bell").click()
+    b.click("#bell")
+    b.click("#bell")
     request("PATCH", "/api/leads/%d/status" % hidden["id"], {"status": "LOST"}, token=admin["token"])
     request("POST", "/api/leads/%d/activity" % hidden["id"], {"type": "NOTE", "content": "x"},
             token=admin["token"])
@@ -486,9 +501,96 @@ def test_sales_session_never_sees_events_of_others_leads(sales_browser, sales_us
     request("PATCH", "/api/leads/%d/status" % mine["id"], {"status": "CONTACTED"},
             token=admin["token"])
     b.wait(lambda: bell(b) == "1", 3, "the visible event")
-    b.one("#bell").click()
+    b.click("#bell")
     items = [li.text for li in b.find("#bell-list li")]
     assert any(mine["name"] in t for t in items), items
     assert not any(hidden["name"] in t or "#%d" % hidden["id"] in t for t in items), items
     assert hidden["name"] not in b.driver.page_source
-    b.one("#bell").click()
+    b.click("#bell")
+
+
+# --- dashboard, users and who sees what ------------------------------------------------------
+
+def menu(b):
+    return [a.text for a in b.find("#menu a")]
+
+
+def test_sales_executive_sees_no_dashboard_or_users(sales_browser):
+    b = sales_browser
+    b.open("/leads")
+    assert menu(b) == ["Leads"]
+    for screen in ("/dashboard", "/users"):
+        b.open(screen)
+        b.wait_text("main h1", "Not allowed")
+        assert "not allow" in b.text("#not-allowed")
+        assert b.find("#stats") == [] and b.find(".role-select") == []
+    b.screenshot("not-allowed")
+
+
+def test_manager_has_the_dashboard_but_not_users(browsers, admin):
+    b = browsers()
+    b.use_session(*make_user(admin["token"], "MANAGER"))
+    assert menu(b) == ["Leads", "Dashboard"]
+    b.open("/users")
+    b.wait_text("main h1", "Not allowed")
+    b.open("/dashboard")
+    b.wait_text("main h1", "Dashboard")
+    b.one("#stats [data-stat=total_leads]")
+    b.quit()
+    browsers.made.remove(b)
+
+
+def test_dashboard_figures_chart_period_and_live(admin_browser, admin, sales_user):
+    b = admin_browser
+    b.open("/dashboard")
+    assert menu(b) == ["Leads", "Dashboard", "Users"]
+    stats = request("GET", "/api/dashboard/stats", token=admin["token"]).json
+
+    def shown(key):
+        return b.text("#stats [data-stat=%s] .value" % key)
+    b.wait(lambda: shown("total_leads") == "{:,}".format(stats["total_leads"]), what="the total")
+    by = request("GET", "/api/dashboard/leads-by-status", token=admin["token"]).json["data"]
+    bars = b.find("#by-status svg g[data-status]")
+    assert [g.get_attribute("data-status") for g in bars] == [d["status"] for d in by]
+    widths = {g.get_attribute("data-status"): float(g.find_element(By.TAG_NAME, "rect")
+                                                       .get_attribute("width")) for g in bars}
+    top = max(by, key=lambda d: d["count"])
+    assert widths[top["status"]] == 260  # the longest bar is the largest count
+    # The period is in the URL, and the top sales follow it.
+    Select(b.one("#period")).select_by_value("30")
+    b.wait(lambda: "period=30" in b.hash(), what="the period in the URL")
+    b.wait(lambda: b.find("#top-sales table, #top-sales .empty"), what="top sales")
+    b.driver.refresh()
+    b.wait(lambda: Select(b.one("#period")).first_selected_option.get_attribute("value") == "30",
+           what="the period after reload")
+    # Live: a lead won elsewhere moves the figures without a reload.
+    before = request("GET", "/api/dashboard/stats", token=admin["token"]).json["won"]
+    b.wait(lambda: shown("won") == "{:,}".format(before), what="the won count")
+    lead = new_lead(sales_user[0], value=10)
+    request("PATCH", "/api/leads/%d/status" % lead["id"], {"status": "WON"}, token=sales_user[0])
+    b.wait(lambda: shown("won") == "{:,}".format(before + 1), 3, "the won count, live")
+    b.screenshot("dashboard")
+
+
+def test_users_change_role_deactivate_and_reactivate(admin_browser, admin):
+    b = admin_browser
+    token, user = make_user(admin["token"], "SALES_EXECUTIVE")
+    total = request("GET", "/api/users?limit=1", token=admin["token"]).json["page"]["total"]
+    b.open("/users?page=%d" % ((total + 19) // 20))
+    row = "tr[data-user-id='%d']" % user["id"]
+    b.one(row)
+    Select(b.one(row + " .role-select")).select_by_value("MANAGER")
+    b.wait_text("main .alert.ok", "role is now Manager")
+    assert request("GET", "/api/auth/me", token=token).json["user"]["role"] == "MANAGER"
+    b.wait_text(row + " .toggle-active", "Deactivate").click()
+    b.wait_text(row + " .toggle-active", "Reactivate")
+    assert request("GET", "/api/auth/me", token=token).status == 401
+    b.click(row + " .toggle-active")
+    b.wait_text(row + " .toggle-active", "Deactivate")
+    assert login(user["email"], "password123").status == 200
+    # An admin cannot lock itself out: its own controls are disabled.
+    b.open("/users")
+    me = "tr[data-user-id='%d']" % admin["user"]["id"]
+    assert not b.one(me + " .role-select").is_enabled()
+    assert not b.one(me + " .toggle-active").is_enabled()
+    b.screenshot("users")

@@ -38,6 +38,7 @@ export function saveSession(token, user) {
 
 export function clearSession() {
   sessionStorage.removeItem(KEY);
+  usersCache = null;
 }
 
 /** Sends a request; resolves to the parsed body (null for 204), rejects with an ApiError. */
@@ -75,4 +76,24 @@ export function query(params) {
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") q.set(k, v);
   const s = q.toString();
   return s ? "?" + s : "";
+}
+
+let usersCache = null;
+
+/** Every user (ADMIN and MANAGER may list them), for owner menus: fetched page by page, kept a
+ * minute so moving between screens does not fetch them again. */
+export function allUsers() {
+  if (usersCache && usersCache.at > Date.now() - 60000) return usersCache.list;
+  const list = (async () => {
+    const out = [];
+    for (let offset = 0; offset < 5000; offset += 100) {
+      const r = await api("GET", "/users" + query({ limit: 100, offset }));
+      out.push(...r.data);
+      if (offset + 100 >= r.page.total) break;
+    }
+    return out;
+  })();
+  usersCache = { at: Date.now(), list };
+  list.catch(() => (usersCache = null));
+  return list;
 }

@@ -7,6 +7,8 @@ import * as auth from "./views/auth.js";
 import * as leads from "./views/leads.js";
 import * as leadForm from "./views/lead-new.js";
 import * as lead from "./views/lead.js";
+import * as dashboard from "./views/dashboard.js";
+import * as users from "./views/users.js";
 
 const MANAGERS = ["ADMIN", "MANAGER"];
 const ROUTES = [
@@ -15,6 +17,8 @@ const ROUTES = [
   { re: /^leads$/, view: leads },
   { re: /^leads\/new$/, view: leadForm },
   { re: /^leads\/(\d+)$/, view: lead },
+  { re: /^dashboard$/, view: dashboard, roles: MANAGERS },
+  { re: /^users$/, view: users, roles: ["ADMIN"] },
 ];
 const MENU = [
   { href: "#/leads", label: "Leads", path: /^leads/ },

@@ -1,5 +1,5 @@
 // lead-new.js: the new lead form, and the lead fields it shares with the edit form.
-import { api } from "../api.js";
+import { api, allUsers } from "../api.js";
 import { h, mount, field, select, showFieldErrors, alertBox, say, SOURCES } from "../dom.js";
 
 export const EDITABLE = ["name", "company", "email", "phone", "source", "value", "notes"];
@@ -42,9 +42,9 @@ export async function render(main, ctx) {
   mount(main, h("h1", {}, "New lead"), form);
   form.elements.namedItem("name").focus();
   if (manager) {
-    api("GET", "/users?limit=100").then((r) => {
+    allUsers().then((list) => {
       const sel = form.elements.namedItem("owner_id");
-      for (const u of r.data) if (u.active && u.id !== ctx.user.id) sel.append(h("option", { value: u.id }, u.name + " (" + u.email + ")"));
+      for (const u of list) if (u.active && u.id !== ctx.user.id) sel.append(h("option", { value: u.id }, u.name + " (" + u.email + ")"));
     }, () => {});
   }
   form.addEventListener("submit", async (e) => {

@@ -1,7 +1,7 @@
 // lead.js: one lead: its facts, the edit form (If-Match, with a conflict screen on 412), status
 // change, assignment and deletion (ADMIN, MANAGER), and the timeline. Live events for this lead
 // update it in place.
-import { api, query } from "../api.js";
+import { api, query, allUsers } from "../api.js";
 import { h, mount, fmt, select, field, showFieldErrors, alertBox, say, STATUSES } from "../dom.js";
 import { leadFields, leadBody, EDITABLE } from "./lead-new.js";
 import { toast } from "../live.js";
@@ -169,9 +169,10 @@ function statusCard() {
 function assignCard() {
   const msg = alertBox();
   s.ownerSel = select({ name: "owner_id", id: "new-owner" }, s.lead.owner ? [[s.lead.owner.id, s.lead.owner.name]] : [], s.lead.owner && s.lead.owner.id);
-  api("GET", "/users?limit=100").then((r) => {
-    const current = s && s.lead.owner ? s.lead.owner.id : null;
-    mount(s.ownerSel, r.data.filter((u) => u.active).map((u) => h("option", { value: u.id, selected: u.id === current }, u.name + " (" + fmt.label(u.role) + ")")));
+  allUsers().then((list) => {
+    if (!s) return;
+    const current = s.lead.owner ? s.lead.owner.id : null;
+    mount(s.ownerSel, list.filter((u) => u.active).map((u) => h("option", { value: u.id, selected: u.id === current }, u.name + " (" + fmt.label(u.role) + ")")));
   }, () => {});
   const form = h("form", { id: "assign-form" }, h("div", { class: "field" }, h("label", { for: "new-owner" }, "Owner"), s.ownerSel), h("button", { type: "submit" }, "Assign"), msg);
   form.addEventListener("submit", async (e) => {

@@ -1,6 +1,6 @@
 // leads.js: the leads table. The view (filters, search, sort, page) lives in the URL's hash,
 // so a reload, the back button or a shared link shows the same thing.
-import { api, query } from "../api.js";
+import { api, query, allUsers } from "../api.js";
 import { h, mount, fmt, select, STATUSES, SOURCES } from "../dom.js";
 
 const PAGE = 20;
@@ -25,13 +25,6 @@ function viewOf(params) {
 function hashOf(v) {
   const p = { ...v, page: v.page > 1 ? v.page : "" };
   return "#/leads" + query(p);
-}
-
-/** Owners for the filter (ADMIN and MANAGER only): one page of users is plenty for a menu. */
-let owners = null;
-async function loadOwners() {
-  if (!owners) owners = api("GET", "/users?limit=100").then((r) => r.data, () => []);
-  return owners;
 }
 
 export async function render(main, ctx) {
@@ -71,11 +64,11 @@ export async function render(main, ctx) {
   );
 
   if (manager) {
-    loadOwners().then((list) => {
+    allUsers().then((list) => {
       const sel = form.querySelector("#f-owner");
       if (!sel || !ctx.alive()) return;
       for (const u of list) sel.append(h("option", { value: u.id, selected: String(u.id) === v.owner_id }, u.name));
-    });
+    }, () => {});
   }
 
   const load = async () => {
