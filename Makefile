@@ -125,6 +125,9 @@ install: all
 	install -m 0755 $(BUILD)/crmctl $(DESTDIR)$(BINDIR)/crmctl
 	for p in $(POOL_PROGS) crm-events crm-mailer; do install -m 0755 $(BUILD)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
 	install -m 0644 schema.sql $(DESTDIR)$(DATADIR)/schema.sql
+	# The web console: static files nginx serves as they are (no build step).
+	cp -R web/. $(DESTDIR)$(DATADIR)/web/
+	chmod -R u=rwX,go=rX $(DESTDIR)$(DATADIR)/web
 	for p in $(POOLS); do prog=$$p; [ $$p != crm-login ] || prog=crm-auth; \
 		$(HARDEN) systemd/crm-pool.service.in | $(SUBST) -e 's|@POOL@|'$$p'|g' \
 		-e 's|@PROG@|'$$prog'|g' >$(UNITDIR)/$$p.service; done

@@ -24,7 +24,9 @@ EXPECTED = sorted(
      "etc/nginx/snippets/crm-fastcgi.conf", "etc/nginx/snippets/crm-security-headers.conf",
      "usr/bin/crmctl", "usr/share/crm/schema.sql",
      "usr/lib/tmpfiles.d/crm.conf", "usr/lib/sysusers.d/crm.conf"]
-    + ["usr/sbin/" + p for p in PROGRAMS] + ["usr/lib/systemd/system/" + u for u in UNITS])
+    + ["usr/sbin/" + p for p in PROGRAMS] + ["usr/lib/systemd/system/" + u for u in UNITS]
+    + ["usr/share/crm/web/" + os.path.relpath(os.path.join(d, f), os.path.join(ROOT, "web"))
+       for d, _, names in os.walk(os.path.join(ROOT, "web")) for f in names])
 
 
 def make(*args):

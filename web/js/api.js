@@ -1,0 +1,99 @@
+// api.js: the one way the console talks to the API, and where the session is kept.
+//
+// The token lives in sessionStorage: it survives a reload of the tab but not the tab's closing,
+// and other tabs do not share it, so a forgotten tab or a shared machine keeps no lasting session.
+// (Any script running in the page could read either storage; the CSP and text-only rendering
+// are what keep such scripts out.)
+
+const KEY = "crm.session";
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const e = (body && body.error) || {};
+    super(e.message || "request failed (" + status + ")");
+    this.status = status;
+    this.code = e.code || "http_" + status;
+    this.fields = e.fields || null;
+  }
+}
+
+let onUnauthorized = () => {};
+
+/** fn(message) runs when the API says the session is no longer valid (401). */
+export function whenUnauthorized(fn) {
+  onUnauthorized = fn;
+}
+
+export function session() {
+  try {
+    return JSON.parse(sessionStorage.getItem(KEY));
+  } catch {
+    return null;
+  }
+}
+
+export function saveSession(token, user) {
+  sessionStorage.setItem(KEY, JSON.stringify({ token, user }));
+}
+
+export function clearSession() {
+  sessionStorage.removeItem(KEY);
+  usersCache = null;
+}
+
+/** Sends a request; resolves to the parsed body (null for 204), rejects with an ApiError. */
+export async function api(method, path, body, opts = {}) {
+  const s = session();
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (s && s.token) headers.Authorization = "Bearer " + s.token;
+  if (opts.version !== undefined) headers["If-Match"] = '"' + opts.version + '"';
+  let res;
+  try {
+    res = await fetch("/api" + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+  } catch {
+    throw new ApiError(0, { error: { code: "network", message: "The server cannot be reached. Check your connection and try again." } });
+  }
+  const data = res.status === 204 ? null : await res.json().catch(() => null);
+  if (res.ok) return data;
+  const err = new ApiError(res.status, data);
+  // A 401 on sign-in itself is a wrong password, not an ended session.
+  if (res.status === 401 && !opts.public) {
+    clearSession();
+    onUnauthorized("Your session has ended (expired or revoked). Please sign in again.");
+  }
+  throw err;
+}
+
+/** A query string from an object, leaving out empty values. */
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") q.set(k, v);
+  const s = q.toString();
+  return s ? "?" + s : "";
+}
+
+let usersCache = null;
+
+/** Every user (ADMIN and MANAGER may list them), for owner menus: fetched page by page, kept a
+ * minute so moving between screens does not fetch them again. */
+export function allUsers() {
+  if (usersCache && usersCache.at > Date.now() - 60000) return usersCache.list;
+  const list = (async () => {
+    const out = [];
+    for (let offset = 0; offset < 5000; offset += 100) {
+      const r = await api("GET", "/users" + query({ limit: 100, offset }));
+      out.push(...r.data);
+      if (offset + 100 >= r.page.total) break;
+    }
+    return out;
+  })();
+  usersCache = { at: Date.now(), list };
+  list.catch(() => (usersCache = null));
+  return list;
+}
