@@ -118,6 +118,11 @@ install: all
 	install -m 0755 $(BUILD)/crmctl $(DESTDIR)$(BINDIR)/crmctl
 	for p in $(POOL_PROGS) crm-events crm-mailer; do install -m 0755 $(BUILD)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
 	install -m 0644 schema.sql $(DESTDIR)$(DATADIR)/schema.sql
+	# The API contract at /api/openapi.yaml (and .json), its reference page at /docs/.
+	install -d $(DESTDIR)$(DATADIR)/web/api $(DESTDIR)$(DATADIR)/web/docs
+	install -m 0644 docs/openapi.yaml $(DESTDIR)$(DATADIR)/web/api/openapi.yaml
+	/usr/bin/python3 scripts/openapi-json.py docs/openapi.yaml $(DESTDIR)$(DATADIR)/web/api/openapi.json
+	install -m 0644 web/docs/* $(DESTDIR)$(DATADIR)/web/docs/
 	for p in $(POOL_PROGS); do $(HARDEN) systemd/crm-pool.service.in | $(SUBST) \
 		-e 's|@POOL@|'$$p'|g' >$(UNITDIR)/$$p.service; done
 	for u in crm-events crm-mailer crm-migrate; do $(HARDEN) systemd/$$u.service.in | $(SUBST) \
@@ -146,7 +151,7 @@ deb:
 		>$(BUILD)/deb/DEBIAN/control
 	install -m 0755 debian/postinst debian/prerm debian/postrm $(BUILD)/deb/DEBIAN/
 	install -m 0644 debian/conffiles $(BUILD)/deb/DEBIAN/
-	install -m 0644 README.md debian/copyright $(BUILD)/deb/usr/share/doc/crm/
+	install -m 0644 README.md docs/API.md debian/copyright $(BUILD)/deb/usr/share/doc/crm/
 	gzip -9n <debian/changelog >$(BUILD)/deb/usr/share/doc/crm/changelog.gz
 	dpkg-deb --root-owner-group -Zxz --build $(BUILD)/deb $(DEB)
 
