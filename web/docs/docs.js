@@ -86,6 +86,9 @@ function schemaHtml(s) {
   return h;
 }
 
+// A body: a named schema is linked and also shown in full, so nothing needs a second click.
+const bodyHtml = (s) => s && s.$ref ? "<p>" + typeOf(s) + "</p>" + schemaHtml(deref(s)) : schemaHtml(s);
+
 const example = (media) => media && media.example !== undefined ?
   "<details><summary>Example</summary><pre>" +
   esc(typeof media.example === "string" ? media.example : JSON.stringify(media.example, null, 2)) +
@@ -107,7 +110,7 @@ function responsesHtml(responses) {
     const headers = Object.entries(r.headers || {}).map(([h, v]) =>
       `<code>${esc(h)}</code>: ${md(deref(v).description)}`).join("");
     const body = Object.entries(r.content || {}).map(([type, m]) =>
-      `<p><code>${esc(type)}</code></p>` + schemaHtml(m.schema) + example(m)).join("");
+      `<p><code>${esc(type)}</code></p>` + bodyHtml(m.schema) + example(m)).join("");
     return `<details><summary><span class="status s${esc(status[0])}">${esc(status)}</span> ` +
       `${inline(r.description || name)}</summary><div class="schema">${headers ? "<p>Headers:</p>" + headers : ""}${body}</div></details>`;
   }).join("");
@@ -120,7 +123,7 @@ function operationHtml(method, path, item, op) {
   let body = "";
   if (op.requestBody) {
     body = "<h4>Request body</h4>" + Object.entries(op.requestBody.content).map(([type, m]) =>
-      `<p><code>${esc(type)}</code></p>` + schemaHtml(m.schema) + example(m)).join("");
+      `<p><code>${esc(type)}</code></p>` + bodyHtml(m.schema) + example(m)).join("");
   }
   return `<section class="op" id="op-${esc(id)}"><h3><span class="method ${esc(method)}">` +
     `${esc(method.toUpperCase())}</span><span class="path">${esc(path)}</span></h3>` +
