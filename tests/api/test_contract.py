@@ -150,9 +150,12 @@ def test_generated_types_follow_the_spec():
     bin_dir = os.path.join(CONTRACT_DIR, "node_modules", ".bin")
     bad = os.path.join(CONTRACT_DIR, "build", "bad.ts")
     os.makedirs(os.path.dirname(bad), exist_ok=True)
-    subprocess.run([os.path.join(bin_dir, "openapi-typescript"), contract.SPEC_PATH, "-o",
-                    os.path.join(CONTRACT_DIR, "build", "api.d.ts")], cwd=CONTRACT_DIR,
-                   capture_output=True, check=True, timeout=120, env=NPM_ENV)
+    types = os.path.join(CONTRACT_DIR, "build", "api.d.ts")
+    # The client test made them from this spec already, unless it ran apart.
+    if not os.path.exists(types) or os.path.getmtime(types) < os.path.getmtime(contract.SPEC_PATH):
+        subprocess.run([os.path.join(bin_dir, "openapi-typescript"), contract.SPEC_PATH, "-o",
+                        types], cwd=CONTRACT_DIR, capture_output=True, check=True, timeout=120,
+                       env=NPM_ENV)
     with open(bad, "w") as f:
         f.write('import createClient from "openapi-fetch";\n'
                 'import type { paths } from "./api.js";\n'
