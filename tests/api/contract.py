@@ -118,9 +118,10 @@ def check(method, url, status, headers, body):
     op = item.get(op_method)
     if template is None or op is None:
         # No such path: 404. A path under another method: 405 with Allow. Either way the error
-        # body; nginx's own refusals of malformed requests (400, 413, 414) may come anywhere.
+        # body; nginx's own refusals (info.description of the spec) may come anywhere.
         allowed = {"404": "ErrorNotFound", "405": "ErrorMethodNotAllowed", "400": "Error",
-                   "413": "ErrorPayloadTooLarge", "414": "Error"}
+                   "403": "ErrorForbidden", "411": "Error", "413": "ErrorPayloadTooLarge",
+                   "414": "Error", "500": "ErrorInternal", "503": "ErrorUnavailable"}
         if template is not None:
             allowed.pop("404")
         if str(status) not in allowed:
