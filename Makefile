@@ -125,8 +125,12 @@ install: all
 	install -m 0755 $(BUILD)/crmctl $(DESTDIR)$(BINDIR)/crmctl
 	for p in $(POOL_PROGS) crm-events crm-mailer; do install -m 0755 $(BUILD)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
 	install -m 0644 schema.sql $(DESTDIR)$(DATADIR)/schema.sql
-	# The web console: static files nginx serves as they are (no build step).
+	# The web console and the contract's reference page (/docs/): static files nginx serves as
+	# they are (no build step); the contract itself at /api/openapi.yaml (and .json).
 	cp -R web/. $(DESTDIR)$(DATADIR)/web/
+	install -d $(DESTDIR)$(DATADIR)/web/api
+	install -m 0644 docs/openapi.yaml $(DESTDIR)$(DATADIR)/web/api/openapi.yaml
+	/usr/bin/python3 scripts/openapi-json.py docs/openapi.yaml $(DESTDIR)$(DATADIR)/web/api/openapi.json
 	chmod -R u=rwX,go=rX $(DESTDIR)$(DATADIR)/web
 	for p in $(POOLS); do prog=$$p; [ $$p != crm-login ] || prog=crm-auth; \
 		$(HARDEN) systemd/crm-pool.service.in | $(SUBST) -e 's|@POOL@|'$$p'|g' \
@@ -156,7 +160,7 @@ deb:
 		>$(BUILD)/deb/DEBIAN/control
 	install -m 0755 debian/postinst debian/prerm debian/postrm $(BUILD)/deb/DEBIAN/
 	install -m 0644 debian/conffiles $(BUILD)/deb/DEBIAN/
-	install -m 0644 README.md debian/copyright $(BUILD)/deb/usr/share/doc/crm/
+	install -m 0644 README.md docs/API.md debian/copyright $(BUILD)/deb/usr/share/doc/crm/
 	gzip -9n <debian/changelog >$(BUILD)/deb/usr/share/doc/crm/changelog.gz
 	dpkg-deb --root-owner-group -Zxz --build $(BUILD)/deb $(DEB)
 

@@ -15,6 +15,9 @@ struct crm_route {
     crm_handler handler;
 };
 
+/* The entry of a routing table for one X(method, pattern, handler) of a program's routes.h. */
+#define CRM_ROUTE(method, pattern, handler) {method, pattern, handler},
+
 /*
  * Finds the route for req->method and req->path; a GET route answers HEAD too. Returns CRM_OK
  * with *out set and the ":name" segments stored in req's parameters; CRM_EMETHOD when the path

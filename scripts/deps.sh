@@ -8,11 +8,15 @@ pkgs=(make gcc libc6-dev pkg-config libfcgi-dev spawn-fcgi libpq-dev postgresql
       python3 python3-pytest python3-aiosmtpd curl procps wrk systemd
       chromium chromium-driver python3-selenium)
 missing=()
+# The contract tests: the spec's YAML, its JSON Schema validation (tests/api/contract.py).
+pkgs+=(python3-yaml python3-jsonschema)
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 # Any of Debian's nginx flavours will do.
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+# Node.js and npm for the contract tests' npm tools (tests/contract), Debian's or another's.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=()

@@ -251,6 +251,10 @@ start() {
     done
     cp "$ROOT/schema.sql" "$VAR/schema.sql"
     [ -d "$ROOT/web" ] && cp -r "$ROOT/web/." "$VAR/web/"
+    # The API contract nginx serves at /api/openapi.yaml, and as JSON for the page at /docs/.
+    mkdir -p "$VAR/web/api"
+    cp "$ROOT/docs/openapi.yaml" "$VAR/web/api/openapi.yaml"
+    /usr/bin/python3 "$ROOT/scripts/openapi-json.py" "$ROOT/docs/openapi.yaml" "$VAR/web/api/openapi.json"
     write_env
     [ "$(id -u)" -ne 0 ] || chown -R crm:crm "$VAR"/.
     start_pg

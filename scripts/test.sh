@@ -32,6 +32,20 @@ for t in "$BUILD"/tests/test_*; do
 done
 echo "unit: $((unit_run - unit_failed)) passed, $unit_failed failed"
 
+# The npm tools of the contract tests (tests/contract: the OpenAPI linter, the client generator),
+# exactly as package-lock.json pins them. npm ci runs only when the lock changed since the last
+# install; a failed install stops the run here.
+contract_tools() {
+    local dir=$ROOT/tests/contract
+    cmp -s "$dir/package-lock.json" "$dir/node_modules/.crm-installed-lock" && return 0
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) &&
+        cp "$dir/package-lock.json" "$dir/node_modules/.crm-installed-lock"
+}
+if ! contract_tools; then
+    echo "test: npm ci in tests/contract failed: the contract tests cannot run" >&2
+    exit 1
+fi
+
 # A fresh stack for the API tests.
 scripts/stack.sh wipe
 if ! scripts/stack.sh start; then

@@ -14,6 +14,12 @@
 #include "util.h"
 #include "valid.h"
 
+/* The routing tables of the programs, read from where each program builds its own. */
+#include "../cgi-src/auth/routes.h"
+#include "../cgi-src/dashboard/routes.h"
+#include "../cgi-src/events/routes.h"
+#include "../cgi-src/leads/routes.h"
+
 #ifndef CRM_DATADIR
 #define CRM_DATADIR "/usr/share/crm"
 #endif
@@ -34,6 +40,8 @@ usage(FILE *f)
                "  mail retry ID             send a failed message again now (fresh attempts)\n"
                "  purge-events              delete events older than 24 hours (crm-events also\n"
                "                            does it every minute), in batches; prints the count\n"
+               "  routes                    print METHOD PATH for every route the programs serve\n"
+               "                            (their routing tables; :name is a path parameter)\n"
                "  statement NAME            print the SQL of a statement the programs run\n"
                "                            (lead_get, lead_list:-created_at, ...), to EXPLAIN\n"
                "  seed --leads N --users M [--seed S]\n"
@@ -342,6 +350,20 @@ cmd_purge_events(const struct crm_config *cfg)
     return 0;
 }
 
+/* crmctl routes: the routing tables of crm-auth, crm-leads, crm-dashboard and crm-events. */
+static int
+cmd_routes(void)
+{
+#define ROUTE_LINE(method, pattern, handler) method " " pattern,
+    static const char *const lines[] = {CRM_AUTH_ROUTES(ROUTE_LINE) CRM_LEADS_ROUTES(
+        ROUTE_LINE) CRM_DASHBOARD_ROUTES(ROUTE_LINE) CRM_EVENTS_ROUTES(ROUTE_LINE)};
+#undef ROUTE_LINE
+
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        puts(lines[i]);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -353,6 +375,8 @@ main(int argc, char **argv)
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0)
         return usage(stdout);
+    if (strcmp(argv[1], "routes") == 0 && argc == 2)
+        return cmd_routes();
     if (strcmp(argv[1], "statement") == 0 && argc == 3) {
         const char *text = crm_db_sql(argv[2]);
 

@@ -1,15 +1,9 @@
 /* crm-auth: registration, login, the caller, user administration and the health check. */
 #include "fcgi.h"
 #include "handlers.h"
+#include "routes.h"
 
-static const struct crm_route routes[] = {
-    {"POST", "/api/auth/register", auth_register},
-    {"POST", "/api/auth/login", auth_login},
-    {"GET", "/api/auth/me", auth_me},
-    {"GET", "/api/users", users_list},
-    {"PATCH", "/api/users/:id", users_update},
-    {"GET", "/api/health", auth_health},
-};
+static const struct crm_route routes[] = {CRM_AUTH_ROUTES(CRM_ROUTE)};
 
 int
 main(int argc, char **argv)

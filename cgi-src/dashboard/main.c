@@ -1,12 +1,9 @@
 /* crm-dashboard: the analytics of ADMIN and MANAGER. */
 #include "fcgi.h"
 #include "handlers.h"
+#include "routes.h"
 
-static const struct crm_route routes[] = {
-    {"GET", "/api/dashboard/stats", dashboard_stats},
-    {"GET", "/api/dashboard/leads-by-status", dashboard_by_status},
-    {"GET", "/api/dashboard/top-sales", dashboard_top_sales},
-};
+static const struct crm_route routes[] = {CRM_DASHBOARD_ROUTES(CRM_ROUTE)};
 
 int
 main(int argc, char **argv)

@@ -22,6 +22,7 @@
 #include "fcgirec.h"
 #include "log.h"
 #include "router.h"
+#include "routes.h"
 #include "util.h"
 
 #define IN_MAX (128 * 1024) /* a request's records: PARAMS of nginx's few headers */
@@ -291,13 +292,14 @@ user_streams(const struct server *srv, int64_t uid)
 static enum crm_err
 check_request(struct server *srv, struct incoming *in, struct crm_resp *resp, int64_t *resume)
 {
-    static const struct crm_route route = {"GET", "/api/events", NULL};
+    static const struct crm_route routes[] = {CRM_EVENTS_ROUTES(CRM_ROUTE)};
     struct crm_req *req = &in->req;
     const struct crm_route *found;
     const char *token = NULL;
     enum crm_err err;
 
-    if ((err = crm_route_match(&route, 1, req, resp, &found)) != CRM_OK)
+    if ((err = crm_route_match(routes, sizeof(routes) / sizeof(routes[0]), req, resp, &found)) !=
+        CRM_OK)
         return err;
     if (req->authorization == NULL && (err = crm_req_query(req, "access_token", &token)) != CRM_OK)
         return err;

@@ -1,18 +1,9 @@
 /* crm-leads: leads, their activity timeline, status changes and assignment. */
 #include "fcgi.h"
 #include "handlers.h"
+#include "routes.h"
 
-static const struct crm_route routes[] = {
-    {"POST", "/api/leads", leads_create},
-    {"GET", "/api/leads", leads_list},
-    {"GET", "/api/leads/:id", leads_get},
-    {"PATCH", "/api/leads/:id", leads_update},
-    {"DELETE", "/api/leads/:id", leads_delete},
-    {"PATCH", "/api/leads/:id/status", leads_status},
-    {"PATCH", "/api/leads/:id/assign", leads_assign},
-    {"POST", "/api/leads/:id/activity", activity_add},
-    {"GET", "/api/leads/:id/activities", activity_list},
-};
+static const struct crm_route routes[] = {CRM_LEADS_ROUTES(CRM_ROUTE)};
 
 int
 main(int argc, char **argv)

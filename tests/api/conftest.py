@@ -11,6 +11,8 @@ import uuid
 import pytest
 from aiosmtpd.controller import Controller
 
+import contract
+
 HOST = "127.0.0.1"
 PORT = int(os.environ.get("CRM_PORT", "18080"))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -30,6 +32,7 @@ class Response:
     def __init__(self, status, headers, body):
         self.status = status
         self.headers = headers
+        self.body = body
         self.text = body.decode("utf-8", "replace")
         try:
             self.json = json.loads(body) if body else None
@@ -63,9 +66,23 @@ def request(method, path, body=None, token=None, headers=None, raw=None, source=
             barrier.wait()
         conn.request(method, path, body=data, headers=hdrs)
         r = conn.getresponse()
-        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        resp = Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
     finally:
         conn.close()
+    # Every answer is held to docs/openapi.yaml; the test it came in fails if it does not conform.
+    contract.record("%s %s -> %d" % (method, path, resp.status),
+                    contract.check(method, path, resp.status, resp.headers, resp.body))
+    return resp
+
+
+@pytest.fixture(autouse=True)
+def conforms_to_contract():
+    """Fails a test whose requests or event streams got anything docs/openapi.yaml does not
+    allow (from any thread)."""
+    contract.take_violations()
+    yield
+    seen = contract.take_violations()
+    assert not seen, "responses that break docs/openapi.yaml:\n" + "\n".join(seen)
 
 
 def env_file():

@@ -1,10 +1,26 @@
 """A Server-Sent Events client for the tests: one socket, a thread that parses messages."""
+import json
 import socket
 import threading
 import time
 import urllib.parse
 
+import contract
 from conftest import HOST, PORT, next_source
+
+
+def check_event(msg):
+    """Holds one message to docs/openapi.yaml: its data is an Event, of its id and event type."""
+    try:
+        data = json.loads(msg.get("data", ""))
+    except ValueError:
+        contract.record("event %s" % msg.get("id"), ["data is not JSON"])
+        return
+    problems = contract.validate(contract.schema("Event"), data)
+    if isinstance(data, dict) and (str(data.get("id")) != msg.get("id") or
+                                   data.get("type") != msg.get("event")):
+        problems.append("id: and event: differ from the data's id and type")
+    contract.record("event %s" % msg.get("id"), problems)
 
 
 class Stream:
@@ -86,6 +102,7 @@ class Stream:
             elif field in ("id", "event", "data"):
                 msg[field] = value
         if msg:
+            check_event(msg)
             msg["id"] = int(msg["id"])
             msg["at"] = time.time()
             with self.cond:

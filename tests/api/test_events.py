@@ -172,9 +172,12 @@ def test_late_commit_with_a_smaller_id_is_not_skipped(admin):
             ["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
              # Like every statement of the API, it has its xid before it takes an event id.
              "BEGIN; SELECT pg_current_xact_id(); "
-             "INSERT INTO events (type, lead_id, owner_id, actor_id, payload) VALUES "
-             "('activity.created', %d, NULL, %d, '{}'); SELECT pg_sleep(2); COMMIT;"
-             % (lead["id"], admin["user"]["id"])],
+             # Its payload is a real activity of the lead, as the API would send (the stream
+             # holds every event to docs/openapi.yaml).
+             "INSERT INTO events (type, lead_id, owner_id, actor_id, payload) SELECT "
+             "'activity.created', %d, NULL, %d, crm_activity_json(a)::jsonb FROM activities a "
+             "WHERE a.lead_id = %d; SELECT pg_sleep(2); COMMIT;"
+             % (lead["id"], admin["user"]["id"], lead["id"])],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.5)  # the slow transaction holds its id
         t0 = time.time()

@@ -23,7 +23,8 @@ EXPECTED = sorted(
      "etc/nginx/snippets/crm-error-headers.conf", "etc/nginx/snippets/crm-error-pages.conf",
      "etc/nginx/snippets/crm-fastcgi.conf", "etc/nginx/snippets/crm-security-headers.conf",
      "usr/bin/crmctl", "usr/share/crm/schema.sql",
-     "usr/lib/tmpfiles.d/crm.conf", "usr/lib/sysusers.d/crm.conf"]
+     "usr/lib/tmpfiles.d/crm.conf", "usr/lib/sysusers.d/crm.conf",
+     "usr/share/crm/web/api/openapi.yaml", "usr/share/crm/web/api/openapi.json"]
     + ["usr/sbin/" + p for p in PROGRAMS] + ["usr/lib/systemd/system/" + u for u in UNITS]
     + ["usr/share/crm/web/" + os.path.relpath(os.path.join(d, f), os.path.join(ROOT, "web"))
        for d, _, names in os.walk(os.path.join(ROOT, "web")) for f in names])
@@ -92,7 +93,7 @@ def test_deb():
     listing = subprocess.run(["dpkg", "-c", deb], capture_output=True, text=True,
                              check=True).stdout
     paths = {line.split()[-1].lstrip("./") for line in listing.splitlines()}
-    assert set(EXPECTED) | {"usr/share/doc/crm/README.md"} <= paths
+    assert set(EXPECTED) | {"usr/share/doc/crm/README.md", "usr/share/doc/crm/API.md"} <= paths
     fields = subprocess.run(["dpkg-deb", "-f", deb, "Package", "Version", "Depends"],
                             capture_output=True, text=True, check=True).stdout
     assert "Package: crm" in fields and "Version: " + version in fields
@@ -180,6 +181,12 @@ def test_installed_units_serve_through_the_installed_site():
             return resp.status, json.loads(resp.read() or b"null")
 
         assert call("GET", "/api/health") == (200, {"status": "ok", "database": "ok"})
+        # The installed site serves the installed contract, as it is in the repository.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/api/openapi.yaml")
+        served = conn.getresponse()
+        with open(os.path.join(ROOT, "docs", "openapi.yaml"), "rb") as f:
+            assert (served.status, served.read()) == (200, f.read())
         address = unique_email("installed")
         status, body = call("POST", "/api/auth/register",
                             {"name": "Ina Stalled", "email": address, "password": "password123"})

@@ -1,0 +1,16 @@
+/*
+ * routes.h: the routes of crm-auth as an X-macro, X(method, pattern, handler): main.c builds its
+ * routing table from it and `crmctl routes` lists it, so the listing is the table itself.
+ */
+#ifndef CRM_AUTH_ROUTES_H
+#define CRM_AUTH_ROUTES_H
+
+#define CRM_AUTH_ROUTES(X)                                                                         \
+    X("POST", "/api/auth/register", auth_register)                                                 \
+    X("POST", "/api/auth/login", auth_login)                                                       \
+    X("GET", "/api/auth/me", auth_me)                                                              \
+    X("GET", "/api/users", users_list)                                                             \
+    X("PATCH", "/api/users/:id", users_update)                                                     \
+    X("GET", "/api/health", auth_health)
+
+#endif

@@ -1,0 +1,16 @@
+/* routes.h: the routes of crm-leads, X(method, pattern, handler) (see cgi-src/auth/routes.h). */
+#ifndef CRM_LEADS_ROUTES_H
+#define CRM_LEADS_ROUTES_H
+
+#define CRM_LEADS_ROUTES(X)                                                                        \
+    X("POST", "/api/leads", leads_create)                                                          \
+    X("GET", "/api/leads", leads_list)                                                             \
+    X("GET", "/api/leads/:id", leads_get)                                                          \
+    X("PATCH", "/api/leads/:id", leads_update)                                                     \
+    X("DELETE", "/api/leads/:id", leads_delete)                                                    \
+    X("PATCH", "/api/leads/:id/status", leads_status)                                              \
+    X("PATCH", "/api/leads/:id/assign", leads_assign)                                              \
+    X("POST", "/api/leads/:id/activity", activity_add)                                             \
+    X("GET", "/api/leads/:id/activities", activity_list)
+
+#endif
