@@ -338,13 +338,17 @@ answer_head(struct server *srv, struct stream *s, const struct crm_req *req)
     stream_close(srv, s, NULL); /* logged above */
 }
 
-/* The stream starts: headers, retry, then its missed events or the live feed. */
+/*
+ * The stream starts: headers, retry, its position, then its missed events or the live feed. The
+ * position is an id with no data: EventSource dispatches no event for it but keeps it as its last
+ * event id, so a browser that loses the stream before its first event resumes from there and
+ * misses nothing written while it was away.
+ */
 static void
 start_stream(struct server *srv, struct stream *s, const struct crm_req *req, int64_t resume)
 {
-    char head[256];
-    int n = snprintf(head, sizeof(head), "%sX-Request-Id: %s\r\n\r\nretry: 3000\n\n", sse_head,
-                     req->id);
+    char head[320];
+    int n;
 
     s->uid = req->who.id;
     s->role = req->who.role;
@@ -353,6 +357,8 @@ start_stream(struct server *srv, struct stream *s, const struct crm_req *req, in
     /* Behind the feed: its missed events come from the table first. Ahead: none twice. */
     s->cursor = resume >= 0 ? resume : srv->order.cursor;
     s->state = s->cursor < srv->order.cursor ? ST_CATCHUP : ST_LIVE;
+    n = snprintf(head, sizeof(head), "%sX-Request-Id: %s\r\n\r\nretry: 3000\n\nid: %lld\n\n",
+                 sse_head, req->id, (long long)s->cursor);
     srv->nstreams++;
     crm_log(CRM_LOG_INFO, req, "GET /api/events 200 user=%s after=%lld", req->who.idstr,
             (long long)s->cursor);

@@ -102,6 +102,21 @@ def _check_body(resp_spec, status, headers, body):
     return validate(content[ctype]["schema"], value)
 
 
+# nginx's own refusals, before any program runs (info.description of the spec): they may answer
+# any path, a documented operation's too, with the error body.
+NGINX_REFUSALS = {"400": "Error", "411": "Error", "413": "ErrorPayloadTooLarge", "414": "Error"}
+
+
+def _check_error_body(method, body, name):
+    if method == "HEAD":
+        return []
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return ["body is not JSON: %r" % body[:80]]
+    return validate(schema(name), value)
+
+
 def check(method, url, status, headers, body):
     """What the spec does not allow in this exchange: a list of messages (empty: conforms).
 
@@ -119,9 +134,9 @@ def check(method, url, status, headers, body):
     if template is None or op is None:
         # No such path: 404. A path under another method: 405 with Allow. Either way the error
         # body; nginx's own refusals (info.description of the spec) may come anywhere.
-        allowed = {"404": "ErrorNotFound", "405": "ErrorMethodNotAllowed", "400": "Error",
-                   "403": "ErrorForbidden", "411": "Error", "413": "ErrorPayloadTooLarge",
-                   "414": "Error", "500": "ErrorInternal", "503": "ErrorUnavailable"}
+        allowed = dict(NGINX_REFUSALS, **{"404": "ErrorNotFound", "405": "ErrorMethodNotAllowed",
+                                          "403": "ErrorForbidden", "500": "ErrorInternal",
+                                          "503": "ErrorUnavailable"})
         if template is not None:
             allowed.pop("404")
         if str(status) not in allowed:
@@ -129,15 +144,11 @@ def check(method, url, status, headers, body):
                 method, path, status, "has no such method" if template else "is not in the spec")]
         if status == 405 and "allow" not in headers:
             problems.append("405 without an Allow header")
-        if method == "HEAD":
-            return problems
-        try:
-            value = json.loads(body)
-        except ValueError:
-            return problems + ["body is not JSON: %r" % body[:80]]
-        return problems + validate(schema(allowed[str(status)]), value)
+        return problems + _check_error_body(method, body, allowed[str(status)])
     responses = op["responses"]
     resp_spec = responses.get(str(status))
+    if resp_spec is None and str(status) in NGINX_REFUSALS:
+        return problems + _check_error_body(method, body, NGINX_REFUSALS[str(status)])
     if resp_spec is None:
         return problems + ["%s %s: status %s is not documented (only %s)" % (
             method, template, status, ", ".join(sorted(responses)))]

@@ -49,7 +49,7 @@ class Stream:
         self.sock.settimeout(30)
         self.sock.connect((HOST, PORT))
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        self.messages, self.comments, self.retry = [], [], None
+        self.messages, self.comments, self.retry, self.position = [], [], None, None
         self.closed = False
         self.cond = threading.Condition()
         self.status, self.headers, self.body = None, {}, b""
@@ -101,7 +101,10 @@ class Stream:
                 self.retry = int(value)
             elif field in ("id", "event", "data"):
                 msg[field] = value
-        if msg:
+        if "id" in msg and "data" not in msg:
+            # The stream's position: EventSource keeps it as its last id, dispatches nothing.
+            self.position = int(msg["id"])
+        elif msg:
             check_event(msg)
             msg["id"] = int(msg["id"])
             msg["at"] = time.time()

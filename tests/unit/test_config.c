@@ -124,6 +124,7 @@ test_config_bad_number(void **state)
     setenv("SSE_MAX_STREAMS_PER_USER", "0", 1);
     assert_int_equal(load(why), -1);
     assert_string_equal(why, "SSE_MAX_STREAMS_PER_USER is not a number in its allowed range");
+    unsetenv("SSE_MAX_STREAMS_PER_USER");
     /* A longer lockout would let whoever guesses at an account keep its owner out longer. */
     setenv("LOGIN_LOCKOUT_MAX_SECONDS", "3601", 1);
     assert_int_equal(load(why), -1);
