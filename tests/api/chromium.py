@@ -7,7 +7,11 @@ def start(width=1280, height=900):
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=%d,%d" % (width, height)):
+                "--window-size=%d,%d" % (width, height), "--lang=en-US", "--no-first-run",
+                "--disable-extensions", "--disable-background-networking"):
         opts.add_argument(arg)
+    # The browser's console, for the tests that fail on any JavaScript error.
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver.set_script_timeout(10)
+    return driver

@@ -9,9 +9,8 @@ import time
 import uuid
 
 import pytest
-from selenium import webdriver
+import chromium
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -28,14 +27,7 @@ class Browser:
     """One headless Chromium with its own session (sessionStorage is per browser)."""
 
     def __init__(self):
-        opts = webdriver.ChromeOptions()
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=1440,1000", "--lang=en-US", "--no-first-run",
-                    "--disable-extensions", "--disable-background-networking"):
-            opts.add_argument(arg)
-        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-        self.driver.set_script_timeout(10)
+        self.driver = chromium.start(1440, 1000)
 
     def quit(self):
         self.driver.quit()
