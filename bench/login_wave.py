@@ -27,13 +27,14 @@ def call(method, path, body=None, source="127.0.0.1"):
 def main():
     email = "wave-%s@example.com" % uuid.uuid4().hex[:10]
     body = {"email": email, "password": "login-wave-123"}
-    assert call("POST", "/api/auth/register", dict(body, name="Login Wave"), "127.99.0.1") == 201
+    net = "127.%d.%d" % (100 + uuid.uuid4().int % 100, uuid.uuid4().int % 250)
+    assert call("POST", "/api/auth/register", dict(body, name="Login Wave"), net + ".9") == 201
     statuses, done = [], threading.Event()
 
     def login(src):
         statuses.append(call("POST", "/api/auth/login", body, src))
 
-    threads = [threading.Thread(target=login, args=("127.99.1.%d" % (i % 3 + 1),))
+    threads = [threading.Thread(target=login, args=("%s.%d" % (net, i % 3 + 1),))
                for i in range(30)]
     start = time.time()
     for t in threads:
