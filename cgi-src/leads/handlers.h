@@ -47,9 +47,12 @@ enum crm_err lead_commit(struct crm_req *req, const char *name, int n, const cha
 /* Ends a lead_begin transaction that had nothing to write. */
 enum crm_err lead_end(struct crm_req *req);
 
+/* Adds ETag: "<version>" of the lead in column 0 of res, the tag a later If-Match gives back. */
+void lead_etag(struct crm_resp *resp, const PGresult *res);
+
 /*
  * Responds with {keys[i]: column i of row 0 of res} (JSON built by SQL) and status, or with
- * err when it is not CRM_OK. Frees res.
+ * err when it is not CRM_OK; with the lead's ETag when keys[0] is "lead". Frees res.
  */
 int lead_respond(struct crm_resp *resp, int status, enum crm_err err, PGresult *res,
                  const char *const *keys, int n);

@@ -29,6 +29,8 @@ unchanged(struct crm_req *req, struct crm_resp *resp, const struct lead_lock *lo
     if (err == CRM_OK && ((obj = crm_db_json_object(res, 0, change_keys, 1)) == NULL ||
                           cJSON_AddNullToObject(obj, "activity") == NULL))
         err = CRM_ENOMEM;
+    if (err == CRM_OK)
+        lead_etag(resp, res);
     PQclear(res);
     if (err != CRM_OK) {
         cJSON_Delete(obj);

@@ -63,6 +63,20 @@ lead_end(struct crm_req *req)
     return crm_db_commit(req->db);
 }
 
+void
+lead_etag(struct crm_resp *resp, const PGresult *res)
+{
+    cJSON *lead = cJSON_Parse(PQgetvalue(res, 0, 0));
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(lead, "version");
+    char tag[32];
+
+    if (cJSON_IsNumber(version)) {
+        snprintf(tag, sizeof(tag), "\"%.0f\"", version->valuedouble);
+        (void)crm_resp_header(resp, "ETag", tag);
+    }
+    cJSON_Delete(lead);
+}
+
 int
 lead_respond(struct crm_resp *resp, int status, enum crm_err err, PGresult *res,
              const char *const *keys, int n)
@@ -71,6 +85,8 @@ lead_respond(struct crm_resp *resp, int status, enum crm_err err, PGresult *res,
 
     if (err == CRM_OK && (obj = crm_db_json_object(res, 0, keys, n)) == NULL)
         err = CRM_ENOMEM;
+    if (err == CRM_OK && strcmp(keys[0], "lead") == 0)
+        lead_etag(resp, res);
     PQclear(res);
     if (err != CRM_OK)
         return crm_resp_error(resp, err);

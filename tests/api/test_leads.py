@@ -215,6 +215,26 @@ def test_if_match(tok, admin, suffix, body):
     assert r.status == 200 and r.json["lead"]["version"] == 4
 
 
+def test_etag_is_what_if_match_takes(tok, admin):
+    """Every answer with a lead has its ETag ("<version>"); sent back as If-Match, it applies
+    until the lead changes, then it is refused."""
+    r = request("POST", "/api/leads", {"name": "Tagged"}, token=tok)
+    assert r.status == 201 and r.header("ETag") == '"1"'
+    path = "/api/leads/%d" % r.json["lead"]["id"]
+    tag = request("GET", path, token=tok).header("ETag")
+    assert tag == '"1"'
+    r = request("PATCH", path, {"notes": "one"}, token=tok, headers={"If-Match": tag})
+    assert r.status == 200 and r.header("ETag") == '"2"'
+    r = request("PATCH", path + "/status", {"status": "CONTACTED"}, token=tok,
+                headers={"If-Match": r.header("ETag")})
+    assert r.status == 200 and r.header("ETag") == '"3"' == '"%d"' % r.json["lead"]["version"]
+    r = request("PATCH", path, {"notes": "stale"}, token=tok, headers={"If-Match": tag})
+    assert r.status == 412 and r.header("ETag") is None
+    r = request("PATCH", path + "/assign", {"owner_id": admin["user"]["id"]},
+                token=admin["token"], headers={"If-Match": '"3"'})
+    assert r.status == 200 and r.header("ETag") == '"4"'
+
+
 def test_if_match_on_missing_lead_is_404(tok):
     r = request("PATCH", "/api/leads/999999999", {"notes": "x"}, token=tok,
                 headers={"If-Match": '"1"'})
