@@ -86,7 +86,7 @@ header_ok(const char *s, size_t n)
     return ok;
 }
 
-/* A time claim: a number of seconds from 0 to 9e15, so that it converts to int64_t exactly. */
+/* A time claim: a number of seconds from 0 to 9e15, well inside int64_t for the cast. */
 static int
 seconds(const cJSON *item)
 {
