@@ -67,13 +67,33 @@ unquote(char *v)
     return v;
 }
 
+/*
+ * Reads the next line of f into line (sz bytes). Returns 1; 0 at the end of the file; -1 for a
+ * line longer than sz - 1 bytes (its tail would otherwise be read as a line of its own).
+ */
+static int
+next_line(FILE *f, char *line, size_t sz)
+{
+    int c;
+
+    line[sz - 1] = 'x'; /* fgets puts its NUL here only when it fills the buffer */
+    if (fgets(line, (int)sz, f) == NULL)
+        return 0;
+    if (line[sz - 1] != '\0' || line[sz - 2] == '\n')
+        return 1;
+    /* Full: the line is whole only when its newline or the end of the file comes next. */
+    if ((c = getc(f)) == EOF || c == '\n')
+        return 1;
+    return -1;
+}
+
 static int
 read_file(const char *path, const struct key *keys, size_t nkeys, char *why, size_t whysz)
 {
     char line[2048];
     struct stat st;
     FILE *f;
-    int rc = 0;
+    int rc = 0, got, lineno = 0;
 
     if ((f = fopen(path, "r")) == NULL)
         return fail(why, whysz, "cannot open env file %s", path);
@@ -82,9 +102,15 @@ read_file(const char *path, const struct key *keys, size_t nkeys, char *why, siz
         fclose(f);
         return fail(why, whysz, "env file %s is readable by others (chmod o-r)", path);
     }
-    while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+    while (rc == 0 && (got = next_line(f, line, sizeof(line))) != 0) {
         char *s = line, *eq;
 
+        if (got < 0) {
+            rc = fail(why, whysz, "env file %s: line %d is longer than %zu bytes", path, lineno + 1,
+                      sizeof(line) - 1);
+            break;
+        }
+        lineno++;
         line[strcspn(line, "\r\n")] = '\0';
         s += strspn(s, " \t");
         if (*s == '#' || *s == '\0')

@@ -102,8 +102,12 @@ crm_fcgi_params(const unsigned char *p, size_t n,
                 int (*fn)(void *arg, const char *name, size_t nlen, const char *val, size_t vlen),
                 void *arg)
 {
-    const unsigned char *end = p + n;
+    const unsigned char *end;
 
+    /* No stream at all (crm-events passes NULL, 0): NULL + 0 is undefined behaviour. */
+    if (n == 0)
+        return 0;
+    end = p + n;
     while (p < end) {
         size_t nl, vl;
 

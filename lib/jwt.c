@@ -86,6 +86,13 @@ header_ok(const char *s, size_t n)
     return ok;
 }
 
+/* A time claim: a number of seconds from 0 to 9e15, well inside int64_t for the cast. */
+static int
+seconds(const cJSON *item)
+{
+    return cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble <= 9e15;
+}
+
 static int
 claims_from(const char *s, size_t n, struct crm_jwt_claims *c)
 {
@@ -96,11 +103,11 @@ claims_from(const char *s, size_t n, struct crm_jwt_claims *c)
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(p, "exp");
     int rc = -1;
 
-    if (!cJSON_IsString(sub) || crm_parse_id(sub->valuestring, &c->sub) != 0 ||
-        !cJSON_IsNumber(exp) || exp->valuedouble > 9e15 || exp->valuedouble < 0)
+    if (!cJSON_IsString(sub) || crm_parse_id(sub->valuestring, &c->sub) != 0 || !seconds(exp) ||
+        (iat != NULL && !seconds(iat)))
         goto out;
     c->exp = (int64_t)exp->valuedouble;
-    c->iat = cJSON_IsNumber(iat) ? (int64_t)iat->valuedouble : 0;
+    c->iat = iat != NULL ? (int64_t)iat->valuedouble : 0;
     c->role[0] = '\0';
     if (cJSON_IsString(role) && strlen(role->valuestring) < sizeof(c->role))
         memcpy(c->role, role->valuestring, strlen(role->valuestring) + 1);

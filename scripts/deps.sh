@@ -10,6 +10,9 @@ pkgs=(make gcc libc6-dev pkg-config libfcgi-dev spawn-fcgi libpq-dev postgresql
 missing=()
 # The contract tests: the spec's YAML, its JSON Schema validation (tests/api/contract.py).
 pkgs+=(python3-yaml python3-jsonschema)
+# The fuzz targets (make fuzz, tests/fuzz): clang and its runtime libraries (libFuzzer, the
+# sanitizers).
+pkgs+=(clang-14 libclang-rt-14-dev)
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done

@@ -32,6 +32,16 @@ for t in "$BUILD"/tests/test_*; do
 done
 echo "unit: $((unit_run - unit_failed)) passed, $unit_failed failed"
 
+# Every fuzz target of build/fuzz (make fuzz-bins), briefly, from its seeds: each one a unit that
+# passed or failed (make fuzz runs them longer). CRM_FUZZ_SECONDS: seconds per target.
+mkdir -p "$ROOT/build/fuzz"
+scripts/fuzz.sh "${CRM_FUZZ_SECONDS:-10}" | tee "$ROOT/build/fuzz/fuzz.out"
+fuzz_rc=${PIPESTATUS[0]}
+fuzz_line=$(tail -n 1 "$ROOT/build/fuzz/fuzz.out")
+fuzz_passed=$(printf '%s' "$fuzz_line" | sed -n 's/^fuzz: \([0-9]*\) passed.*/\1/p')
+fuzz_failed=$(printf '%s' "$fuzz_line" | sed -n 's/.* \([0-9]*\) failed$/\1/p')
+[ "$fuzz_rc" -eq 0 ] || [ "${fuzz_failed:-0}" -gt 0 ] || fuzz_failed=1
+
 # The npm tools of the contract tests (tests/contract: the OpenAPI linter, the client generator),
 # exactly as package-lock.json pins them. npm ci runs only when the lock changed since the last
 # install; a failed install stops the run here.
@@ -70,7 +80,8 @@ api_passed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) passed.*/\1
 api_failed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) \(failed\|error\).*/\1/p')
 [ "$api_rc" -eq 0 ] || [ "${api_failed:-0}" -gt 0 ] || api_failed=1
 echo "unit: $((unit_run - unit_failed)) passed, $unit_failed failed"
+echo "fuzz: ${fuzz_passed:-0} passed, ${fuzz_failed:-0} failed"
 echo "api: ${api_passed:-0} passed, ${api_failed:-0} failed"
 # A sanitizer report counts as one failure, so the closing line agrees with the exit status.
-echo "total: $((unit_run - unit_failed + ${api_passed:-0})) passed, $((unit_failed + ${api_failed:-0} + san)) failed"
-[ "$unit_failed" -eq 0 ] && [ "$api_rc" -eq 0 ] && [ "$san" -eq 0 ]
+echo "total: $((unit_run - unit_failed + ${fuzz_passed:-0} + ${api_passed:-0})) passed, $((unit_failed + ${fuzz_failed:-0} + ${api_failed:-0} + san)) failed"
+[ "$unit_failed" -eq 0 ] && [ "${fuzz_failed:-0}" -eq 0 ] && [ "$api_rc" -eq 0 ] && [ "$san" -eq 0 ]

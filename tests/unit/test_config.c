@@ -158,6 +158,55 @@ test_config_env_file(void **state)
     unlink(path);
 }
 
+/* Writes text into a fresh 0600 env file at path (a mkstemp template). */
+static void
+write_env(char *path, const char *text)
+{
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, 0600);
+}
+
+/*
+ * A line longer than the reader's buffer was read in pieces, its tail as a line of its own: a
+ * comment ending in "MAIL_HOST=..." set MAIL_HOST. Found by tests/fuzz/fuzz_envfile's property
+ * that a commented-out file sets nothing. Such a file is refused now, saying which line.
+ */
+static void
+test_config_env_file_long_line(void **state)
+{
+    char path[] = "/tmp/crm-test-envXXXXXX", why[256], text[4096];
+    struct crm_config cfg;
+    size_t n;
+
+    (void)state;
+    n = (size_t)snprintf(text, sizeof(text), "DATABASE_URL=" URL "\nJWT_SECRET=" SECRET "\n#");
+    /* The third line: 2047 bytes, then the rest of the same line. */
+    memset(text + n, 'x', 2046);
+    snprintf(text + n + 2046, 64, "MAIL_HOST=evil.example\n");
+    write_env(path, text);
+    assert_int_equal(crm_config_load(path, &cfg, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "line 3 is longer than 2047 bytes"));
+    assert_string_equal(cfg.mail_host, "");
+    unlink(path);
+    /* The longest line that fits, with its newline or at the end of the file, still loads. */
+    for (int nl = 0; nl < 2; nl++) {
+        char path2[] = "/tmp/crm-test-envXXXXXX";
+
+        n = (size_t)snprintf(text, sizeof(text), "DATABASE_URL=" URL "\nJWT_SECRET=" SECRET "\n#");
+        memset(text + n, 'y', 2046);
+        snprintf(text + n + 2046, 64, "%s", nl ? "\nBCRYPT_COST=5\n" : "");
+        write_env(path2, text);
+        assert_int_equal(crm_config_load(path2, &cfg, why, sizeof(why)), 0);
+        assert_int_equal(cfg.bcrypt_cost, nl ? 5 : 12);
+        unlink(path2);
+    }
+}
+
 int
 main(void)
 {
@@ -168,6 +217,7 @@ main(void)
         cmocka_unit_test_setup(test_config_bad_url, clear_env),
         cmocka_unit_test_setup(test_config_bad_number, clear_env),
         cmocka_unit_test_setup(test_config_env_file, clear_env),
+        cmocka_unit_test_setup(test_config_env_file_long_line, clear_env),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

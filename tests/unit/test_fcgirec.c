@@ -113,6 +113,20 @@ test_params(void **state)
     assert_int_equal(crm_fcgi_params(p, 11, collect, &s), -1); /* a length cut short */
 }
 
+/*
+ * A request whose first PARAMS record is the empty one that ends them has no stream at all:
+ * crm-events hands over NULL and 0. Found by tests/fuzz/fuzz_fcgi (UBSan: NULL + 0).
+ */
+static void
+test_params_none(void **state)
+{
+    struct seen s = {0};
+
+    (void)state;
+    assert_int_equal(crm_fcgi_params(NULL, 0, collect, &s), 0);
+    assert_int_equal(s.n, 0);
+}
+
 int
 main(void)
 {
@@ -121,6 +135,7 @@ main(void)
         cmocka_unit_test(test_frame_splits_at_65535),
         cmocka_unit_test(test_end_request),
         cmocka_unit_test(test_params),
+        cmocka_unit_test(test_params_none),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -135,6 +135,44 @@ test_jwt_malformed(void **state)
     assert_int_equal(crm_jwt_verify(key, KEYLEN, NULL, NOW, &c), CRM_EAUTH);
 }
 
+/* A token of header {"alg":"HS256"} and the claims JSON, signed with key, into out. */
+static void
+make_token(const char *claims, char *out, size_t outsz)
+{
+    unsigned char mac[32];
+    long n = crm_b64url_encode((const unsigned char *)"{\"alg\":\"HS256\"}", 15, out, outsz);
+
+    assert_true(n > 0);
+    out[n++] = '.';
+    n += crm_b64url_encode((const unsigned char *)claims, strlen(claims), out + n, outsz - n);
+    assert_int_equal(crm_jwt_hs256(key, KEYLEN, out, (size_t)n, mac), 0);
+    out[n++] = '.';
+    assert_int_equal(crm_b64url_encode(mac, sizeof(mac), out + n, outsz - n), 43);
+}
+
+/*
+ * iat, when given, is a number of seconds like exp: one beyond int64_t (1e300) made the cast
+ * undefined (found by tests/fuzz/fuzz_auth, UBSan float-cast-overflow) and gave a garbage iat.
+ */
+static void
+test_jwt_iat_out_of_range(void **state)
+{
+    char tok[CRM_JWT_MAX];
+    struct crm_jwt_claims c;
+
+    (void)state;
+    make_token("{\"sub\":\"4\",\"iat\":1e300,\"exp\":4102444800}", tok, sizeof(tok));
+    assert_int_equal(crm_jwt_verify(key, KEYLEN, tok, NOW, &c), CRM_EAUTH);
+    make_token("{\"sub\":\"4\",\"iat\":-1e300,\"exp\":4102444800}", tok, sizeof(tok));
+    assert_int_equal(crm_jwt_verify(key, KEYLEN, tok, NOW, &c), CRM_EAUTH);
+    make_token("{\"sub\":\"4\",\"iat\":1700000000,\"exp\":4102444800}", tok, sizeof(tok));
+    assert_int_equal(crm_jwt_verify(key, KEYLEN, tok, NOW, &c), CRM_OK);
+    assert_int_equal(c.iat, 1700000000);
+    make_token("{\"sub\":\"4\",\"exp\":4102444800}", tok, sizeof(tok));
+    assert_int_equal(crm_jwt_verify(key, KEYLEN, tok, NOW, &c), CRM_OK);
+    assert_int_equal(c.iat, 0);
+}
+
 int
 main(void)
 {
@@ -147,6 +185,7 @@ main(void)
         cmocka_unit_test(test_jwt_alg_none_refused),
         cmocka_unit_test(test_jwt_expired),
         cmocka_unit_test(test_jwt_malformed),
+        cmocka_unit_test(test_jwt_iat_out_of_range),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
