@@ -168,6 +168,8 @@ def test_late_commit_with_a_smaller_id_is_not_skipped(admin):
     s = Stream(token=admin["token"])
     try:
         url = env_file()["DATABASE_URL"]
+        taken = "SELECT last_value FROM pg_sequences WHERE sequencename = 'events_id_seq'"
+        before = sql(taken)
         slow = subprocess.Popen(
             ["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
              # Like every statement of the API, it has its xid before it takes an event id.
@@ -179,8 +181,12 @@ def test_late_commit_with_a_smaller_id_is_not_skipped(admin):
              "WHERE a.lead_id = %d; SELECT pg_sleep(2); COMMIT;"
              % (lead["id"], admin["user"]["id"], lead["id"])],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.5)  # the slow transaction holds its id
-        t0 = time.time()
+        # The slow transaction holds its id (waited for, not assumed: psql may start slowly).
+        deadline = time.time() + 10
+        while sql(taken) == before and time.time() < deadline:
+            time.sleep(0.05)
+        assert sql(taken) != before, "the slow transaction took no event id"
+        t_taken = time.time()  # it commits 2 s after taking its id
         note(admin["token"], lead["id"], "fast")
         fast_id = last_event_id()
         assert s.wait_id(fast_id, 10)
@@ -190,7 +196,7 @@ def test_late_commit_with_a_smaller_id_is_not_skipped(admin):
         ids = [m["id"] for m in got]
         assert ids == [fast_id - 1, fast_id], ids
         fast = got[1]
-        assert fast["at"] - t0 >= 1.0, "the later id was delivered before the earlier committed"
+        assert fast["at"] - t_taken >= 1.0, "the later id was delivered before the earlier committed"
     finally:
         s.close()
 
