@@ -85,7 +85,7 @@ export async function render(main, ctx) {
   await load();
 }
 
-// Each sort key, its label and the words for its two directions (descending first).
+// The words for a sort's two directions, descending first (the dates': newest, oldest).
 const SORT_WORDS = { name: ["Z–A", "A–Z"], value: ["highest", "lowest"] };
 
 function sortOptions() {
