@@ -386,9 +386,11 @@ def test_lead_detail_status_timeline_and_load_more(sales_browser, sales_user):
     assert note.text == XSS_NOTE
     assert b.find("#timeline b") == [] and b.js("return window.__xss") is None
     # An empty activity: the API's field error next to the field.
+    # (Waited for: the answer comes after the click, later still on a busy machine.)
     b.click("#add-activity button")
-    b.wait_text("[data-error-for=content]", "")
-    assert b.one("#add-activity [name=content]").get_attribute("aria-invalid") == "true"
+    b.wait(lambda: b.one("#add-activity [name=content]").get_attribute("aria-invalid") == "true",
+           what="the empty activity's field marked invalid")
+    assert b.text("#add-activity [data-error-for=content]") != ""
     # Sales executives do not get the assign and delete controls.
     assert b.find("#assign-form") == [] and b.find("#delete-lead") == []
     b.screenshot("lead")
