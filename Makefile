@@ -22,7 +22,8 @@ PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/cr
 	$(BUILD)/crmctl
 
 .SECONDARY:
-.PHONY: all run stop test unit api asan format lint clean deps bench bench-sse install deb fuzz fuzz-bins
+.PHONY: all run stop test unit api asan format lint clean deps bench bench-sse bench-console \
+	screenshots install deb fuzz fuzz-bins
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -80,10 +81,20 @@ test: deps all
 bench: deps all $(BUILD)/sse-bench
 	/usr/bin/python3 bench/bench.py
 	/usr/bin/python3 bench/sse.py
+	/usr/bin/python3 bench/console.py
 
 # Only the real-time part of make bench: 10 000 SSE streams; writes bench/results-sse.md.
 bench-sse: deps all $(BUILD)/sse-bench
 	/usr/bin/python3 bench/sse.py
+
+# Only the console part of make bench: the leads page of 100 000 leads loaded in Chromium,
+# timed by its navigation timing; writes its section of bench/results.md.
+bench-console: deps all
+	/usr/bin/python3 bench/console.py
+
+# The README's pictures of the console (docs/screen-*.png), from a seeded stack under var/screens.
+screenshots: deps all
+	/usr/bin/python3 scripts/screenshots.py
 
 unit-bins: $(UNIT_BIN)
 

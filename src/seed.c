@@ -299,8 +299,10 @@ seed_activities(PGconn *conn, const struct world *w, int64_t after)
 
         copy_row(&c, "%s\tCREATED\t\\N\t%s\t%s\t%s\n", id, ts(created, t, sizeof(t)),
                  PQgetvalue(res, i, 2), t);
+        /* The k-th in the k-th of n equal spans up to now: a timeline lists activities in the
+         * order they were added, so they happen in that order. */
         for (int k = 0; k < n; k++) {
-            ts(created + unif() * (w->now - created), t, sizeof(t));
+            ts(created + (k + unif()) / n * (w->now - created), t, sizeof(t));
             copy_row(&c, "%s\t%s\t%s\t%s\t%s\t%s\n", id, kinds[pick(N(kinds))],
                      notes[pick(N(notes))], t, actor, t);
         }

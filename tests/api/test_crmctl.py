@@ -116,3 +116,24 @@ def test_worker_refuses_unsafe_config():
                        env=dict(ENV, DATABASE_URL="mysql://db/crm"), stdin=subprocess.DEVNULL)
     assert r.returncode == 1
     assert r.stderr.strip() == "crm-auth: DATABASE_URL must be a postgresql:// URL"
+
+
+def test_seed_timelines_run_forwards_in_time():
+    """crmctl seed: a timeline lists a lead's activities newest first by the order they were
+    added, so the seeded ones must have happened in that order too (or the demo's timelines
+    jump back and forth in time), between the lead's creation and now."""
+    with scratch_db("seed") as url:
+        assert migrate(url, os.path.join(VAR, "schema.sql")).returncode == 0
+        r = subprocess.run([CRMCTL, "seed", "--leads", "60", "--users", "4", "--seed", "7"],
+                           capture_output=True, text=True, env=dict(ENV, DATABASE_URL=url))
+        assert r.returncode == 0, r.stderr
+        out = subprocess.run(
+            ["psql", url, "-XtAq", "-F", "|", "-c",
+             "SELECT count(*), count(*) FILTER (WHERE a.occurred_at < lag),"
+             " count(*) FILTER (WHERE a.occurred_at < l.created_at OR a.occurred_at > now())"
+             " FROM (SELECT *, lag(occurred_at) OVER (PARTITION BY lead_id ORDER BY id)"
+             " FROM activities) a JOIN leads l ON l.id = a.lead_id"],
+            capture_output=True, text=True, check=True).stdout
+        total, backwards, outside = (int(x) for x in out.strip().split("|"))
+        assert total > 60 * 3, total  # about ten a lead: the check saw real timelines
+        assert (backwards, outside) == (0, 0)
