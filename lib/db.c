@@ -49,16 +49,24 @@ struct crm_stmt {
     PATCH_TEXT("notes") PATCH("source", "coalesce($2::jsonb->>'source', 'OTHER')")                 \
     PATCH("value", "coalesce(($2::jsonb->>'value')::numeric, 0)")
 // clang-format on
-/* GET /api/leads: $1 the row filter, $2..$7 the optional filters, $8 limit, $9 offset. */
+/*
+ * GET /api/leads: $1 the row filter, $2..$7 the optional filters. The count stops at $8 rows
+ * (the bound + 1), so it costs at most that many index entries: its second column says whether
+ * it is exact. A list takes $8 limit, $9 offset, and $10 $11 the sort key and id of the row
+ * its page starts after (a cursor, lib/cursor.h), or NULL; each row comes with its sort key and
+ * id to make the next cursor from.
+ */
 #define LEAD_FILTER                                                                                \
     " FROM leads l WHERE " OWN_1 " AND ($2::text[] IS NULL OR l.status = ANY ($2))"                \
     " AND ($3::text IS NULL OR l.source = $3) AND ($4::bigint IS NULL OR l.owner_id = $4)"         \
     " AND ($5::text IS NULL OR l.name ILIKE $5 OR l.email ILIKE $5 OR l.company ILIKE $5)"         \
     " AND ($6::timestamptz IS NULL OR l.created_at >= $6)"                                         \
     " AND ($7::timestamptz IS NULL OR l.created_at <= $7)"
-#define LEAD_LIST(key, order)                                                                      \
+#define LEAD_LIST(key, col, type, dir, after)                                                      \
     PER_CALL("lead_list:" key,                                                                     \
-             "SELECT crm_lead_json(l)" LEAD_FILTER " ORDER BY " order " LIMIT $8 OFFSET $9")
+             "SELECT crm_lead_json(l), l." col "::text, l.id" LEAD_FILTER                          \
+             " AND ($10::text IS NULL OR (l." col ", l.id) " after " ($10::" type                  \
+             ", $11::bigint)) ORDER BY l." col dir ", l.id" dir " LIMIT $8 OFFSET $9")
 
 /* Dashboard: top sales executives, won figures from won/won_value, with from joining them. */
 #define TOP_SALES(won, won_value, from)                                                            \
@@ -113,15 +121,17 @@ static const struct crm_stmt stmts[] = {
     /* Every change to a lead starts here, in a transaction: $1 lead, $2 row filter. */
     STMT("lead_lock", "SELECT l.version, l.status, l.owner_id FROM leads l"
                       " WHERE l.id = $1 AND " OWN_2 " FOR UPDATE"),
-    PER_CALL("lead_count", "SELECT count(*)" LEAD_FILTER),
-    LEAD_LIST("created_at", "l.created_at, l.id"),
-    LEAD_LIST("-created_at", "l.created_at DESC, l.id DESC"),
-    LEAD_LIST("updated_at", "l.updated_at, l.id"),
-    LEAD_LIST("-updated_at", "l.updated_at DESC, l.id DESC"),
-    LEAD_LIST("value", "l.value, l.id"),
-    LEAD_LIST("-value", "l.value DESC, l.id DESC"),
-    LEAD_LIST("name", "l.name, l.id"),
-    LEAD_LIST("-name", "l.name DESC, l.id DESC"),
+    PER_CALL("lead_count",
+             "SELECT least(count(*), $8 - 1), count(*) < $8 FROM (SELECT 1" LEAD_FILTER
+             " LIMIT $8) c"),
+    LEAD_LIST("created_at", "created_at", "timestamptz", "", ">"),
+    LEAD_LIST("-created_at", "created_at", "timestamptz", " DESC", "<"),
+    LEAD_LIST("updated_at", "updated_at", "timestamptz", "", ">"),
+    LEAD_LIST("-updated_at", "updated_at", "timestamptz", " DESC", "<"),
+    LEAD_LIST("value", "value", "numeric", "", ">"),
+    LEAD_LIST("-value", "value", "numeric", " DESC", "<"),
+    LEAD_LIST("name", "name", "text", "", ">"),
+    LEAD_LIST("-name", "name", "text", " DESC", "<"),
     /* $1 the validated body, $2 the actor, $3 the owner, which must be active (else no row). */
     STMT("lead_create",
          "WITH l AS (INSERT INTO leads (name, email, phone, company, source, status, won_at,"
@@ -540,7 +550,8 @@ crm_db_page_json(const PGresult *count, const PGresult *rows, long limit, long o
 {
     cJSON *data = cJSON_CreateArray();
 
-    for (int i = 0; data != NULL && i < PQntuples(rows); i++) {
+    /* A list may read one row more than its page, to know whether another page follows. */
+    for (int i = 0; data != NULL && i < PQntuples(rows) && i < limit; i++) {
         cJSON *it = item(rows, i, 0);
 
         if (it == NULL || !cJSON_AddItemToArray(data, it)) {

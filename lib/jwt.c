@@ -26,6 +26,19 @@ crm_jwt_hs256(const unsigned char *key, size_t keylen, const char *data, size_t 
     return 0;
 }
 
+int
+crm_jwt_hs256_ok(const unsigned char *key, size_t keylen, const char *data, size_t n,
+                 const char *mac, size_t maclen)
+{
+    unsigned char want[32], got[32];
+
+    if (crm_b64url_decode(mac, maclen, got, sizeof(got)) != 32 ||
+        crm_jwt_hs256(key, keylen, data, n, want) != 0)
+        return 0;
+    /* Constant time: a timing leak would give the MAC away byte by byte. */
+    return CRYPTO_memcmp(got, want, sizeof(want)) == 0;
+}
+
 enum crm_err
 crm_jwt_sign(const unsigned char *key, size_t keylen, const struct crm_jwt_claims *c, char *out,
              size_t outsz)
@@ -122,7 +135,6 @@ crm_jwt_verify(const unsigned char *key, size_t keylen, const char *token, int64
                struct crm_jwt_claims *out)
 {
     const char *dot1, *dot2;
-    unsigned char want[32], got[32];
     struct crm_jwt_claims c;
     size_t len;
 
@@ -130,11 +142,8 @@ crm_jwt_verify(const unsigned char *key, size_t keylen, const char *token, int64
         (dot1 = strchr(token, '.')) == NULL || (dot2 = strchr(dot1 + 1, '.')) == NULL ||
         strchr(dot2 + 1, '.') != NULL)
         return CRM_EAUTH;
-    if (crm_b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), got, sizeof(got)) != 32 ||
-        crm_jwt_hs256(key, keylen, token, (size_t)(dot2 - token), want) != 0)
-        return CRM_EAUTH;
-    /* Constant time: a timing leak would give the MAC away byte by byte. */
-    if (CRYPTO_memcmp(got, want, sizeof(want)) != 0)
+    if (!crm_jwt_hs256_ok(key, keylen, token, (size_t)(dot2 - token), dot2 + 1,
+                          len - (size_t)(dot2 + 1 - token)))
         return CRM_EAUTH;
     if (!header_ok(token, (size_t)(dot1 - token)) ||
         claims_from(dot1 + 1, (size_t)(dot2 - dot1 - 1), &c) != 0 || c.exp <= now)

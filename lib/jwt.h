@@ -34,4 +34,11 @@ enum crm_err crm_jwt_verify(const unsigned char *key, size_t keylen, const char 
 int crm_jwt_hs256(const unsigned char *key, size_t keylen, const char *data, size_t n,
                   unsigned char out[32]);
 
+/*
+ * 1 when the base64url text mac (maclen bytes) is the HMAC-SHA256 of n bytes of data under key,
+ * compared in constant time; else 0. Tokens and list cursors (lib/cursor.h) are checked with it.
+ */
+int crm_jwt_hs256_ok(const unsigned char *key, size_t keylen, const char *data, size_t n,
+                     const char *mac, size_t maclen);
+
 #endif

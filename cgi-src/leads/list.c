@@ -4,10 +4,20 @@
 #include <string.h>
 
 #include "auth.h"
+#include "cursor.h"
 #include "db.h"
 #include "handlers.h"
 #include "util.h"
 #include "valid.h"
+
+/*
+ * The work a request may cost, whatever the table's size: the total is counted up to
+ * COUNT_BOUND rows (past it, page.total_exact is false), and offset goes up to OFFSET_MAX
+ * (deeper pages are reached with page.next_cursor). docs/API.md "Paging".
+ */
+#define COUNT_BOUND 10000
+#define OFFSET_MAX 10000
+#define NFILTERS 7
 
 static const char *const sorts[] = {"created_at",  "-created_at", "updated_at",
                                     "-updated_at", "value",       "-value",
@@ -103,7 +113,7 @@ check_sort(struct crm_req *req, const char *s)
     return name;
 }
 
-/* params[0..6] as the lead_list statements take them; *stmt the one for the sort. */
+/* params[0..6] (the filters) as the lead statements take them; *stmt the one for the sort. */
 static enum crm_err
 list_params(struct crm_req *req, const char **params, const char **stmt)
 {
@@ -123,12 +133,81 @@ list_params(struct crm_req *req, const char **params, const char **stmt)
     return CRM_OK;
 }
 
-/* GET /api/leads?limit&offset&status&source&owner_id&q&created_from&created_to&sort */
+/*
+ * The query a cursor pages, which its MAC binds it to: the sort and every filter (NULL marked
+ * apart from any value), separated by a byte no value holds.
+ */
+static const char *
+cursor_bind(struct crm_req *req, const char *stmt, const char *const *params)
+{
+    size_t n = strlen(stmt) + 1;
+    char *out;
+
+    for (int i = 0; i < NFILTERS; i++)
+        n += (params[i] == NULL ? 1 : strlen(params[i])) + 1;
+    if ((out = crm_arena_alloc(&req->arena, n)) == NULL)
+        return NULL;
+    strcpy(out, stmt);
+    for (int i = 0; i < NFILTERS; i++) {
+        strcat(out, "\x1f");
+        strcat(out, params[i] == NULL ? "\x1e" : params[i]);
+    }
+    return out;
+}
+
+/*
+ * Where the page starts: params[8] (offset) and, from a cursor, params[9] and [10]; NULL, or
+ * the message of the 400 that refuses the request.
+ */
+static const char *
+page_start(struct crm_req *req, long offset, const char *bind, const char **params, char *obuf,
+           size_t osz)
+{
+    const char *cursor;
+
+    params[9] = params[10] = NULL;
+    if (crm_req_query(req, "cursor", &cursor) != CRM_OK)
+        return "cursor is malformed";
+    if (cursor != NULL && offset != 0)
+        return "cursor and offset cannot be combined: a cursor page starts after its cursor";
+    if (cursor != NULL &&
+        crm_cursor_read((const unsigned char *)req->cfg->jwt_secret, req->cfg->jwt_secret_len, bind,
+                        cursor, &req->arena, &params[9], &params[10]) != 0)
+        return "cursor is invalid, or was made for another sort or other filters";
+    if (offset > OFFSET_MAX)
+        return "offset is at most 10000: page further with cursor (page.next_cursor)";
+    snprintf(obuf, osz, "%ld", offset);
+    params[8] = obuf;
+    return NULL;
+}
+
+/* Adds page.total_exact, and page.next_cursor (null on the last page) from the row past it. */
+static enum crm_err
+page_extend(struct crm_req *req, cJSON *body, const PGresult *count, const PGresult *rows,
+            long limit, const char *bind)
+{
+    cJSON *page = cJSON_GetObjectItemCaseSensitive(body, "page");
+    char cursor[CRM_CURSOR_MAX];
+    int last = (int)limit - 1;
+
+    if (cJSON_AddBoolToObject(page, "total_exact", *PQgetvalue(count, 0, 1) == 't') == NULL)
+        return CRM_ENOMEM;
+    if (PQntuples(rows) <= limit)
+        return cJSON_AddNullToObject(page, "next_cursor") == NULL ? CRM_ENOMEM : CRM_OK;
+    if (crm_cursor_make((const unsigned char *)req->cfg->jwt_secret, req->cfg->jwt_secret_len, bind,
+                        PQgetvalue(rows, last, 1), PQgetvalue(rows, last, 2), cursor,
+                        sizeof(cursor)) != 0 ||
+        cJSON_AddStringToObject(page, "next_cursor", cursor) == NULL)
+        return CRM_ENOMEM;
+    return CRM_OK;
+}
+
+/* GET /api/leads?limit&offset|cursor&status&source&owner_id&q&created_from&created_to&sort */
 int
 leads_list(struct crm_req *req, struct crm_resp *resp)
 {
-    char lbuf[21], obuf[21];
-    const char *params[9], *stmt;
+    char lbuf[21], obuf[21], cbuf[21];
+    const char *params[11], *stmt, *bind, *refused;
     PGresult *count = NULL, *rows = NULL;
     cJSON *body = NULL;
     long limit, offset;
@@ -138,17 +217,27 @@ leads_list(struct crm_req *req, struct crm_resp *resp)
         (err = crm_req_page(req, &limit, &offset)) != CRM_OK ||
         (err = list_params(req, params, &stmt)) != CRM_OK)
         return crm_resp_error(resp, err);
-    snprintf(lbuf, sizeof(lbuf), "%ld", limit);
-    snprintf(obuf, sizeof(obuf), "%ld", offset);
-    params[7] = lbuf;
-    params[8] = obuf;
-    if ((err = crm_db_exec(req->db, "lead_count", 7, params, &count)) == CRM_OK &&
-        (err = crm_db_exec(req->db, stmt, 9, params, &rows)) == CRM_OK &&
-        (body = crm_db_page_json(count, rows, limit, offset, crm_db_json)) == NULL)
+    if ((bind = cursor_bind(req, stmt, params)) == NULL)
+        return crm_resp_error(resp, CRM_ENOMEM);
+    if ((refused = page_start(req, offset, bind, params, obuf, sizeof(obuf))) != NULL)
+        return crm_resp_errorf(resp, CRM_EQUERY, "%s", refused);
+    /* One row past the page tells whether there is a next one. */
+    snprintf(cbuf, sizeof(cbuf), "%d", COUNT_BOUND + 1);
+    snprintf(lbuf, sizeof(lbuf), "%ld", limit + 1);
+    params[7] = cbuf; /* the count's bound, then the list's limit */
+    if ((err = crm_db_exec(req->db, "lead_count", 8, params, &count)) == CRM_OK) {
+        params[7] = lbuf;
+        err = crm_db_exec(req->db, stmt, 11, params, &rows);
+    }
+    if (err == CRM_OK &&
+        ((body = crm_db_page_json(count, rows, limit, offset, crm_db_json)) == NULL ||
+         (err = page_extend(req, body, count, rows, limit, bind)) != CRM_OK))
         err = CRM_ENOMEM;
     PQclear(count);
     PQclear(rows);
-    if (err != CRM_OK)
+    if (err != CRM_OK) {
+        cJSON_Delete(body);
         return crm_resp_error(resp, err);
+    }
     return crm_resp_json(resp, 200, body);
 }

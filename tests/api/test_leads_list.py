@@ -1,4 +1,8 @@
-"""GET /api/leads: paging (exact totals, disjoint and complete pages), every filter, every sort."""
+"""GET /api/leads: paging (exact and bounded totals, offsets and cursors, disjoint and complete
+pages), every filter, every sort."""
+import base64
+import json
+import urllib.parse
 import uuid
 from decimal import Decimal
 
@@ -50,8 +54,12 @@ def test_pages_are_exact_disjoint_and_complete(world):
         r = request("GET", "/api/leads?q=%s&limit=7&offset=%d" % (world["tag"], offset),
                     token=world["tok"])
         assert r.status == 200
-        assert r.json["page"] == {"limit": 7, "offset": offset, "total": 25}
         assert len(r.json["data"]) == max(0, min(7, 25 - offset))
+        # A next page exactly when rows remain after this one.
+        more = offset + 7 < 25
+        assert r.json["page"] == {"limit": 7, "offset": offset, "total": 25, "total_exact": True,
+                                  "next_cursor": r.json["page"]["next_cursor"] if more else None}
+        assert isinstance(r.json["page"]["next_cursor"], str) == more
         seen += ids(r.json["data"])
     assert len(seen) == len(set(seen)) == 25
     assert set(seen) == set(ids(world["leads"]))
@@ -59,7 +67,9 @@ def test_pages_are_exact_disjoint_and_complete(world):
 
 def test_default_page_and_sort(world):
     r = request("GET", "/api/leads?q=%s" % world["tag"], token=world["tok"])
-    assert r.json["page"] == {"limit": 20, "offset": 0, "total": 25}
+    page = r.json["page"]
+    assert {k: page[k] for k in ("limit", "offset", "total", "total_exact")} == {
+        "limit": 20, "offset": 0, "total": 25, "total_exact": True}
     assert ids(r.json["data"]) == ids(world["leads"])[::-1][:20]  # newest first
 
 
@@ -68,10 +78,146 @@ def test_default_page_and_sort(world):
 @pytest.mark.parametrize("desc", [False, True])
 def test_sort(world, key, field, desc):
     got = fetch(world, "sort=%s%s" % ("-" if desc else "", key))["data"]
-    expected = sorted(world["leads"], key=lambda l: (Decimal(str(l[field])) if field == "value"
-                                                     else l[field].encode(), l["id"]),
-                      reverse=desc)
-    assert ids(got) == ids(expected)
+    assert ids(got) == ids(sorted_leads(world["leads"], field, desc))
+
+
+def sorted_leads(leads, field, desc):
+    return sorted(leads, key=lambda l: (Decimal(str(l[field])) if field == "value"
+                                        else l[field].encode(), l["id"]), reverse=desc)
+
+
+def walk(token, query, limit):
+    """Every page of query by cursor, from the first (offset) page; returns the rows and pages."""
+    rows, pages, cursor = [], [], None
+    while True:
+        url = "/api/leads?limit=%d&%s" % (limit, query)
+        r = request("GET", url + ("&cursor=" + cursor if cursor else ""), token=token)
+        assert r.status == 200, r.text
+        rows += r.json["data"]
+        pages.append(r.json["page"])
+        cursor = r.json["page"]["next_cursor"]
+        if cursor is None:
+            return rows, pages
+        assert len(pages) < 100
+
+
+@pytest.mark.parametrize("key", ["created_at", "updated_at", "value", "name"])
+@pytest.mark.parametrize("desc", [False, True])
+def test_cursor_walks_every_sort(world, key, desc):
+    # value has ties (11 values for 25 leads), so the cursor must break them by id; updated_at
+    # differs only in microseconds, which the cursor must keep.
+    sort = ("-" if desc else "") + key
+    rows, pages = walk(world["tok"], "q=%s&sort=%s" % (world["tag"], sort), 4)
+    assert ids(rows) == ids(sorted_leads(world["leads"], key, desc))
+    assert len(pages) == 7
+    assert all(p["offset"] == 0 and p["total"] == 25 and p["total_exact"] for p in pages)
+
+
+@pytest.mark.parametrize("query,pick", [
+    ("status=NEW,LOST,WON", lambda l: l["status"] in ("NEW", "LOST", "WON")),
+    ("source=EVENT&sort=value", lambda l: l["source"] == "EVENT"),
+    ("created_from=2025-01-10&sort=-name", lambda l: l["created_at"] >= "2025-01-10"),
+])
+def test_cursor_with_filters(world, query, pick):
+    rows, _ = walk(world["tok"], "q=%s&%s" % (world["tag"], query), 2)
+    assert sorted(ids(rows)) == sorted(l["id"] for l in world["leads"] if pick(l))
+    assert len(ids(rows)) == len(set(ids(rows)))
+
+
+def test_cursor_of_a_sales_executive(world):
+    token, user = world["owners"][1]
+    rows, _ = walk(token, "sort=name", 5)
+    assert sorted(ids(rows)) == sorted(l["id"] for l in world["leads"]
+                                       if l["owner"]["id"] == user["id"])
+
+
+def first_cursor(world, query):
+    r = request("GET", "/api/leads?limit=3&q=%s&%s" % (world["tag"], query), token=world["tok"])
+    assert r.status == 200 and r.json["page"]["next_cursor"], r.text
+    return r.json["page"]["next_cursor"]
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def refused(world, query):
+    r = request("GET", "/api/leads?limit=3&" + query, token=world["tok"])
+    assert r.status == 400, (query, r.text)
+    assert r.error_code() == "invalid_query"
+    assert "cursor" in r.json["error"]["message"]
+
+
+def test_cursor_used_as_made_is_accepted(world):
+    cursor = first_cursor(world, "sort=value")
+    r = request("GET", "/api/leads?limit=3&q=%s&sort=value&cursor=%s" % (world["tag"], cursor),
+                token=world["tok"])
+    assert r.status == 200 and len(r.json["data"]) == 3
+
+
+def test_tampered_cursor_is_400(world):
+    cursor = first_cursor(world, "sort=value")
+    payload, mac = cursor.split(".")
+    key, last = json.loads(unb64(payload))
+    same = "q=%s&sort=value&cursor=" % world["tag"]
+    # Another row's id or key under the old MAC; a changed MAC; not a cursor at all.
+    for forged in ([key, str(int(last) + 1)], ["0", last], [key, last, "x"]):
+        refused(world, same + b64(json.dumps(forged).encode()) + "." + mac)
+    refused(world, same + payload + "." + ("B" if mac[0] == "A" else "A") + mac[1:])
+    for junk in ("x", ".", payload, payload + ".", "." + mac, "%ZZ", "a" * 3000):
+        refused(world, same + junk)
+
+
+def test_cursor_is_bound_to_its_sort_and_filters(world):
+    cursor = first_cursor(world, "sort=value&status=NEW,WON")
+    for other in ("sort=-value&status=NEW,WON", "sort=value&status=NEW", "sort=value",
+                  "sort=value&status=NEW,WON&source=EVENT"):
+        refused(world, "q=%s&%s&cursor=%s" % (world["tag"], other, cursor))
+    refused(world, "q=%sx&sort=value&status=NEW,WON&cursor=%s" % (world["tag"], cursor))
+
+
+def test_cursor_with_offset_is_400(world):
+    cursor = first_cursor(world, "sort=name")
+    refused(world, "q=%s&sort=name&offset=3&cursor=%s" % (world["tag"], cursor))
+
+
+def test_deep_offset_is_refused_naming_cursor(world):
+    r = request("GET", "/api/leads?offset=10000&q=%s" % world["tag"], token=world["tok"])
+    assert r.status == 200 and r.json["data"] == []
+    for offset in (10001, 1000000000):
+        refused(world, "offset=%d&q=%s" % (offset, world["tag"]))
+
+
+def test_total_is_bounded_and_says_so(admin):
+    """10 000 matching leads are counted exactly; one more and the total stops at 10 000, marked
+    inexact, while cursor pages still walk on."""
+    tok = admin["token"]
+    tag = "Bulk%s" % uuid.uuid4().hex[:8]
+    sql("INSERT INTO leads (name, company, created_by) SELECT 'bulk ' || i, :'p1', :'p2'"
+        " FROM generate_series(1, 10000) i", tag, admin["user"]["id"])
+    try:
+        r = request("GET", "/api/leads?q=%s" % tag, token=tok)
+        assert r.status == 200, r.text
+        assert (r.json["page"]["total"], r.json["page"]["total_exact"]) == (10000, True)
+        sql("INSERT INTO leads (name, company, created_by) VALUES ('bulk last', :'p1', :'p2')",
+            tag, admin["user"]["id"])
+        r = request("GET", "/api/leads?limit=100&sort=name&q=%s" % tag, token=tok)
+        assert r.status == 200, r.text
+        assert (r.json["page"]["total"], r.json["page"]["total_exact"]) == (10000, False)
+        seen = ids(r.json["data"])
+        for _ in range(3):
+            r = request("GET", "/api/leads?limit=100&sort=name&q=%s&cursor=%s"
+                        % (tag, r.json["page"]["next_cursor"]), token=tok)
+            assert r.status == 200 and r.json["page"]["total_exact"] is False
+            seen += ids(r.json["data"])
+        names = sql("SELECT id FROM leads WHERE company = :'p1' ORDER BY name, id LIMIT 400", tag)
+        assert seen == [int(n[0]) for n in names]
+    finally:
+        sql("DELETE FROM leads WHERE company = :'p1'", tag)
 
 
 @pytest.mark.parametrize("query,pick", [

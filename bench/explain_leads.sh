@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# explain_leads.sh CRMCTL DATABASE_URL TERM [SORT]: the time PostgreSQL takes (EXPLAIN ANALYZE,
+# warm: the best of 3) for the count and the page of GET /api/leads?q=TERM&sort=SORT (default
+# -created_at, limit 20) as CRMCTL's build runs them: run it with an old and a new crmctl to
+# compare their SQL on the same database (bench/results.md "Search and paging").
+set -euo pipefail
+ctl=$1 url=$2 term=$3 sort=${4:--created_at}
+
+# Executes statement $1 with the values of GET /api/leads?q=term, as many as its SQL takes.
+explain() {
+    local sql nparams args
+    sql=$("$ctl" statement "$1")
+    nparams=$(grep -o '\$[0-9]*' <<<"$sql" | tr -d '$' | sort -n | tail -n 1)
+    # $1..$7 the row filter and the filters, then the count bound (or the limit), the offset
+    # and the cursor's key and id.
+    args=(NULL NULL NULL NULL "'%$term%'" NULL NULL "$2" 0 NULL NULL)
+    args=("${args[@]:0:$nparams}")
+    psql "$url" -X -q -t -A -v ON_ERROR_STOP=1 <<SQL | sed -n 's/^Execution Time: //p' | sort -n | head -n 1
+PREPARE s AS $sql;
+EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($(IFS=,; echo "${args[*]}"));
+EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($(IFS=,; echo "${args[*]}"));
+EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($(IFS=,; echo "${args[*]}"));
+SQL
+}
+
+printf 'q=%s sort=%s: count %s, page %s\n' "$term" "$sort" "$(explain lead_count 10001)" \
+    "$(explain "lead_list:$sort" 21)"
