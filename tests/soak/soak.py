@@ -10,7 +10,7 @@ and started again 0.5-3 s later, an nginx reload. The stack's supervisor restart
 
 Load: writers (ADMIN and two SALES_EXECUTIVEs) create leads, log activities, change statuses and
 (ADMIN) assign leads; a reader lists and reads leads and the dashboard; a registrar registers
-users; SSE clients (two ADMIN, the two SALES_EXECUTIVEs) hold streams 1-8 s, drop them and
+users (and reads itself, /api/auth/me, /api/users, /api/health: every pool is busy); SSE clients (two ADMIN, the two SALES_EXECUTIVEs) hold streams 1-8 s, drop them and
 resume with the last id they saw. A write answered 503 or cut off may or may not have happened:
 only the writes answered 200/201 are checked.
 
@@ -160,6 +160,11 @@ def reader(token):
             call("lead get", "GET", "/api/leads/%d" % lead, token=token)
             call("timeline", "GET", "/api/leads/%d/activities?limit=5" % lead, token=token)
         call("dashboard", "GET", "/api/dashboard/stats", token=token)
+        # crm-auth's routes too: a worker that served nothing before its memory baseline would
+        # read its first connection and prepared statements as growth.
+        call("me", "GET", "/api/auth/me", token=token)
+        call("users", "GET", "/api/users?limit=5", token=token)
+        call("health", "GET", "/api/health")
         time.sleep(rnd.uniform(0.05, 0.2))
 
 
