@@ -11,8 +11,8 @@ and started again 0.5-3 s later, an nginx reload. The stack's supervisor restart
 Load: writers (ADMIN and two SALES_EXECUTIVEs) create leads, log activities, change statuses and
 (ADMIN) assign leads; a reader reads leads, the dashboard, /api/auth/me, /api/users and
 /api/health (every pool is busy); a registrar registers users; SSE clients (two ADMIN, the two
-SALES_EXECUTIVEs) hold streams 1-8 s, drop them and resume with the last id they saw. A write answered 503 or cut off may or may not have happened:
-only the writes answered 200/201 are checked.
+SALES_EXECUTIVEs) hold streams 1-8 s, drop them and resume with the last id they saw. A write
+answered 503 or cut off may or may not have happened: only those answered 200/201 are checked.
 
 Then the kills stop, the stack settles, and the invariants are checked and printed, PASS/FAIL:
   writes     every 201/200 write is in the database with its activity and its event
