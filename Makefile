@@ -22,7 +22,7 @@ PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/cr
 	$(BUILD)/crmctl
 
 .SECONDARY:
-.PHONY: all run stop test unit api asan format lint clean deps bench bench-sse bench-console \
+.PHONY: all run stop test soak unit api asan format lint clean deps bench bench-sse bench-console \
 	screenshots install deb fuzz fuzz-bins
 all: $(PROGS)
 
@@ -76,6 +76,14 @@ test: deps all
 	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" CFLAGS="-O1 -g" all unit-bins
 	$(MAKE) fuzz-bins
 	scripts/test.sh build/asan
+
+# The chaos soak (tests/soak/soak.py): the sanitized stack under mixed load while its parts are
+# killed at random, then its invariants, PASS/FAIL. Its own stack under var/soak on
+# CRM_SOAK_PORT (18090) and CRM_SOAK_MAIL_PORT (18035). make test runs a short one.
+SOAK_SECONDS ?= 600
+soak: deps all
+	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" CFLAGS="-O1 -g" all
+	SOAK_SECONDS=$(SOAK_SECONDS) /usr/bin/python3 tests/soak/soak.py build/asan
 
 # wrk and pgbench against a fresh optimised stack under var/bench; writes bench/results.md.
 bench: deps all $(BUILD)/sse-bench

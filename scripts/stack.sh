@@ -304,8 +304,11 @@ runas_owner() {
 pg() {
     VAR=$(readlink -f "$VAR")
     runas_owner
-    if [ "$1" = stop ]; then
-        as_svc "$PGBIN/pg_ctl" -D "$VAR/pg" -m fast -w stop >/dev/null
+    if [ "$1" = stop ] || [ "$1" = crash ]; then
+        # crash: an immediate stop, as a power cut leaves it (recovery runs at the next start).
+        local mode=fast
+        [ "$1" = stop ] || mode=immediate
+        as_svc "$PGBIN/pg_ctl" -D "$VAR/pg" -m "$mode" -w stop >/dev/null
     else
         start_pg
     fi
@@ -326,8 +329,11 @@ wipe) wipe ;;
 stop) stop ;;
 pg-stop) pg stop ;;
 pg-start) pg start ;;
+pg-crash) pg crash ;;
+nginx-reload) setup_user; as_svc_log "$VAR/log/nginx-error.log" nginx -p "$VAR/nginx" \
+    -c "$VAR/nginx/nginx.conf" -s reload ;;
 supervise) supervise ;;
 hold) hold "$2" ;;
 release) rm -f "$(readlink -f "$VAR")/run/$2.down" ;;
-*) die "usage: stack.sh start|stop|wipe|pg-stop|pg-start|hold NAME|release NAME" ;;
+*) die "usage: stack.sh start|stop|wipe|pg-stop|pg-start|pg-crash|nginx-reload|hold NAME|release NAME" ;;
 esac

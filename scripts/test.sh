@@ -4,6 +4,8 @@
 # test) under var/test on port 18080. Fails on any test failure or any sanitizer report.
 # CRM_TEST_VAR, CRM_TEST_PORT and CRM_TEST_MAIL_PORT move the stack (two checkouts at once);
 # CRM_TEST_ARGS runs some of the API tests only (pytest arguments, e.g. tests/api/test_auth.py).
+# The whole suite (no CRM_TEST_ARGS) ends with a short chaos soak (tests/soak/soak.py,
+# CRM_TEST_SOAK_SECONDS, default 90; 0 skips it) on the same ports, its own stack in $CRM_VAR-soak.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,6 +77,16 @@ else
     echo "sanitizers: no reports"
     san=0
 fi
+# The short soak, once the API tests' stack and SMTP server are gone: its ports are free.
+soak_passed=0 soak_failed=0
+if [ -z "${CRM_TEST_ARGS:-}" ] && [ "${CRM_TEST_SOAK_SECONDS:-90}" -gt 0 ]; then
+    if CRM_SOAK_VAR="$CRM_VAR-soak" CRM_SOAK_PORT=$CRM_PORT CRM_SOAK_MAIL_PORT=$CRM_MAIL_PORT \
+        SOAK_SECONDS=${CRM_TEST_SOAK_SECONDS:-90} /usr/bin/python3 tests/soak/soak.py "$BUILD"; then
+        soak_passed=1
+    else
+        soak_failed=1
+    fi
+fi
 api_line=$(tail -n 1 "$ROOT/var/pytest.out")
 api_passed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) passed.*/\1/p')
 api_failed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) \(failed\|error\).*/\1/p')
@@ -82,6 +94,9 @@ api_failed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) \(failed\|e
 echo "unit: $((unit_run - unit_failed)) passed, $unit_failed failed"
 echo "fuzz: ${fuzz_passed:-0} passed, ${fuzz_failed:-0} failed"
 echo "api: ${api_passed:-0} passed, ${api_failed:-0} failed"
+echo "soak: $soak_passed passed, $soak_failed failed"
 # A sanitizer report counts as one failure, so the closing line agrees with the exit status.
-echo "total: $((unit_run - unit_failed + ${fuzz_passed:-0} + ${api_passed:-0})) passed, $((unit_failed + ${fuzz_failed:-0} + ${api_failed:-0} + san)) failed"
-[ "$unit_failed" -eq 0 ] && [ "${fuzz_failed:-0}" -eq 0 ] && [ "$api_rc" -eq 0 ] && [ "$san" -eq 0 ]
+echo "total: $((unit_run - unit_failed + ${fuzz_passed:-0} + ${api_passed:-0} + soak_passed)) passed," \
+    "$((unit_failed + ${fuzz_failed:-0} + ${api_failed:-0} + san + soak_failed)) failed"
+[ "$unit_failed" -eq 0 ] && [ "${fuzz_failed:-0}" -eq 0 ] && [ "$api_rc" -eq 0 ] && [ "$san" -eq 0 ] &&
+    [ "$soak_failed" -eq 0 ]
