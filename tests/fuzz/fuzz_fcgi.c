@@ -63,14 +63,6 @@ check_set_id(const uint8_t *data, size_t whole)
 }
 
 int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    return 0;
-}
-
-int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     unsigned char *params = NULL;

@@ -156,14 +156,6 @@ check_reprint(const cJSON *body, const struct crm_field *rules, size_t n)
 }
 
 int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    return 0;
-}
-
-int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct crm_req req;
