@@ -74,6 +74,9 @@ def test_served_spec_is_docs_openapi_yaml_byte_for_byte():
     j = request("GET", "/api/openapi.json")
     assert j.status == 200 and j.header("content-type").startswith("application/json")
     assert j.json == contract.SPEC
+    for answer in (r, j):  # the site's security headers, as on every other answer
+        assert answer.header("x-content-type-options") == "nosniff"
+        assert answer.header("x-frame-options") == "DENY"
 
 
 def test_reference_page_renders_the_spec_without_a_cdn():
