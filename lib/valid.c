@@ -222,8 +222,8 @@ check(const struct crm_field *r, cJSON *item, char *buf, size_t bufsz)
     return NULL;
 }
 
-static const struct crm_field *
-rule_for(const struct crm_field *rules, size_t n, const char *name)
+const struct crm_field *
+crm_valid_rule(const struct crm_field *rules, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(rules[i].name, name) == 0)
@@ -243,7 +243,7 @@ crm_valid_object(cJSON *obj, const struct crm_field *rules, size_t n, cJSON **fi
         return CRM_ENOMEM;
     cJSON_ArrayForEach(item, obj)
     {
-        const struct crm_field *r = rule_for(rules, n, item->string);
+        const struct crm_field *r = crm_valid_rule(rules, n, item->string);
         const char *msg = r == NULL ? "unknown field" : check(r, item, buf, sizeof(buf));
 
         /* Duplicate members are refused too: which one would win is not obvious. */

@@ -31,6 +31,9 @@ struct crm_field {
     const char *const *values; /* CRM_F_ENUM: NULL-terminated */
 };
 
+/* The rule of rules[0..n) for member name, or NULL when the body may not have it. */
+const struct crm_field *crm_valid_rule(const struct crm_field *rules, size_t n, const char *name);
+
 /*
  * Checks obj against rules: unknown members, missing required ones, wrong types, lengths and
  * enums. Returns CRM_OK; CRM_EINVAL with *fields set to {"name": "message"} for every failing

@@ -14,10 +14,9 @@ VAR=${CRM_VAR:-$ROOT/var}
 PORT=${CRM_PORT:-8080}
 BIN=${CRM_BIN:-$ROOT/build}
 WORKERS=${CRM_WORKERS:-2}
-# crm-events is one process with many streams; the others are pools of workers. crm-login is
-# crm-auth again, for the routes that run bcrypt (see nginx/crm-site.conf.in).
-POOLS=(crm-auth crm-login crm-leads crm-dashboard crm-events)
-DAEMONS=("${POOLS[@]}" crm-mailer)
+# The daemons the supervisor keeps running: crm-events is one process with many streams,
+# crm-mailer a plain daemon, the others pools of workers (prog_of: which program each runs).
+DAEMONS=(crm-auth crm-login crm-leads crm-dashboard crm-events crm-mailer)
 PROGS=(crm-auth crm-leads crm-dashboard crm-events crm-mailer crmctl)
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 RUNAS=()
@@ -135,10 +134,14 @@ first_admin() {
     sed 's/^/    /' "$VAR/admin.txt"
 }
 
+# The program daemon $1 runs: crm-login is crm-auth again, for the routes that run bcrypt (see
+# nginx/crm-site.conf.in).
+prog_of() { if [ "$1" = crm-login ]; then echo crm-auth; else echo "$1"; fi; }
+
 # Starts daemon $1 in the background, as the service user, its output in its log.
 launch() {
-    local d=$1 prog=$1 cmd
-    [ "$d" != crm-login ] || prog=crm-auth
+    local d=$1 prog cmd
+    prog=$(prog_of "$d")
     case $d in
     crm-mailer) cmd=("$VAR/bin/$prog") ;;
     # spawn-fcgi -n binds the socket and execs the pool, which forks its workers. A deep
@@ -243,7 +246,7 @@ start() {
         # The supervisor starts a rebuilt daemon again, so make run serves what was just built.
         local d
         for d in "${DAEMONS[@]}"; do
-            [ "$d" = "$f" ] || { [ "$d" = crm-login ] && [ "$f" = crm-auth ]; } || continue
+            [ "$(prog_of "$d")" = "$f" ] || continue
             alive "$VAR/run/$d.pid" || continue
             say "restarting $d (rebuilt)"
             stop_pids "$VAR/run/$d.pid"

@@ -210,6 +210,18 @@ next_due(struct crm_db *db)
     return wait < 0 ? 0 : wait > POLL_SECONDS ? POLL_SECONDS : wait;
 }
 
+/* Frees the notifications libpq has read (they only wake the loop); how many there were. */
+static int
+take_notifications(PGconn *conn)
+{
+    PGnotify *n;
+    int count = 0;
+
+    for (; (n = PQnotifies(conn)) != NULL; count++)
+        PQfreemem(n);
+    return count;
+}
+
 /*
  * Sleeps until a notification, a signal, or seconds pass; a second without a connection. The
  * connection is read here, after the statements before it, which may have replaced it.
@@ -220,23 +232,16 @@ wait_for_work(struct crm_db *db, long seconds)
     PGconn *conn = crm_db_conn(db);
     int fd = conn != NULL && PQstatus(conn) == CONNECTION_OK ? PQsocket(conn) : -1;
     struct timeval tv = {.tv_sec = fd < 0 ? 1 : seconds, .tv_usec = seconds == 0 ? 100000 : 0};
-    int woken = 0;
     fd_set fds;
-    PGnotify *n;
 
     /* A notification that came with a statement's answer is already read: no waiting then. */
-    while (fd >= 0 && (n = PQnotifies(conn)) != NULL) {
-        PQfreemem(n);
-        woken = 1;
-    }
-    if (woken)
+    if (fd >= 0 && take_notifications(conn) > 0)
         return;
     FD_ZERO(&fds);
     if (fd >= 0)
         FD_SET(fd, &fds);
     if (select(fd + 1, &fds, NULL, NULL, &tv) > 0 && PQconsumeInput(conn))
-        while ((n = PQnotifies(conn)) != NULL)
-            PQfreemem(n);
+        (void)take_notifications(conn);
 }
 
 static int

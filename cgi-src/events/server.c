@@ -326,15 +326,22 @@ check_request(struct server *srv, struct incoming *in, struct crm_resp *resp, in
     return CRM_OK;
 }
 
+/* Sends the 200 head of a stream, then text (its start; or all of a stream that ends at once). */
+static int
+send_head(struct server *srv, struct stream *s, const char *rid, const char *text)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof(buf), "%sX-Request-Id: %s\r\n\r\n%s", sse_head, rid, text);
+
+    return n < 0 || (size_t)n >= sizeof(buf) ? -1 : stream_send_text(srv, s, buf, (size_t)n);
+}
+
 /* A HEAD: the head a stream starts with, and the end; nothing is held open. */
 static void
 answer_head(struct server *srv, struct stream *s, const struct crm_req *req)
 {
-    char head[256];
-    int n = snprintf(head, sizeof(head), "%sX-Request-Id: %s\r\n\r\n", sse_head, req->id);
-
     crm_log(CRM_LOG_INFO, req, "HEAD /api/events 200 user=%s", req->who.idstr);
-    (void)stream_send_text(srv, s, head, (size_t)n);
+    (void)send_head(srv, s, req->id, "");
     stream_close(srv, s, NULL); /* logged above */
 }
 
@@ -347,8 +354,7 @@ answer_head(struct server *srv, struct stream *s, const struct crm_req *req)
 static void
 start_stream(struct server *srv, struct stream *s, const struct crm_req *req, int64_t resume)
 {
-    char head[320];
-    int n;
+    char start[64];
 
     s->uid = req->who.id;
     s->role = req->who.role;
@@ -357,12 +363,11 @@ start_stream(struct server *srv, struct stream *s, const struct crm_req *req, in
     /* Behind the feed: its missed events come from the table first. Ahead: none twice. */
     s->cursor = resume >= 0 ? resume : srv->order.cursor;
     s->state = s->cursor < srv->order.cursor ? ST_CATCHUP : ST_LIVE;
-    n = snprintf(head, sizeof(head), "%sX-Request-Id: %s\r\n\r\nretry: 3000\n\nid: %lld\n\n",
-                 sse_head, req->id, (long long)s->cursor);
+    snprintf(start, sizeof(start), "retry: 3000\n\nid: %lld\n\n", (long long)s->cursor);
     srv->nstreams++;
     crm_log(CRM_LOG_INFO, req, "GET /api/events 200 user=%s after=%lld", req->who.idstr,
             (long long)s->cursor);
-    if (stream_send_text(srv, s, head, (size_t)n) != 0 ||
+    if (send_head(srv, s, req->id, start) != 0 ||
         (s->state == ST_CATCHUP && feed_catchup(srv, s) != 0))
         stream_close(srv, s, "closed at start");
 }
@@ -375,16 +380,14 @@ start_stream(struct server *srv, struct stream *s, const struct crm_req *req, in
 static int
 retry_later(struct server *srv, struct stream *s, const struct incoming *in, enum crm_err err)
 {
-    char text[512];
-    int n;
+    char text[256];
 
     if (crm_err_status(err) != 503 || in->accept == NULL ||
         strstr(in->accept, "text/event-stream") == NULL)
         return 0;
-    n = snprintf(text, sizeof(text), "%sX-Request-Id: %s\r\n\r\nretry: 3000\n: %s\n\n", sse_head,
-                 in->req.id, crm_err_message(err));
+    snprintf(text, sizeof(text), "retry: 3000\n: %s\n\n", crm_err_message(err));
     crm_log(CRM_LOG_INFO, &in->req, "GET /api/events 200 retry: %s", crm_err_message(err));
-    (void)stream_send_text(srv, s, text, (size_t)n);
+    (void)send_head(srv, s, in->req.id, text);
     stream_close(srv, s, NULL); /* logged above */
     return 1;
 }

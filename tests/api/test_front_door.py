@@ -2,6 +2,7 @@
 nginx's refusals included, is a JSON error with a request id of ours (or the client's, when it
 is sane) and the security headers; no token in the query reaches a log."""
 import glob
+import json
 import os
 import re
 import socket
@@ -37,7 +38,6 @@ def raw_http(data, timeout=10):
 
 def check_contract(status, headers, body, code):
     assert headers.get("content-type", "").startswith("application/json"), (status, body)
-    import json
     err = json.loads(body)["error"]
     assert err["code"] == code and err["message"], err
     assert re.match(r"^[A-Za-z0-9._-]{1,64}$", headers.get("x-request-id", "")), headers

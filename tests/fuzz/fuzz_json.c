@@ -81,15 +81,6 @@ static const struct {
 static const char *const ctypes[] = {"application/json", "application/json; charset=utf-8",
                                      "text/plain", NULL};
 
-static const struct crm_field *
-rule_for(const struct crm_field *rules, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(rules[i].name, name) == 0)
-            return &rules[i];
-    return NULL;
-}
-
 static int
 is_space(char c)
 {
@@ -105,7 +96,7 @@ check_accepted(const cJSON *body, const struct crm_field *rules, size_t n)
     fuzz_check(cJSON_IsObject(body), "accepted body is an object");
     cJSON_ArrayForEach(item, body)
     {
-        const struct crm_field *r = rule_for(rules, n, item->string);
+        const struct crm_field *r = crm_valid_rule(rules, n, item->string);
         const char *s = item->valuestring;
 
         fuzz_check(r != NULL, "accepted member has a rule");
