@@ -75,10 +75,7 @@ CREATE INDEX IF NOT EXISTS leads_value ON leads (value, id);
 CREATE INDEX IF NOT EXISTS leads_name ON leads (name, id);
 CREATE INDEX IF NOT EXISTS leads_owner_created ON leads (owner_id, created_at, id);
 CREATE INDEX IF NOT EXISTS leads_status ON leads (status, created_at);
--- q: case-insensitive substring search stays indexed on large tables.
-CREATE INDEX IF NOT EXISTS leads_name_trgm ON leads USING gin (name gin_trgm_ops);
-CREATE INDEX IF NOT EXISTS leads_email_trgm ON leads USING gin (email gin_trgm_ops);
-CREATE INDEX IF NOT EXISTS leads_company_trgm ON leads USING gin (company gin_trgm_ops);
+-- q searches leads.search, added with its index by version 8 below.
 -- top-sales over a period: the won leads of each owner by the time they were won.
 CREATE INDEX IF NOT EXISTS leads_won ON leads (owner_id, won_at) INCLUDE (value)
     WHERE status = 'WON';
@@ -383,3 +380,18 @@ BEGIN
 END $$;
 
 INSERT INTO schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;
+
+-- Version 8: q searches one lower-cased column (issue 14). ILIKE over name, email and company
+-- lower-cased every candidate row three times, the cost of a common-term search; LIKE on a
+-- column lower-cased once, when the row is written, is several times cheaper, and one trigram
+-- index replaces three. The unit separator between the fields is a character q may not hold
+-- (lib/valid.c), so a match never spans two fields. Adding the column rewrites the table once.
+ALTER TABLE leads ADD COLUMN IF NOT EXISTS search text GENERATED ALWAYS AS
+    (lower(coalesce(name, '') || E'\x1f' || coalesce(email, '') || E'\x1f' || coalesce(company, '')))
+    STORED;
+CREATE INDEX IF NOT EXISTS leads_search_trgm ON leads USING gin (search gin_trgm_ops);
+DROP INDEX IF EXISTS leads_name_trgm;
+DROP INDEX IF EXISTS leads_email_trgm;
+DROP INDEX IF EXISTS leads_company_trgm;
+
+INSERT INTO schema_version (version) VALUES (8) ON CONFLICT DO NOTHING;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # explain_leads.sh CRMCTL DATABASE_URL TERM [SORT]: the time PostgreSQL takes (EXPLAIN ANALYZE,
-# warm: the best of 3) for the count and the page of GET /api/leads?q=TERM&sort=SORT (default
-# -created_at, limit 20) as CRMCTL's build runs them: run it with an old and a new crmctl to
+# warm: the best of 3) for the count (its bound + 1: BOUND, default 1001) and the page of
+# GET /api/leads?q=TERM&sort=SORT (default -created_at, limit 20) as CRMCTL's build runs them: run it with an old and a new crmctl to
 # compare their SQL on the same database (bench/results.md "Search and paging").
 set -euo pipefail
 ctl=$1 url=$2 term=$3 sort=${4:--created_at}
@@ -23,5 +23,5 @@ EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($(IFS=,; echo "${args[*]}"));
 SQL
 }
 
-printf 'q=%s sort=%s: count %s, page %s\n' "$term" "$sort" "$(explain lead_count 10001)" \
+printf 'q=%s sort=%s: count %s, page %s\n' "$term" "$sort" "$(explain lead_count "${BOUND:-1001}")" \
     "$(explain "lead_list:$sort" 21)"

@@ -59,7 +59,7 @@ struct crm_stmt {
 #define LEAD_FILTER                                                                                \
     " FROM leads l WHERE " OWN_1 " AND ($2::text[] IS NULL OR l.status = ANY ($2))"                \
     " AND ($3::text IS NULL OR l.source = $3) AND ($4::bigint IS NULL OR l.owner_id = $4)"         \
-    " AND ($5::text IS NULL OR l.name ILIKE $5 OR l.email ILIKE $5 OR l.company ILIKE $5)"         \
+    " AND ($5::text IS NULL OR l.search LIKE lower($5))"                                           \
     " AND ($6::timestamptz IS NULL OR l.created_at >= $6)"                                         \
     " AND ($7::timestamptz IS NULL OR l.created_at <= $7)"
 #define LEAD_LIST(key, col, type, dir, after)                                                      \

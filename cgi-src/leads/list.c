@@ -15,7 +15,7 @@
  * COUNT_BOUND rows (past it, page.total_exact is false), and offset goes up to OFFSET_MAX
  * (deeper pages are reached with page.next_cursor). docs/API.md "Paging".
  */
-#define COUNT_BOUND 10000
+#define COUNT_BOUND 1000
 #define OFFSET_MAX 10000
 #define NFILTERS 7
 
@@ -50,7 +50,11 @@ status_array(struct crm_req *req, const char *s)
     return out;
 }
 
-/* q -> an ILIKE pattern matching it anywhere, its own % _ \ taken literally. */
+/*
+ * q -> a LIKE pattern matching it anywhere in leads.search (lower-cased in SQL), its own % _ \
+ * taken literally. A control character is refused: the search column separates its fields with
+ * one, so a match never spans two fields.
+ */
 static const char *
 like_pattern(struct crm_req *req, const char *q)
 {
@@ -61,6 +65,8 @@ like_pattern(struct crm_req *req, const char *q)
     p = out;
     *p++ = '%';
     for (; *q != '\0'; q++) {
+        if ((unsigned char)*q < 0x20 || *q == 0x7f)
+            return NULL;
         if (*q == '%' || *q == '_' || *q == '\\')
             *p++ = '\\';
         *p++ = *q;

@@ -1,6 +1,7 @@
 """crmctl against the test database: idempotent migrate, create-user with either password source."""
 import contextlib
 import os
+import re
 import subprocess
 
 from conftest import VAR, env_file, login, sql, unique_email
@@ -13,17 +14,26 @@ def crmctl(*args, stdin=""):
     return subprocess.run([CRMCTL, *args], input=stdin, capture_output=True, text=True, env=ENV)
 
 
+def schema_versions():
+    """The versions schema.sql records, in order."""
+    with open(os.path.join(VAR, "schema.sql")) as f:
+        return sorted(int(v) for v in re.findall(r"INSERT INTO schema_version \(version\) VALUES \((\d+)\)",
+                                                   f.read()))
+
+
 def test_migrate_is_idempotent():
+    versions = schema_versions()
+    assert versions[:4] == [1, 2, 3, 4]
     before = sql("SELECT count(*) FROM users")
     for _ in range(2):
         r = crmctl("migrate", "--schema", os.path.join(VAR, "schema.sql"))
         assert r.returncode == 0, r.stderr
         lines = r.stdout.splitlines()
-        assert lines[0] == "schema version 4"
+        assert lines[0] == "schema version %d" % versions[-1]
         assert lines[1].startswith("statements: ") and lines[1].endswith(" prepared")
         assert int(lines[1].split()[1]) >= 30
     assert sql("SELECT count(*) FROM users") == before
-    assert sql("SELECT version FROM schema_version ORDER BY version") == [["1"], ["2"], ["3"], ["4"]]
+    assert sql("SELECT version FROM schema_version ORDER BY version") == [[str(v)] for v in versions]
 
 
 @contextlib.contextmanager
@@ -65,13 +75,39 @@ def test_migrate_refuses_a_schema_the_programs_do_not_fit(tmp_path):
 
 
 def test_migrate_upgrades_an_existing_database(tmp_path):
-    """A database of version 3, from before the login lockout, upgrades in place to version 4."""
+    """A database of version 3, from before the login lockout, upgrades in place to the latest."""
     with scratch_db("v3") as url:
         assert migrate(url, schema_before(tmp_path, 4)).stdout.splitlines() == [
             "schema version 3"]
         r = migrate(url, os.path.join(VAR, "schema.sql"))
         assert r.returncode == 0, r.stderr
-        assert r.stdout.splitlines()[0] == "schema version 4"
+        assert r.stdout.splitlines()[0] == "schema version %d" % schema_versions()[-1]
+
+
+def scratch_sql(url, query):
+    return subprocess.run(["psql", url, "-XtAq", "-v", "ON_ERROR_STOP=1", "-c", query],
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_migrate_to_the_search_column(tmp_path):
+    """Version 8 replaces version 1's three trigram indexes with one lower-cased search column:
+    the leads already there become searchable through it and the old indexes are dropped."""
+    with scratch_db("v7") as url:
+        # It applies, though this build's statements do not prepare against it.
+        r = migrate(url, schema_before(tmp_path, 8))
+        assert r.stdout.splitlines()[0] == "schema version %d" % max(
+            v for v in schema_versions() if v < 8)
+        scratch_sql(url, "CREATE INDEX leads_name_trgm ON leads USING gin (name gin_trgm_ops);"
+                         " INSERT INTO users (name, email, password_hash, role)"
+                         " VALUES ('A', 'a@x.example', 'x', 'ADMIN');"
+                         " INSERT INTO leads (name, email, company, created_by)"
+                         " SELECT 'Old Lead', 'Old@Mail.example', 'Acme', id FROM users")
+        r = migrate(url, os.path.join(VAR, "schema.sql"))
+        assert r.returncode == 0, r.stderr
+        assert scratch_sql(url, "SELECT search = E'old lead\\x1fold@mail.example\\x1facme'"
+                                " FROM leads") == ["t"]
+        assert scratch_sql(url, "SELECT indexname FROM pg_indexes WHERE indexname LIKE"
+                                " 'leads_%trgm' ORDER BY 1") == ["leads_search_trgm"]
 
 
 def test_create_user_generated_password():

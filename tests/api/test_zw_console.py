@@ -15,7 +15,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from conftest import HOST, PORT, ROOT, VAR, login, make_user, register, request, unique_email
+from conftest import (HOST, PORT, ROOT, VAR, login, make_user, register, request, sql,
+                      unique_email)
 
 BASE = "http://%s:%d/" % (HOST, PORT)
 SCREENS = os.path.join(VAR, "screens")
@@ -342,6 +343,26 @@ def test_paging(sales_browser, sales_user):
     b.wait(lambda: len(b.find("tr[data-lead-id]")) == 3, what="the second page")
     assert "page=2" in b.hash()
     assert b.text("tr[data-lead-id] .lead-name").endswith("20")
+
+
+def test_paging_past_the_counted_total(sales_browser, sales_user):
+    """Past 1 000 matches the API stops counting (total_exact false): the status says "1,000+",
+    the page count is not shown, and Next still leads on."""
+    b = sales_browser
+    tag = uuid.uuid4().hex[:8]
+    sql("INSERT INTO leads (name, owner_id, created_by) SELECT 'Many %s ' || lpad(i::text, 4, '0'),"
+        " :'p1', :'p1' FROM generate_series(1, 1001) i" % tag, sales_user[1]["id"])
+    try:
+        b.open("/leads?q=many%%20%s&sort=name&page=50" % tag)
+        b.wait(lambda: b.text("#leads-status").startswith("981–1,000 of 1,000+"),
+               what="the 50th page of an inexact total")
+        assert b.text(".pager span") == "Page 50"
+        b.click(".pager button:last-child")
+        b.wait(lambda: b.text("#leads-status") == "1,001–1,001 of 1,000+", what="page 51")
+        assert b.text("tr[data-lead-id] .lead-name").endswith("1001")
+        assert b.one(".pager button:last-child").get_attribute("disabled") is not None
+    finally:
+        sql("DELETE FROM leads WHERE name LIKE 'Many %s %%'" % tag)
 
 
 def test_user_strings_are_shown_as_text(sales_browser, sales_user):

@@ -78,7 +78,7 @@ export async function render(main, ctx) {
     const r = await api("GET", "/leads" + query({ q: v.q, status: v.status, source: v.source, owner_id: v.owner_id, sort: v.sort, limit: PAGE, offset: (v.page - 1) * PAGE }));
     if (!ctx.alive()) return;
     drawTable(table, r.data, v, set);
-    drawPager(pager, status, r.page, v, ctx);
+    drawPager(pager, status, r.page, r.data.length, v, ctx);
     if (!performance.getEntriesByName(RENDERED_MARK).length) performance.mark(RENDERED_MARK);
   };
   state = { load, timer: null };
@@ -137,17 +137,26 @@ function drawTable(wrap, rows, v, set) {
   );
 }
 
-function drawPager(pager, status, page, v, ctx) {
-  const first = page.total ? page.offset + 1 : 0;
-  const last = Math.min(page.offset + page.limit, page.total);
-  status.textContent = page.total ? fmt.number(first) + "–" + fmt.number(last) + " of " + fmt.number(page.total) : "";
+/* The API pages by offset up to this many rows (docs/API.md "Paging"). */
+const OFFSET_MAX = 10000;
+
+/*
+ * page.total is counted up to a bound: past it (total_exact false) the status says "1,000+",
+ * the page count is not known and Next follows page.next_cursor's presence.
+ */
+function drawPager(pager, status, page, rows, v, ctx) {
+  const first = page.offset + 1;
+  const last = page.offset + rows;
+  const of = fmt.number(page.total) + (page.total_exact ? "" : "+");
+  status.textContent = last ? fmt.number(first) + "–" + fmt.number(last) + " of " + of : "";
   const pages = Math.max(1, Math.ceil(page.total / page.limit));
+  const more = page.total_exact ? v.page < pages : page.next_cursor !== null && v.page * page.limit <= OFFSET_MAX;
   const to = (n) => () => ctx.go(hashOf({ ...v, page: n }));
   mount(
     pager,
     h("button", { type: "button", disabled: v.page <= 1, onclick: to(v.page - 1) }, "Previous"),
-    h("span", {}, "Page " + fmt.number(v.page) + " of " + fmt.number(pages)),
-    h("button", { type: "button", disabled: v.page >= pages, onclick: to(v.page + 1) }, "Next"),
+    h("span", {}, "Page " + fmt.number(v.page) + (page.total_exact ? " of " + fmt.number(pages) : "")),
+    h("button", { type: "button", disabled: !more, onclick: to(v.page + 1) }, "Next"),
   );
 }
 
