@@ -115,12 +115,11 @@ end
 
 
 def pgbench(name, uid, lo, hi):
-    """The statements GET /api/leads/:id runs (the caller re-read, then the lead), prepared."""
-    user = crmctl("statement", "user_get").strip().replace("$1", ":uid")
-    lead = crmctl("statement", "lead_get").strip().replace("$1", ":id").replace("$2", "NULL")
+    """The statement GET /api/leads/:id runs (the lead, and the caller re-read), prepared."""
+    lead = crmctl("statement", "lead_get").strip().replace("$1", ":id").replace("$2", ":uid")
     script = os.path.join(os.path.realpath(VAR), "pgbench.sql")
     with open(script, "w") as f:
-        f.write("\\set uid %d\n\\set id random(%d, %d)\n%s;\n%s;\n" % (uid, lo, hi, user, lead))
+        f.write("\\set uid %d\n\\set id random(%d, %d)\n%s;\n" % (uid, lo, hi, lead))
     logdir = os.path.join(os.path.realpath(VAR), "pgbench-log")
     os.makedirs(logdir, exist_ok=True)
     if os.getuid() == 0:

@@ -34,59 +34,59 @@ crm_role_name(enum crm_role role)
 }
 
 /*
- * Loads the principal for user id; only active users exist for auth. When user is not NULL it
- * also gets the caller's User object, from the same row (caller frees).
+ * Verifies token and takes the user id it names into req->who (id, idstr, exp); the user is not
+ * yet known to exist, so req->authed stays 0.
  */
 static enum crm_err
-load_principal(struct crm_req *req, int64_t id, cJSON **user)
-{
-    char idbuf[21];
-    const char *params[1] = {idbuf};
-    PGresult *res;
-    enum crm_err err;
-    enum crm_role role;
-
-    if (crm_fmt_id(idbuf, sizeof(idbuf), id) != 0)
-        return CRM_EAUTH;
-    if ((err = crm_db_exec(req->db, "user_get", 1, params, &res)) != CRM_OK)
-        return err;
-    err = CRM_EAUTH;
-    if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 4), "t") == 0 &&
-        (role = crm_role_parse(PQgetvalue(res, 0, 3))) != 0) {
-        req->who.id = id;
-        req->who.role = role;
-        memcpy(req->who.idstr, idbuf, sizeof(idbuf));
-        req->who.owner = role == CRM_ROLE_SALES ? req->who.idstr : NULL;
-        req->authed = 1;
-        err = CRM_OK;
-        if (user != NULL && (*user = crm_user_from_row(res, 0, 0)) == NULL)
-            err = CRM_ENOMEM;
-    }
-    PQclear(res);
-    return err;
-}
-
-static enum crm_err
-authenticate(struct crm_req *req, const char *token, unsigned roles, cJSON **user)
+claim(struct crm_req *req, const char *token)
 {
     struct crm_jwt_claims c;
-    enum crm_err err;
 
     if (token == NULL || token[0] == '\0')
         return CRM_EAUTH;
     if (crm_jwt_verify((const unsigned char *)req->cfg->jwt_secret, req->cfg->jwt_secret_len, token,
-                       (int64_t)time(NULL), &c) != CRM_OK)
+                       (int64_t)time(NULL), &c) != CRM_OK ||
+        crm_fmt_id(req->who.idstr, sizeof(req->who.idstr), c.sub) != 0)
         return CRM_EAUTH;
-    if ((err = load_principal(req, c.sub, user)) != CRM_OK)
-        return err;
+    req->who.id = c.sub;
     req->who.exp = c.exp;
-    if ((req->who.role & roles) != 0)
-        return CRM_OK;
-    if (user != NULL) {
-        cJSON_Delete(*user);
-        *user = NULL;
-    }
-    return CRM_EFORBIDDEN;
+    return CRM_OK;
+}
+
+/* Only active users exist for auth, and roles decides what they may do. */
+enum crm_err
+crm_auth_row(struct crm_req *req, const PGresult *res, int col, unsigned roles)
+{
+    enum crm_role role;
+
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, col + 1), "t") != 0 ||
+        (role = crm_role_parse(PQgetvalue(res, 0, col))) == 0)
+        return CRM_EAUTH;
+    req->who.role = role;
+    req->who.owner = role == CRM_ROLE_SALES ? req->who.idstr : NULL;
+    req->authed = 1;
+    return (role & roles) != 0 ? CRM_OK : CRM_EFORBIDDEN;
+}
+
+/*
+ * Authenticates token for roles, re-reading the user; when user is not NULL and the caller is
+ * admitted it also gets the caller's User object, from the same row (caller frees).
+ */
+static enum crm_err
+authenticate(struct crm_req *req, const char *token, unsigned roles, cJSON **user)
+{
+    const char *params[1] = {req->who.idstr};
+    PGresult *res;
+    enum crm_err err;
+
+    if ((err = claim(req, token)) != CRM_OK ||
+        (err = crm_db_exec(req->db, "user_get", 1, params, &res)) != CRM_OK)
+        return err;
+    err = crm_auth_row(req, res, 3, roles);
+    if (err == CRM_OK && user != NULL && (*user = crm_user_from_row(res, 0, 0)) == NULL)
+        err = CRM_ENOMEM;
+    PQclear(res);
+    return err;
 }
 
 /* The token of an "Authorization: Bearer" header, or NULL. */
@@ -98,6 +98,15 @@ bearer(const struct crm_req *req)
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
         return NULL;
     return h + 7 + strspn(h + 7, " ");
+}
+
+enum crm_err
+crm_auth_claim(struct crm_req *req, const char **id)
+{
+    enum crm_err err = claim(req, bearer(req));
+
+    *id = err == CRM_OK ? req->who.idstr : NULL;
+    return err;
 }
 
 enum crm_err

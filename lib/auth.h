@@ -28,6 +28,17 @@ enum crm_err crm_auth_require(struct crm_req *req, unsigned roles);
 /* Same, with the token given (e.g. from ?access_token=). */
 enum crm_err crm_auth_token(struct crm_req *req, const char *token, unsigned roles);
 
+/*
+ * crm_auth_require in one round trip, for a handler whose one statement also re-reads the caller
+ * (GET /api/leads/:id): crm_auth_claim verifies the bearer token alone and gives the user id, as
+ * text, for the statement; the statement returns the user's role and active flag in columns col
+ * and col + 1 of its one row (no row when the user is gone), and crm_auth_row applies them by
+ * crm_auth_require's rules, with the same results. Deactivation and role changes still act at
+ * once: the statement reads the user in the same snapshot as the data.
+ */
+enum crm_err crm_auth_claim(struct crm_req *req, const char **id);
+enum crm_err crm_auth_row(struct crm_req *req, const PGresult *res, int col, unsigned roles);
+
 /* crm_auth_require for any role, also giving the caller's User object (caller frees). */
 enum crm_err crm_auth_me(struct crm_req *req, cJSON **user);
 

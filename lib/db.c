@@ -113,11 +113,17 @@ static const struct crm_stmt stmts[] = {
     STMT("admin_lock",
          "SELECT id FROM users WHERE role = 'ADMIN' AND active ORDER BY id FOR UPDATE"),
 
-    /* The lead and its 50 newest activities. $1 lead, $2 row filter. */
-    STMT("lead_get", "SELECT crm_lead_json(l), (SELECT coalesce(json_agg(crm_activity_json(t.a)"
+    /*
+     * The lead and its 50 newest activities, and the caller re-read (crm_auth_row), in one
+     * round trip: $1 lead, $2 the caller's user id. The lead is NULL when the caller may not
+     * see it (inactive, or a SALES_EXECUTIVE who does not own it); no row when it is gone.
+     */
+    STMT("lead_get", "SELECT CASE WHEN l.id IS NOT NULL THEN crm_lead_json(l) END,"
+                     " (SELECT coalesce(json_agg(crm_activity_json(t.a)"
                      " ORDER BY (t.a).id DESC), '[]') FROM (SELECT a FROM activities a"
-                     " WHERE a.lead_id = l.id ORDER BY a.id DESC LIMIT 50) t)"
-                     " FROM leads l WHERE l.id = $1 AND " OWN_2),
+                     " WHERE a.lead_id = l.id ORDER BY a.id DESC LIMIT 50) t), u.role, u.active"
+                     " FROM users u LEFT JOIN leads l ON l.id = $1 AND u.active"
+                     " AND (u.role <> 'SALES_EXECUTIVE' OR l.owner_id = u.id) WHERE u.id = $2"),
     /* Every change to a lead starts here, in a transaction: $1 lead, $2 row filter. */
     STMT("lead_lock", "SELECT l.version, l.status, l.owner_id FROM leads l"
                       " WHERE l.id = $1 AND " OWN_2 " FOR UPDATE"),

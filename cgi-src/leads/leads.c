@@ -89,14 +89,16 @@ leads_get(struct crm_req *req, struct crm_resp *resp)
     enum crm_err err;
     int64_t id;
 
-    if ((err = crm_auth_require(req, CRM_ROLES_ALL)) != CRM_OK)
+    /* A lead id that cannot exist is a 404 for a caller who may read leads at all. */
+    if (crm_req_param_id(req, "id", &id) != 0) {
+        err = crm_auth_require(req, CRM_ROLES_ALL);
+        return crm_resp_error(resp, err != CRM_OK ? err : CRM_ENOTFOUND);
+    }
+    if ((err = crm_auth_claim(req, &params[1])) != CRM_OK)
         return crm_resp_error(resp, err);
-    if (crm_req_param_id(req, "id", &id) != 0)
-        return crm_resp_error(resp, CRM_ENOTFOUND);
     params[0] = req->param_val[0];
-    params[1] = req->who.owner;
-    err = crm_db_exec(req->db, "lead_get", 2, params, &res);
-    if (err == CRM_OK && PQntuples(res) == 0)
+    if ((err = crm_db_exec(req->db, "lead_get", 2, params, &res)) == CRM_OK &&
+        (err = crm_auth_row(req, res, 2, CRM_ROLES_ALL)) == CRM_OK && PQgetisnull(res, 0, 0))
         err = CRM_ENOTFOUND;
     return lead_respond(resp, 200, err, res, lead_key, 2);
 }

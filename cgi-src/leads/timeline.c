@@ -17,7 +17,7 @@ static const char *const change_keys[] = {"lead", "activity"};
 static int
 unchanged(struct crm_req *req, struct crm_resp *resp, const struct lead_lock *lock)
 {
-    const char *params[2] = {lock->id, req->who.owner};
+    const char *params[2] = {lock->id, req->who.idstr};
     PGresult *res = NULL;
     cJSON *obj = NULL;
     enum crm_err err = crm_db_exec(req->db, "lead_get", 2, params, &res);

@@ -1,9 +1,11 @@
 """User administration and RBAC: who may list and change users, and that changes act at once."""
 import threading
+import time
 
 import pytest
 
 from conftest import make_user, register, request, sql
+from test_auth import forge
 
 
 def error_code(r):
@@ -155,3 +157,38 @@ def test_two_admins_demoting_each_other_at_once_leave_one(admin, change, field, 
             " UPDATE users SET active = false WHERE id = :'p2';"
             " UPDATE users SET active = true WHERE id = ANY (string_to_array(:'p3', ',')::bigint[])",
             first, second, ",".join(r[0] for r in others))
+
+
+def test_reading_a_lead_rechecks_the_caller_at_once(admin):
+    """GET /api/leads/:id reads the caller with the lead in one statement: a role change,
+    a deactivation and a deleted account act on the very next read, as on every other route."""
+    tok = admin["token"]
+    token, user = make_user(tok, "MANAGER")
+    others = request("POST", "/api/leads", {"name": "Not hers"}, token=tok).json["lead"]
+    path = "/api/leads/%d" % others["id"]
+    r = request("GET", path, token=token)
+    assert r.status == 200 and r.json["lead"]["id"] == others["id"] and r.header("ETag") == '"1"'
+    # Demoted: another's lead is no longer hers to see.
+    assert request("PATCH", "/api/users/%d" % user["id"], {"role": "SALES_EXECUTIVE"},
+                   token=tok).status == 200
+    r = request("GET", path, token=token)
+    assert r.status == 404 and error_code(r) == "not_found"
+    own = request("POST", "/api/leads", {"name": "Hers"}, token=token).json["lead"]
+    assert request("GET", "/api/leads/%d" % own["id"], token=token).status == 200
+    # Deactivated: refused, whichever lead and whatever the id looks like.
+    request("PATCH", "/api/users/%d" % user["id"], {"active": False}, token=tok)
+    for p in ("/api/leads/%d" % own["id"], path, "/api/leads/999999999", "/api/leads/0"):
+        r = request("GET", p, token=token)
+        assert r.status == 401 and error_code(r) == "unauthenticated", p
+    request("PATCH", "/api/users/%d" % user["id"], {"active": True}, token=tok)
+    assert request("GET", "/api/leads/%d" % own["id"], token=token).status == 200
+    # Gone: a valid token for a user id that does not exist.
+    now = int(time.time())
+    gone = forge({"sub": "999999999999", "role": "ADMIN", "iat": now, "exp": now + 60})
+    r = request("GET", path, token=gone)
+    assert r.status == 401 and error_code(r) == "unauthenticated"
+    request("DELETE", "/api/leads/%d" % own["id"], token=tok)
+    for bad in ("", "x.y.z", token[:-2] + ("AA" if not token.endswith("AA") else "BB")):
+        assert request("GET", path, token=bad or None).status == 401
+    assert request("GET", "/api/leads/999999999", token=tok).status == 404
+    request("DELETE", path, token=tok)
