@@ -376,10 +376,10 @@ def test_reminder_once_at_its_time_with_its_event(admin, smtp):
 def test_no_reminder_for_a_task_done_before_its_time(admin, smtp):
     token, user = make_user(admin["token"], "SALES_EXECUTIVE")
     lead = request("POST", "/api/leads", {"name": "Done early"}, token=token).json["lead"]
-    task = new_task(token, lead["id"], due_at=at(2))
+    task = new_task(token, lead["id"], due_at=at(4))
     assert request("POST", "/api/tasks/%d/complete" % task["id"], token=token).status == 200
     past = new_task(token, lead["id"], due_at=at(-60), title="Already past")  # none either
-    time.sleep(5)
+    time.sleep(7)
     assert reminders(smtp, user["email"]) == []
     assert sql("SELECT count(*) FROM events WHERE type = 'task.due' AND payload->>'id' IN"
                " (:'p1', :'p2')", task["id"], past["id"]) == [["0"]]
@@ -388,11 +388,11 @@ def test_no_reminder_for_a_task_done_before_its_time(admin, smtp):
 def test_moved_task_reminds_at_the_new_time_only(admin, smtp):
     token, user = make_user(admin["token"], "SALES_EXECUTIVE")
     lead = request("POST", "/api/leads", {"name": "Moved"}, token=token).json["lead"]
-    task = new_task(token, lead["id"], due_at=at(2))
-    r = request("PATCH", "/api/tasks/%d" % task["id"], {"due_at": at(6)}, token=token)
+    task = new_task(token, lead["id"], due_at=at(4))
+    r = request("PATCH", "/api/tasks/%d" % task["id"], {"due_at": at(8)}, token=token)
     assert r.status == 200
-    new_due = time.time() + 6
-    time.sleep(4)
+    new_due = time.time() + 8
+    time.sleep(6)
     assert reminders(smtp, user["email"]) == []  # not at the old time
     got = wait_reminders(smtp, user["email"], 1)
     assert len(got) == 1 and time.time() >= new_due - 0.5
