@@ -425,18 +425,37 @@ def test_two_mailers_send_each_reminder_once(admin, smtp, tmp_path):
                " WHERE e.type = 'task.due' AND t.lead_id = :'p1'", lead["id"]) == [["20"]]
 
 
-def test_mailer_away_at_due_time_reminds_once_when_back(admin, smtp):
-    """The stack's mailer is stopped over the due time: the reminder goes when it is back."""
+def test_reminder_due_while_no_mailer_runs_goes_once_after_a_restart(admin, smtp, tmp_path):
+    """The stack's mailer is paused; another mailer is stopped before the due time and a new one
+    started after it: the new one sends the reminder, and the stack's, back, sends no second."""
     token, user = make_user(admin["token"], "SALES_EXECUTIVE")
-    lead = request("POST", "/api/leads", {"name": "Away"}, token=token).json["lead"]
+    lead = request("POST", "/api/leads", {"name": "Restart"}, token=token).json["lead"]
     pid = int(open(os.path.join(VAR, "run", "crm-mailer.pid")).read())
+    path = tmp_path / "restart.log"
+    log = open(path, "w")
+
+    def running(count):
+        """Waits until count mailers have said they started (and so handle SIGTERM)."""
+        deadline = time.time() + 15
+        while time.time() < deadline and path.read_text().count("started") < count:
+            time.sleep(0.05)
+        assert path.read_text().count("started") == count
+
     os.kill(pid, signal.SIGSTOP)
     try:
-        new_task(token, lead["id"], due_at=at(1))
-        time.sleep(3)
-        assert reminders(smtp, user["email"]) == []
+        first = start_mailer(log)
+        running(1)
+        new_task(token, lead["id"], due_at=at(2))
+        stop(first)
+        time.sleep(3.5)
+        assert reminders(smtp, user["email"]) == []  # due, but nobody to send it
+        again = start_mailer(log)
+        running(2)
+        try:
+            assert len(wait_reminders(smtp, user["email"], 1)) == 1
+        finally:
+            stop(again)
     finally:
         os.kill(pid, signal.SIGCONT)
-    assert len(wait_reminders(smtp, user["email"], 1)) == 1
-    time.sleep(2)
+    time.sleep(2.5)
     assert len(reminders(smtp, user["email"])) == 1
