@@ -381,6 +381,85 @@ END $$;
 
 INSERT INTO schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;
 
+-- Version 5: follow-up tasks and their reminders (README "Follow-up tasks").
+-- A task belongs to a lead and to the user who is to do it (default: the lead's owner). Its
+-- reminder is due at due_at; reminded_at is the due_at whose reminder was queued, so there is
+-- exactly one per due time: moving due_at makes a new one due, completing it first makes none.
+CREATE TABLE IF NOT EXISTS tasks (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    lead_id     bigint NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    user_id     bigint NOT NULL REFERENCES users (id),
+    title       text NOT NULL CHECK (char_length(title) BETWEEN 1 AND 200),
+    notes       text CHECK (char_length(notes) <= 10000),
+    due_at      timestamptz NOT NULL,
+    done_at     timestamptz,
+    reminded_at timestamptz,
+    created_by  bigint NOT NULL REFERENCES users (id),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    version     integer NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS tasks_lead ON tasks (lead_id, due_at, id);
+CREATE INDEX IF NOT EXISTS tasks_user_due ON tasks (user_id, due_at, id);
+-- Only the reminders still to send: what crm-mailer looks for stays small however many tasks.
+CREATE INDEX IF NOT EXISTS tasks_remind ON tasks (due_at)
+    WHERE done_at IS NULL AND reminded_at IS DISTINCT FROM due_at;
+
+CREATE OR REPLACE FUNCTION crm_task_json(t tasks) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT json_build_object('id', t.id, 'lead_id', t.lead_id, 'title', t.title,
+              'notes', t.notes, 'due_at', crm_ts(t.due_at), 'done_at', crm_ts(t.done_at),
+              'user', crm_user_ref(t.user_id), 'created_by', crm_user_ref(t.created_by),
+              'created_at', crm_ts(t.created_at), 'updated_at', crm_ts(t.updated_at),
+              'version', t.version) $$;
+
+-- A reminder that became due sooner than crm-mailer's next wake-up wakes it now (it LISTENs on
+-- mail_outbox and sleeps until the earliest due outbox row or task).
+CREATE OR REPLACE FUNCTION crm_tasks_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('mail_outbox', 'task');
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER tasks_notify AFTER INSERT OR UPDATE OF due_at, done_at ON tasks
+    FOR EACH ROW WHEN (NEW.done_at IS NULL AND NEW.reminded_at IS DISTINCT FROM NEW.due_at)
+    EXECUTE FUNCTION crm_tasks_notify();
+
+-- Widens a CHECK constraint to def, once: a migration that finds it in place scans nothing
+-- (adding a CHECK reads the whole table under an exclusive lock).
+CREATE OR REPLACE FUNCTION crm_set_check(tbl regclass, name text, def text) RETURNS void
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = tbl AND conname = name
+                   AND pg_get_constraintdef(oid) = def) THEN
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', tbl, name);
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', tbl, name, def);
+    END IF;
+END $$;
+
+-- The outbox carries reminders too: data holds what the message says, as of when it was queued.
+ALTER TABLE mail_outbox ADD COLUMN IF NOT EXISTS data jsonb NOT NULL DEFAULT '{}';
+SELECT crm_set_check('mail_outbox', 'mail_outbox_kind_check',
+    'CHECK ((kind = ANY (ARRAY[''welcome''::text, ''task_due''::text])))');
+
+-- A completed task is on the lead's timeline.
+SELECT crm_set_check('activities', 'activities_type_check',
+    'CHECK ((type = ANY (ARRAY[''NOTE''::text, ''CALL''::text, ''MEETING''::text, '
+    '''EMAIL''::text, ''STATUS_CHANGE''::text, ''ASSIGNMENT''::text, ''CREATED''::text, '
+    '''TASK_COMPLETED''::text])))');
+
+-- Task events. Their prev_owner_id is the task's assignee, who is told too (crm-events sends an
+-- event to a SALES_EXECUTIVE that is its owner_id or prev_owner_id).
+SELECT crm_set_check('events', 'events_type_check',
+    'CHECK ((type = ANY (ARRAY[''lead.created''::text, ''lead.updated''::text, '
+    '''lead.status_changed''::text, ''lead.assigned''::text, ''lead.deleted''::text, '
+    '''activity.created''::text, ''task.created''::text, ''task.updated''::text, '
+    '''task.completed''::text, ''task.reopened''::text, ''task.deleted''::text, '
+    '''task.due''::text])))');
+COMMENT ON COLUMN events.prev_owner_id IS
+    'lead.assigned: the owner before; task.*: the task''s assignee. Told too.';
+
+INSERT INTO schema_version (version) VALUES (5) ON CONFLICT DO NOTHING;
+
 -- Version 8: q searches one lower-cased column (issue 14). ILIKE over name, email and company
 -- lower-cased every candidate row three times, the cost of a common-term search; LIKE on a
 -- column lower-cased once, when the row is written, is several times cheaper, and one trigram

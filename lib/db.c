@@ -202,6 +202,121 @@ static const struct crm_stmt stmts[] = {
          " AND ($3::bigint IS NULL OR a.id < $3) ORDER BY a.id DESC LIMIT $4) t ON true"
          " WHERE l.id = $1 AND " OWN_2 " GROUP BY l.id"),
 
+/*
+ * Tasks (cgi-src/leads/tasks.c). TASK_OWN_n is their row filter: a SALES_EXECUTIVE ($n its
+ * id) sees the tasks on its own leads and the tasks assigned to it; the other roles all.
+ */
+#define TASK_OWN_2 "($2::bigint IS NULL OR t.user_id = $2 OR l.owner_id = $2)"
+/* A due time that is past when it is set has no reminder to send: it is marked sent. */
+#define TASK_PAST(due) "CASE WHEN " due " <= now() THEN " due " END"
+/* A task event: the lead's owner and the task's assignee (prev_owner_id) are told. */
+#define TASK_EVENT(type, actor, payload)                                                           \
+    " e AS (INSERT INTO events (type, lead_id, owner_id, prev_owner_id, actor_id, payload)"        \
+    " SELECT '" type "', (r).lead_id, l.owner_id, (r).user_id, " actor ", " payload                \
+    " FROM t JOIN leads l ON l.id = (t.r).lead_id RETURNING id)"
+#define TASK_DUE_NEW "($2::jsonb->>'due_at')::timestamptz"
+    /* $1 task, $2 row filter. */
+    STMT("task_get", "SELECT crm_task_json(t) FROM tasks t JOIN leads l ON l.id = t.lead_id"
+                     " WHERE t.id = $1 AND " TASK_OWN_2),
+    /* Every change to a task starts here, in a transaction: $1 task, $2 row filter. */
+    STMT("task_lock",
+         "SELECT t.version, t.done_at IS NOT NULL FROM tasks t"
+         " JOIN leads l ON l.id = t.lead_id WHERE t.id = $1 AND " TASK_OWN_2 " FOR UPDATE OF t"),
+    /* Left unformatted: clang-format finds no stable layout for SQL built with these macros. */
+    // clang-format off
+    /*
+     * $1 lead, $2 the lead row filter, $3 the validated body, $4 the assignee (NULL: the lead's
+     * owner, else the actor), which must be active, $5 actor. No row: no such lead (for the
+     * caller); a row with a NULL id: the assignee is not an active user.
+     */
+    STMT("task_create",
+         "WITH l AS (SELECT l.id, l.owner_id FROM leads l WHERE l.id = $1 AND " OWN_2
+         " FOR SHARE), u AS (SELECT id FROM users WHERE active"
+         " AND id = (SELECT coalesce($4::bigint, l.owner_id, $5::bigint) FROM l)),"
+         " t AS (INSERT INTO tasks (lead_id, user_id, title, notes, due_at, reminded_at,"
+         " created_by) SELECT l.id, u.id, $3::jsonb->>'title', $3::jsonb->>'notes',"
+         " ($3::jsonb->>'due_at')::timestamptz,"
+         " " TASK_PAST("($3::jsonb->>'due_at')::timestamptz") ", $5"
+         " FROM l, u RETURNING tasks AS r),"
+         TASK_EVENT("task.created", "$5", "crm_task_json(r)")
+         " SELECT crm_task_json(t.r), (t.r).id, (SELECT " NOTIFY " FROM e)"
+         " FROM l LEFT JOIN t ON true"),
+    /* The writes below run after task_lock, in its transaction. $1 task, $2 body, $3 actor. */
+    STMT("task_update",
+         "WITH t AS (UPDATE tasks SET " PATCH_TEXT("title") PATCH_TEXT("notes")
+         PATCH("user_id", "($2::jsonb->>'user_id')::bigint")
+         PATCH("due_at", TASK_DUE_NEW)
+         PATCH("reminded_at", "coalesce(" TASK_PAST(TASK_DUE_NEW) ", reminded_at)")
+         " version = version + 1, updated_at = now() WHERE id = $1"
+         " AND ($2::jsonb->>'user_id' IS NULL OR EXISTS (SELECT 1 FROM users"
+         " WHERE id = ($2::jsonb->>'user_id')::bigint AND active)) RETURNING tasks AS r),"
+         TASK_EVENT("task.updated", "$3", "crm_task_json(r)")
+         " SELECT crm_task_json(r), " NOTIFY " FROM t, e"),
+    /* $1 task, $2 actor: done now, and on the lead's timeline. */
+    STMT("task_complete",
+         "WITH t AS (UPDATE tasks SET done_at = now(), version = version + 1, updated_at = now()"
+         " WHERE id = $1 AND done_at IS NULL RETURNING tasks AS r),"
+         " a AS (INSERT INTO activities (lead_id, type, content, actor_id, meta)"
+         " SELECT (r).lead_id, 'TASK_COMPLETED', (r).title, $2,"
+         " jsonb_build_object('task_id', (r).id) FROM t RETURNING activities AS r),"
+         TASK_EVENT("task.completed", "$2", "crm_task_json(r)")
+         " SELECT crm_task_json(t.r), crm_activity_json(a.r), " NOTIFY " FROM t, a, e"),
+    /* $1 task, $2 actor: open again; a due time already past has no reminder to send. */
+    STMT("task_reopen",
+         "WITH t AS (UPDATE tasks SET done_at = NULL,"
+         " reminded_at = coalesce(" TASK_PAST("due_at") ", reminded_at),"
+         " version = version + 1, updated_at = now()"
+         " WHERE id = $1 AND done_at IS NOT NULL RETURNING tasks AS r),"
+         TASK_EVENT("task.reopened", "$2", "crm_task_json(r)")
+         " SELECT crm_task_json(r), " NOTIFY " FROM t, e"),
+    /* $1 task, $2 actor. */
+    STMT("task_delete",
+         "WITH t AS (DELETE FROM tasks WHERE id = $1 RETURNING tasks AS r),"
+         TASK_EVENT("task.deleted", "$2", "jsonb_build_object('id', (r).id, 'lead_id', (r).lead_id)")
+         " SELECT " NOTIFY " FROM e"),
+    /*
+     * crm-mailer: claims up to $1 tasks whose reminder is due (no other mailer holds them) and,
+     * in this one statement, marks each reminded for its due time, queues the e-mail to an
+     * active assignee and writes the task.due event: exactly one reminder per due time.
+     */
+    STMT("task_remind",
+         "WITH d AS (SELECT id FROM tasks WHERE done_at IS NULL AND due_at <= now()"
+         " AND reminded_at IS DISTINCT FROM due_at ORDER BY due_at, id LIMIT $1"
+         " FOR UPDATE SKIP LOCKED),"
+         " t AS (UPDATE tasks SET reminded_at = due_at FROM d WHERE tasks.id = d.id"
+         " RETURNING tasks AS r),"
+         " m AS (INSERT INTO mail_outbox (kind, user_id, to_addr, to_name, data)"
+         " SELECT 'task_due', u.id, u.email, u.name, jsonb_build_object('task_id', (r).id,"
+         " 'title', (r).title, 'lead', l.name, 'due_at', crm_ts((r).due_at)) FROM t"
+         " JOIN users u ON u.id = (t.r).user_id JOIN leads l ON l.id = (t.r).lead_id"
+         " WHERE u.active RETURNING id),"
+         TASK_EVENT("task.due", "(r).user_id", "crm_task_json(r)")
+         " SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM m),"
+         " count(*) FILTER (WHERE pg_notify('crm_events', e.id::text) IS NOT NULL) FROM e"),
+    // clang-format on
+    /* A lead's tasks by due time: $1 lead, $2 the lead row filter, $3 limit, $4 offset. */
+    STMT("task_lead_page",
+         "SELECT (SELECT count(*) FROM tasks t WHERE t.lead_id = l.id),"
+         " (SELECT coalesce(json_agg(crm_task_json(p.t) ORDER BY (p.t).due_at, (p.t).id), '[]')"
+         " FROM (SELECT t FROM tasks t WHERE t.lead_id = l.id ORDER BY t.due_at, t.id"
+         " LIMIT $3 OFFSET $4) p) FROM leads l WHERE l.id = $1 AND " OWN_2),
+    /*
+     * GET /api/tasks: the tasks assigned to $1 by due time, $2 the row filter, $3 which (open,
+     * overdue, today, upcoming, done, all; "today" is the UTC day), $4 limit, $5 offset.
+     */
+    STMT("task_page",
+         "WITH m AS (SELECT t FROM tasks t JOIN leads l ON l.id = t.lead_id"
+         " WHERE t.user_id = $1 AND " TASK_OWN_2 " AND CASE $3::text"
+         " WHEN 'open' THEN t.done_at IS NULL"
+         " WHEN 'overdue' THEN t.done_at IS NULL AND t.due_at < now()"
+         " WHEN 'today' THEN t.done_at IS NULL AND t.due_at >= date_trunc('day', now(), 'UTC')"
+         " AND t.due_at < date_trunc('day', now(), 'UTC') + interval '1 day'"
+         " WHEN 'upcoming' THEN t.done_at IS NULL AND t.due_at >= now()"
+         " WHEN 'done' THEN t.done_at IS NOT NULL ELSE true END)"
+         " SELECT (SELECT count(*) FROM m), (SELECT coalesce(json_agg(crm_task_json(p.t)"
+         " ORDER BY (p.t).due_at, (p.t).id), '[]') FROM (SELECT t FROM m"
+         " ORDER BY (t).due_at, (t).id LIMIT $4 OFFSET $5) p)"),
+
     /*
      * The e-mail outbox. A claim takes the oldest due row no other mailer holds and leases it:
      * its next attempt moves $1 seconds ahead, so a mailer that dies mid-send delays it only.
@@ -213,15 +328,19 @@ static const struct crm_stmt stmts[] = {
         " next_attempt_at = now() + make_interval(secs => $1::int)"
         " WHERE id = (SELECT id FROM mail_outbox WHERE status = 'pending'"
         " AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-        " RETURNING id, to_addr, to_name, attempts"),
+        " RETURNING id, to_addr, to_name, attempts, kind, data->>'title', data->>'lead',"
+        " data->>'due_at'"),
     STMT("mail_sent", "UPDATE mail_outbox SET status = 'sent', sent_at = now(), last_error = NULL"
                       " WHERE id = $1"),
     /* $1 id, $2 error, $3 seconds to the next attempt, $4 the attempts allowed. */
     STMT("mail_failed", "UPDATE mail_outbox SET last_error = $2, next_attempt_at = now()"
                         " + make_interval(secs => $3::int), status = CASE WHEN attempts >= $4::int"
                         " THEN 'failed' ELSE 'pending' END WHERE id = $1"),
-    STMT("mail_next_due", "SELECT ceil(extract(epoch FROM min(next_attempt_at) - now()))"
-                          " FROM mail_outbox WHERE status = 'pending'"),
+    /* Seconds to the next pending message or task reminder, whichever comes first; NULL: none. */
+    STMT("mail_next_due",
+         "SELECT ceil(extract(epoch FROM least((SELECT min(next_attempt_at) FROM mail_outbox"
+         " WHERE status = 'pending'), (SELECT min(due_at) FROM tasks WHERE done_at IS NULL"
+         " AND reminded_at IS DISTINCT FROM due_at)) - now()))"),
     /* crmctl mail list: $1 a status or NULL, $2 limit. */
     STMT("mail_list", "SELECT id, status, attempts, to_addr, crm_ts(created_at),"
                       " crm_ts(next_attempt_at), coalesce(crm_ts(sent_at), '-'),"

@@ -1,4 +1,4 @@
-/* mail.c: builds the welcome message and computes the retry schedule. */
+/* mail.c: builds the outbox's messages (welcome, task reminder) and the retry schedule. */
 #include "mail.h"
 
 #include <math.h>
@@ -94,30 +94,21 @@ crm_mail_addr(const char *mailbox, char *out, size_t outsz)
     return 0;
 }
 
-/* A display name as is when it is plain words, else as RFC 2047 encoded words (B, UTF-8). */
+/* s as RFC 2047 encoded words (B, UTF-8), at most 45 bytes (75 characters) each, folded. */
 static void
-put_display_name(struct buf *b, const char *name)
+put_encoded_words(struct buf *b, const char *s)
 {
-    size_t n = strlen(name), off = 0;
-    int plain = n > 0;
+    size_t n = strlen(s), off = 0;
 
-    for (const char *p = name; *p != '\0'; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == ' '))
-            plain = 0;
-    if (plain) {
-        puts_(b, name);
-        return;
-    }
-    /* At most 45 bytes per word (75 characters encoded), never splitting a UTF-8 character. */
+    /* Never splitting a UTF-8 character. */
     while (off < n) {
         size_t chunk = n - off < 45 ? n - off : 45;
         unsigned char out[64];
         int len;
 
-        while (off + chunk < n && ((unsigned char)name[off + chunk] & 0xc0) == 0x80)
+        while (off + chunk < n && ((unsigned char)s[off + chunk] & 0xc0) == 0x80)
             chunk--;
-        len = EVP_EncodeBlock(out, (const unsigned char *)name + off, (int)chunk);
+        len = EVP_EncodeBlock(out, (const unsigned char *)s + off, (int)chunk);
         if (off > 0)
             puts_(b, "\r\n ");
         puts_(b, "=?UTF-8?B?");
@@ -125,6 +116,37 @@ put_display_name(struct buf *b, const char *name)
         puts_(b, "?=");
         off += chunk;
     }
+}
+
+/* A display name as is when it is plain words, else as encoded words. */
+static void
+put_display_name(struct buf *b, const char *name)
+{
+    int plain = *name != '\0';
+
+    for (const char *p = name; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == ' '))
+            plain = 0;
+    if (plain)
+        puts_(b, name);
+    else
+        put_encoded_words(b, name);
+}
+
+/* A Subject as is when it is short printable ASCII that cannot be taken for an encoded word. */
+static void
+put_subject(struct buf *b, const char *subject)
+{
+    int plain = strlen(subject) <= 70 && strstr(subject, "=?") == NULL;
+
+    for (const char *p = subject; *p != '\0'; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            plain = 0;
+    if (plain)
+        puts_(b, subject);
+    else
+        put_encoded_words(b, subject);
 }
 
 static void
@@ -166,53 +188,108 @@ put_part(struct buf *b, const char *boundary, const char *type, const struct buf
         put_base64(b, body->p, body->len);
 }
 
+/*
+ * The message around its two bodies (which it frees): headers for outbox row id of kind (its
+ * Message-ID <kind-id@domain>), the subject (RFC 2047-encoded when it is not plain words), and the
+ * text and HTML parts. NULL when out of memory or an argument is unusable.
+ */
+static char *
+compose(const char *from, const char *to_addr, const char *to_name, const char *kind, long long id,
+        time_t now, const char *subject, struct buf *text, struct buf *html)
+{
+    struct buf b = {0};
+    char date[64], from_addr[256], boundary[64];
+    struct tm tm;
+
+    if (crm_mail_addr(from, from_addr, sizeof(from_addr)) != 0 || strpbrk(to_addr, "\r\n<>") ||
+        strpbrk(from, "\r\n") || !crm_utf8_valid(to_name, strlen(to_name)) ||
+        !crm_utf8_valid(subject, strlen(subject))) {
+        free(text->p);
+        free(html->p);
+        return NULL;
+    }
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    snprintf(boundary, sizeof(boundary), "=_crm_%s_%lld", kind, id);
+    putf(&b, "Date: %s\r\nFrom: %s\r\nTo: ", date, from);
+    put_display_name(&b, to_name);
+    putf(&b, " <%s>\r\nSubject: ", to_addr);
+    put_subject(&b, subject);
+    putf(&b, "\r\nMessage-ID: <%s-%lld@%s>\r\n", kind, id, strchr(from_addr, '@') + 1);
+    putf(&b, "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n",
+         boundary);
+    put_part(&b, boundary, "text/plain", text);
+    put_part(&b, boundary, "text/html", html);
+    putf(&b, "--%s--\r\n", boundary);
+    free(text->p);
+    free(html->p);
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
 char *
 crm_mail_welcome(const char *from, const char *to_addr, const char *to_name, long long id,
                  time_t now)
 {
-    struct buf b = {0}, text = {0}, html = {0};
-    char date[64], from_addr[256], boundary[64];
-    const char *domain;
-    struct tm tm;
-
-    if (crm_mail_addr(from, from_addr, sizeof(from_addr)) != 0 || strpbrk(to_addr, "\r\n<>") ||
-        strpbrk(from, "\r\n") || !crm_utf8_valid(to_name, strlen(to_name)))
-        return NULL;
-    domain = strchr(from_addr, '@') + 1;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-    snprintf(boundary, sizeof(boundary), "=_crm_welcome_%lld", id);
+    struct buf text = {0}, html = {0};
 
     /* The name is put apart from putf: it may be longer than putf's buffer. */
     puts_(&text, "Hello ");
     puts_(&text, to_name);
-    putf(&text,
-         ",\r\n\r\nWelcome to Next-Gen CRM! Your account for %s is ready: sign in with "
-         "this e-mail address.\r\n\r\nThe Next-Gen CRM team\r\n",
-         to_addr);
+    puts_(&text, ",\r\n\r\nWelcome to Next-Gen CRM! Your account for ");
+    puts_(&text, to_addr);
+    puts_(&text, " is ready: sign in with this e-mail address.\r\n\r\nThe Next-Gen CRM team\r\n");
     puts_(&html, "<!DOCTYPE html>\r\n<html><body>\r\n<p>Hello <strong>");
     put_html_escaped(&html, to_name);
     puts_(&html, "</strong>,</p>\r\n<p>Welcome to Next-Gen CRM! Your account for ");
     put_html_escaped(&html, to_addr);
     puts_(&html, " is ready: sign in with this e-mail address.</p>\r\n"
                  "<p>The Next-Gen CRM team</p>\r\n</body></html>\r\n");
+    return compose(from, to_addr, to_name, "welcome", id, now, SUBJECT, &text, &html);
+}
 
-    putf(&b, "Date: %s\r\nFrom: %s\r\nTo: ", date, from);
-    put_display_name(&b, to_name);
-    putf(&b, " <%s>\r\nSubject: " SUBJECT "\r\nMessage-ID: <welcome-%lld@%s>\r\n", to_addr, id,
-         domain);
-    putf(&b, "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n",
-         boundary);
-    put_part(&b, boundary, "text/plain", &text);
-    put_part(&b, boundary, "text/html", &html);
-    putf(&b, "--%s--\r\n", boundary);
-    free(text.p);
-    free(html.p);
-    if (b.failed) {
-        free(b.p);
+char *
+crm_mail_task_due(const char *from, const char *to_addr, const char *to_name, long long id,
+                  time_t now, const char *title, const char *lead, const char *due_at)
+{
+    struct buf text = {0}, html = {0}, subject = {0};
+    char *msg;
+
+    if (!crm_utf8_valid(title, strlen(title)) || !crm_utf8_valid(lead, strlen(lead)) ||
+        !crm_utf8_valid(due_at, strlen(due_at)) || strpbrk(title, "\r\n"))
         return NULL;
+    puts_(&subject, "Reminder: ");
+    puts_(&subject, title);
+    puts_(&text, "Hello ");
+    puts_(&text, to_name);
+    puts_(&text, ",\r\n\r\nYour task \"");
+    puts_(&text, title);
+    puts_(&text, "\" on the lead \"");
+    puts_(&text, lead);
+    puts_(&text, "\" is due at ");
+    puts_(&text, due_at);
+    puts_(&text, " (UTC).\r\n\r\nThe Next-Gen CRM team\r\n");
+    puts_(&html, "<!DOCTYPE html>\r\n<html><body>\r\n<p>Hello <strong>");
+    put_html_escaped(&html, to_name);
+    puts_(&html, "</strong>,</p>\r\n<p>Your task <strong>");
+    put_html_escaped(&html, title);
+    puts_(&html, "</strong> on the lead <strong>");
+    put_html_escaped(&html, lead);
+    puts_(&html, "</strong> is due at ");
+    put_html_escaped(&html, due_at);
+    puts_(&html, " (UTC).</p>\r\n<p>The Next-Gen CRM team</p>\r\n</body></html>\r\n");
+    msg = subject.failed
+              ? NULL
+              : compose(from, to_addr, to_name, "task_due", id, now, subject.p, &text, &html);
+    if (subject.failed) {
+        free(text.p);
+        free(html.p);
     }
-    return b.p;
+    free(subject.p);
+    return msg;
 }
 
 long

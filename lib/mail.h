@@ -1,4 +1,4 @@
-/* mail.h: the welcome message (RFC 5322 + MIME) and the retry schedule of the mailer. */
+/* mail.h: the outbox's messages (RFC 5322 + MIME) and the retry schedule of the mailer. */
 #ifndef CRM_MAIL_H
 #define CRM_MAIL_H
 
@@ -20,6 +20,15 @@ int crm_mail_addr(const char *mailbox, char *out, size_t outsz);
  */
 char *crm_mail_welcome(const char *from, const char *to_addr, const char *to_name, long long id,
                        time_t now);
+
+/*
+ * The reminder for outbox row id that task title on lead lead is due at due_at (as the API
+ * writes times): Subject "Reminder: <title>" (RFC 2047-encoded when it is not plain words), a
+ * Message-ID <task_due-id@domain>, and the same shape and checks as crm_mail_welcome; the title
+ * and lead name HTML-escaped in the HTML part. NULL when out of memory or an argument is unusable.
+ */
+char *crm_mail_task_due(const char *from, const char *to_addr, const char *to_name, long long id,
+                        time_t now, const char *title, const char *lead, const char *due_at);
 
 /*
  * Seconds to wait after failed attempt number attempts (1, 2, ...): base * 2^(attempts-1), at

@@ -1,5 +1,6 @@
 /*
- * crm-mailer: sends the e-mails of the transactional outbox (mail_outbox). It LISTENs on
+ * crm-mailer: sends the e-mails of the transactional outbox (mail_outbox), and queues the
+ * reminders of tasks as they become due (remind_due) into it. It LISTENs on
  * mail_outbox and polls every 30 s as a safety net; each due row is claimed with FOR UPDATE SKIP
  * LOCKED and a lease (its next attempt moved 5 minutes ahead), so several mailers can run at
  * once and a mailer that dies mid-send only delays that message. Sent rows are marked sent; a
@@ -27,6 +28,7 @@
 
 #define LEASE_SECONDS "300"
 #define POLL_SECONDS 30
+#define REMIND_BATCH "100"
 
 static volatile sig_atomic_t stopping;
 
@@ -158,6 +160,42 @@ settle(struct crm_db *db, const struct crm_config *cfg, const PGresult *row, con
                 wait, err);
 }
 
+/* The message of the claimed row (mail_claim's columns), by its kind. */
+static char *
+build(const struct crm_config *cfg, const PGresult *row)
+{
+    const char *to = PQgetvalue(row, 0, 1), *name = PQgetvalue(row, 0, 2);
+    long long id = strtoll(PQgetvalue(row, 0, 0), NULL, 10);
+
+    if (strcmp(PQgetvalue(row, 0, 4), "task_due") == 0)
+        return crm_mail_task_due(cfg->mail_from, to, name, id, time(NULL), PQgetvalue(row, 0, 5),
+                                 PQgetvalue(row, 0, 6), PQgetvalue(row, 0, 7));
+    return crm_mail_welcome(cfg->mail_from, to, name, id, time(NULL));
+}
+
+/*
+ * Queues the reminders of the tasks that have become due, a batch per statement, each batch in
+ * one transaction with its marks and task.due events (lib/db.c task_remind), so exactly one
+ * reminder goes per due time however many mailers run and whenever they restart.
+ */
+static void
+remind_due(struct crm_db *db)
+{
+    static const char *const batch[1] = {REMIND_BATCH};
+    PGresult *res;
+    long claimed;
+
+    do {
+        if (crm_db_exec(db, "task_remind", 1, batch, &res) != CRM_OK)
+            return;
+        claimed = atol(PQgetvalue(res, 0, 0));
+        if (claimed > 0)
+            crm_log(CRM_LOG_INFO, NULL, "%ld task reminders queued (%s e-mails)", claimed,
+                    PQgetvalue(res, 0, 1));
+        PQclear(res);
+    } while (!stopping && claimed == atol(REMIND_BATCH));
+}
+
 /* Claims one due message and delivers it. Returns 1 when there was one, 0 when none, -1. */
 static int
 deliver_one(struct crm_db *db, const struct crm_config *cfg)
@@ -180,8 +218,7 @@ deliver_one(struct crm_db *db, const struct crm_config *cfg)
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     sigprocmask(SIG_BLOCK, &stop_signals, NULL);
-    msg = crm_mail_welcome(cfg->mail_from, PQgetvalue(row, 0, 1), PQgetvalue(row, 0, 2),
-                           strtoll(PQgetvalue(row, 0, 0), NULL, 10), time(NULL));
+    msg = build(cfg, row);
     if (msg == NULL)
         rc = (snprintf(err, sizeof(err), "cannot build the message"), -1);
     else if (cfg->mail_host[0] == '\0')
@@ -195,7 +232,7 @@ deliver_one(struct crm_db *db, const struct crm_config *cfg)
     return 1;
 }
 
-/* Seconds until the next pending row is due (at most the poll interval). */
+/* Seconds until the next pending row or task reminder is due (at most the poll interval). */
 static long
 next_due(struct crm_db *db)
 {
@@ -249,7 +286,8 @@ usage(FILE *f)
 {
     fprintf(f, "Usage: crm-mailer\n\nNext-Gen CRM: sends the e-mails of the outbox "
                "(mail_outbox).\n\n"
-               "Wakes on NOTIFY mail_outbox and every 30 s, claims due messages (several\n"
+               "Wakes on NOTIFY mail_outbox, at the next due message or task and every 30 s,\n"
+               "queues the reminders of tasks that became due, claims due messages (several\n"
                "mailers may run at once), sends them through MAIL_HOST, or writes them to\n"
                "MAIL_DIR/<id>.eml when MAIL_HOST is empty, and retries failures with\n"
                "exponential backoff until MAIL_MAX_ATTEMPTS, after which a message stays\n"
@@ -289,6 +327,8 @@ main(int argc, char **argv)
     while (!stopping) {
         int up = crm_db_listen(db, &listened, listens, 1) >= 0;
 
+        if (up)
+            remind_due(db);
         while (!stopping && up && deliver_one(db, &cfg) == 1)
             ;
         wait_for_work(db, up && !stopping ? next_due(db) : 1);

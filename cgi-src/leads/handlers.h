@@ -1,4 +1,4 @@
-/* handlers.h: the routes of crm-leads, and the transaction helpers every lead write shares. */
+/* handlers.h: the routes of crm-leads, and the transaction helpers every write shares. */
 #ifndef CRM_LEADS_HANDLERS_H
 #define CRM_LEADS_HANDLERS_H
 
@@ -17,6 +17,14 @@ int leads_status(struct crm_req *req, struct crm_resp *resp);
 int leads_assign(struct crm_req *req, struct crm_resp *resp);
 int activity_add(struct crm_req *req, struct crm_resp *resp);
 int activity_list(struct crm_req *req, struct crm_resp *resp);
+int tasks_create(struct crm_req *req, struct crm_resp *resp);
+int tasks_of_lead(struct crm_req *req, struct crm_resp *resp);
+int tasks_mine(struct crm_req *req, struct crm_resp *resp);
+int tasks_get(struct crm_req *req, struct crm_resp *resp);
+int tasks_update(struct crm_req *req, struct crm_resp *resp);
+int tasks_complete(struct crm_req *req, struct crm_resp *resp);
+int tasks_reopen(struct crm_req *req, struct crm_resp *resp);
+int tasks_delete(struct crm_req *req, struct crm_resp *resp);
 
 /* The enums of a Lead, NULL-terminated. */
 extern const char *const lead_sources[];
@@ -28,6 +36,15 @@ struct lead_lock {
     char status[16];
     int64_t owner; /* 0: none */
 };
+
+/*
+ * Opens the transaction of a write to the row :id: runs the lock statement stmt ($1 the id, $2
+ * the caller's row filter; its column 0 the row's version) and checks If-Match against it.
+ * Returns CRM_OK inside the transaction, with *id the route's :id and *row the locked row
+ * (caller PQclears); else, rolled back, CRM_ENOTFOUND (no such row, or not the caller's),
+ * CRM_EPRECOND, or a database error.
+ */
+enum crm_err write_begin(struct crm_req *req, const char *stmt, const char **id, PGresult **row);
 
 /*
  * Opens the transaction of a write to lead :id: locks the row if the caller may see it and
@@ -47,12 +64,15 @@ enum crm_err lead_commit(struct crm_req *req, const char *name, int n, const cha
 /* Ends a lead_begin transaction that had nothing to write. */
 enum crm_err lead_end(struct crm_req *req);
 
-/* Adds ETag: "<version>" of the lead in column 0 of res, the tag a later If-Match gives back. */
+/*
+ * Adds ETag: "<version>" of the lead or task in column 0 of res, the tag a later If-Match gives
+ * back.
+ */
 void lead_etag(struct crm_resp *resp, const PGresult *res);
 
 /*
  * Responds with {keys[i]: column i of row 0 of res} (JSON built by SQL) and status, or with
- * err when it is not CRM_OK; with the lead's ETag when keys[0] is "lead". Frees res.
+ * err when it is not CRM_OK; with the row's ETag when keys[0] is "lead" or "task". Frees res.
  */
 int lead_respond(struct crm_resp *resp, int status, enum crm_err err, PGresult *res,
                  const char *const *keys, int n);

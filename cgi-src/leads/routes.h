@@ -11,6 +11,14 @@
     X("PATCH", "/api/leads/:id/status", leads_status)                                              \
     X("PATCH", "/api/leads/:id/assign", leads_assign)                                              \
     X("POST", "/api/leads/:id/activity", activity_add)                                             \
-    X("GET", "/api/leads/:id/activities", activity_list)
+    X("GET", "/api/leads/:id/activities", activity_list)                                           \
+    X("POST", "/api/leads/:id/tasks", tasks_create)                                                \
+    X("GET", "/api/leads/:id/tasks", tasks_of_lead)                                                \
+    X("GET", "/api/tasks", tasks_mine)                                                             \
+    X("GET", "/api/tasks/:id", tasks_get)                                                          \
+    X("PATCH", "/api/tasks/:id", tasks_update)                                                     \
+    X("DELETE", "/api/tasks/:id", tasks_delete)                                                    \
+    X("POST", "/api/tasks/:id/complete", tasks_complete)                                           \
+    X("POST", "/api/tasks/:id/reopen", tasks_reopen)
 
 #endif

@@ -1,4 +1,7 @@
-/* write.c: the one shape of every change to an existing lead: lock, check, write, commit. */
+/*
+ * write.c: the one shape of every change to an existing lead or task: lock, check If-Match,
+ * write, commit.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,34 +11,46 @@
 #include "util.h"
 
 enum crm_err
-lead_begin(struct crm_req *req, struct lead_lock *lock)
+write_begin(struct crm_req *req, const char *stmt, const char **id, PGresult **row)
 {
     const char *params[2];
-    PGresult *res = NULL;
     long long want;
-    int64_t id;
+    int64_t num;
     enum crm_err err;
     int cond = crm_req_if_match(req, &want);
 
-    if (crm_req_param_id(req, "id", &id) != 0)
+    *row = NULL;
+    if (crm_req_param_id(req, "id", &num) != 0)
         return CRM_ENOTFOUND;
-    lock->id = params[0] = req->param_val[0];
+    *id = params[0] = req->param_val[0];
     params[1] = req->who.owner;
     if ((err = crm_db_begin(req->db)) != CRM_OK)
         return err;
-    if ((err = crm_db_exec(req->db, "lead_lock", 2, params, &res)) == CRM_OK) {
-        if (PQntuples(res) == 0)
+    if ((err = crm_db_exec(req->db, stmt, 2, params, row)) == CRM_OK) {
+        if (PQntuples(*row) == 0)
             err = CRM_ENOTFOUND;
-        else if (cond < 0 || (cond > 0 && want != strtoll(PQgetvalue(res, 0, 0), NULL, 10)))
+        else if (cond < 0 || (cond > 0 && want != strtoll(PQgetvalue(*row, 0, 0), NULL, 10)))
             err = CRM_EPRECOND;
     }
+    if (err != CRM_OK) {
+        crm_db_rollback(req->db);
+        PQclear(*row);
+        *row = NULL;
+    }
+    return err;
+}
+
+enum crm_err
+lead_begin(struct crm_req *req, struct lead_lock *lock)
+{
+    PGresult *res;
+    enum crm_err err = write_begin(req, "lead_lock", &lock->id, &res);
+
     if (err == CRM_OK) {
         snprintf(lock->status, sizeof(lock->status), "%s", PQgetvalue(res, 0, 1));
         lock->owner = PQgetisnull(res, 0, 2) ? 0 : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-    } else {
-        crm_db_rollback(req->db);
+        PQclear(res);
     }
-    PQclear(res);
     return err;
 }
 
@@ -85,7 +100,7 @@ lead_respond(struct crm_resp *resp, int status, enum crm_err err, PGresult *res,
 
     if (err == CRM_OK && (obj = crm_db_json_object(res, 0, keys, n)) == NULL)
         err = CRM_ENOMEM;
-    if (err == CRM_OK && strcmp(keys[0], "lead") == 0)
+    if (err == CRM_OK && (strcmp(keys[0], "lead") == 0 || strcmp(keys[0], "task") == 0))
         lead_etag(resp, res);
     PQclear(res);
     if (err != CRM_OK)

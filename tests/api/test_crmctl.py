@@ -110,6 +110,51 @@ def test_migrate_to_the_search_column(tmp_path):
                                 " 'leads_%trgm' ORDER BY 1") == ["leads_search_trgm"]
 
 
+def test_migrate_to_tasks_keeps_the_rows_and_widens_the_checks(tmp_path):
+    """Version 4 with rows in it (a welcome e-mail, a lead, its activity and event) upgrades to 5
+    (tasks): the rows stay, the outbox, timeline and events take the new kinds, and a second
+    migrate changes nothing."""
+    with scratch_db("v4") as url:
+        assert migrate(url, schema_before(tmp_path, 5)).stdout.splitlines() == [
+            "schema version 4"]
+
+        def q(query):
+            return subprocess.run(["psql", url, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                                   "-c", query], capture_output=True, text=True)
+
+        seed = q("INSERT INTO users (name, email, password_hash, role) VALUES ('A', 'a@b.io',"
+                 " 'x', 'ADMIN'); INSERT INTO mail_outbox (kind, to_addr, to_name)"
+                 " VALUES ('welcome', 'a@b.io', 'A'); INSERT INTO leads (name, created_by)"
+                 " VALUES ('L', 1); INSERT INTO activities (lead_id, type, actor_id)"
+                 " VALUES (1, 'CREATED', 1); INSERT INTO events (type, lead_id, actor_id,"
+                 " payload) VALUES ('lead.created', 1, 1, '{}')")
+        assert seed.returncode == 0, seed.stderr
+        # Version 4 refuses what version 5 brings.
+        assert q("INSERT INTO events (type, lead_id, actor_id, payload)"
+                 " VALUES ('task.due', 1, 1, '{}')").returncode != 0
+        checks = []
+        for _ in range(2):
+            r = migrate(url, os.path.join(VAR, "schema.sql"))
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.splitlines()[0] == "schema version %d" % schema_versions()[-1]
+            checks.append(q("SELECT oid FROM pg_constraint WHERE conname IN ('events_type_check',"
+                            " 'activities_type_check', 'mail_outbox_kind_check') ORDER BY 1").stdout)
+        assert len(checks[0].split()) == 3
+        assert checks[0] == checks[1]  # the second migrate left the constraints (no table scan)
+        rows = q("SELECT (SELECT count(*) FROM mail_outbox WHERE data = '{}'),"
+                 " (SELECT count(*) FROM activities), (SELECT count(*) FROM events),"
+                 " (SELECT count(*) FROM tasks)")
+        assert rows.stdout.strip() == "1|1|1|0"
+        added = q("INSERT INTO tasks (lead_id, user_id, title, due_at, created_by)"
+                  " VALUES (1, 1, 'T', now(), 1); INSERT INTO mail_outbox (kind, to_addr,"
+                  " to_name) VALUES ('task_due', 'a@b.io', 'A'); INSERT INTO activities"
+                  " (lead_id, type, actor_id) VALUES (1, 'TASK_COMPLETED', 1); INSERT INTO"
+                  " events (type, lead_id, actor_id, payload) VALUES ('task.due', 1, 1, '{}')")
+        assert added.returncode == 0, added.stderr
+        assert q("INSERT INTO mail_outbox (kind, to_addr, to_name)"
+                 " VALUES ('spam', 'a@b.io', 'A')").returncode != 0
+
+
 def test_create_user_generated_password():
     email = unique_email("ctl")
     r = crmctl("create-user", "--role", "MANAGER", "--email", email, "--name", "Mo")

@@ -67,6 +67,13 @@ static const struct crm_field activity[] = {
     {"content", CRM_F_STRING, CRM_F_REQUIRED, 1, 10000, NULL},
     {"occurred_at", CRM_F_TIME, CRM_F_NULLABLE, 0, 0, NULL},
 };
+/* POST /api/leads/:id/tasks (PATCH /api/tasks/:id is the same, nothing required) */
+static const struct crm_field task[] = {
+    {"title", CRM_F_STRING, CRM_F_REQUIRED | CRM_F_TRIM, 1, 200, NULL},
+    {"notes", CRM_F_STRING, CRM_F_NULLABLE, 0, 10000, NULL},
+    {"due_at", CRM_F_TIME, CRM_F_REQUIRED, 0, 0, NULL},
+    {"user_id", CRM_F_ID, 0, 0, 0, NULL},
+};
 
 #define SET(r)                                                                                     \
     {                                                                                              \
@@ -75,7 +82,8 @@ static const struct crm_field activity[] = {
 static const struct {
     const struct crm_field *rules;
     size_t n;
-} sets[] = {SET(reg), SET(login), SET(user), SET(lead), SET(status), SET(assign), SET(activity)};
+} sets[] = {SET(reg),    SET(login),  SET(user),     SET(lead),
+            SET(status), SET(assign), SET(activity), SET(task)};
 #define NSETS (sizeof(sets) / sizeof(sets[0]))
 
 static const char *const ctypes[] = {"application/json", "application/json; charset=utf-8",

@@ -1,4 +1,4 @@
-/* test_mail.c: the welcome message (headers, MIME parts, encodings) and the retry schedule. */
+/* test_mail.c: the outbox's messages (headers, MIME parts, encodings) and the retry schedule. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -55,11 +55,11 @@ part(const char *msg, const char *type, char *out, size_t outsz)
     decode_part(p + 4, out, outsz);
 }
 
-/* The display name of the To header, its encoded words decoded and joined. */
+/* The text of a header from after start to before end, its encoded words decoded and joined. */
 static void
-to_name(const char *msg, char *out, size_t outsz)
+header_text(const char *msg, const char *start, const char *stop, char *out, size_t outsz)
 {
-    const char *p = strstr(msg, "\r\nTo: ") + 6, *end = strstr(p, " <");
+    const char *p = strstr(msg, start) + strlen(start), *end = strstr(p, stop);
     size_t n = 0;
 
     out[0] = '\0';
@@ -147,7 +147,7 @@ test_welcome_non_ascii_and_html_name(void **state)
     (void)state;
     assert_non_null(msg);
     assert_non_null(strstr(msg, "\r\nTo: =?UTF-8?B?"));
-    to_name(msg, decoded, sizeof(decoded));
+    header_text(msg, "\r\nTo: ", " <", decoded, sizeof(decoded));
     assert_string_equal(decoded, name);
     part(msg, "text/plain", body, sizeof(body));
     assert_non_null(strstr(body, "Hello Zoë <b>&amp; \"Ünal\","));
@@ -168,7 +168,7 @@ test_welcome_long_name_splits_words(void **state)
         strcat(name, i % 3 ? "é" : "x"); /* 2-byte characters at every offset */
     msg = crm_mail_welcome(FROM, "long@example.com", name, 9, NOW);
     assert_non_null(msg);
-    to_name(msg, decoded, sizeof(decoded));
+    header_text(msg, "\r\nTo: ", " <", decoded, sizeof(decoded));
     assert_string_equal(decoded, name);
     free(msg);
 }
@@ -181,6 +181,48 @@ test_welcome_refuses_injection(void **state)
     assert_null(crm_mail_welcome("Evil\r\nBcc: x@y.z <a@b.io>", "a@b.io", "A", 1, NOW));
     assert_null(crm_mail_welcome("no address", "a@b.io", "A", 1, NOW));
     assert_null(crm_mail_welcome(FROM, "a@b.io", "bad \xff utf-8", 1, NOW));
+}
+
+static void
+test_task_due_reminder(void **state)
+{
+    char *msg = crm_mail_task_due(FROM, "asha@example.com", "Asha Rao", 5, NOW, "Call Globex",
+                                  "Globex renewal", "2026-11-25T09:30:00.000Z");
+    char body[4096], decoded[512];
+
+    (void)state;
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "\r\nTo: Asha Rao <asha@example.com>\r\n"));
+    assert_non_null(strstr(msg, "\r\nSubject: Reminder: Call Globex\r\n"));
+    assert_non_null(strstr(msg, "\r\nMessage-ID: <task_due-5@crm.example>\r\n"));
+    assert_non_null(strstr(msg, "boundary=\"=_crm_task_due_5\""));
+    part(msg, "text/plain", body, sizeof(body));
+    assert_non_null(strstr(body, "Your task \"Call Globex\" on the lead \"Globex renewal\" is due"
+                                 " at 2026-11-25T09:30:00.000Z (UTC)."));
+    free(msg);
+    /* A title that is not plain ASCII is encoded words; the HTML escapes title and lead. */
+    msg = crm_mail_task_due(FROM, "zoe@example.com", "Zoë", 6, NOW, "Ring Zoë <b> =?x?= & co",
+                            "A&B <Ltd>", "2026-11-25T09:30:00.000Z");
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "\r\nSubject: =?UTF-8?B?"));
+    header_text(msg, "\r\nSubject: ", "\r\nMessage-ID", decoded, sizeof(decoded));
+    assert_string_equal(decoded, "Reminder: Ring Zoë <b> =?x?= & co");
+    part(msg, "text/html", body, sizeof(body));
+    assert_non_null(strstr(body, "<strong>Ring Zoë &lt;b&gt; =?x?= &amp; co</strong>"));
+    assert_non_null(strstr(body, "<strong>A&amp;B &lt;Ltd&gt;</strong>"));
+    free(msg);
+    /* ASCII that could be taken for an encoded word is encoded too. */
+    msg = crm_mail_task_due(FROM, "a@b.io", "A", 7, NOW, "=?UTF-8?B?eA==?=", "L", "t");
+    assert_non_null(msg);
+    header_text(msg, "\r\nSubject: ", "\r\nMessage-ID", decoded, sizeof(decoded));
+    assert_string_equal(decoded, "Reminder: =?UTF-8?B?eA==?=");
+    assert_null(strstr(msg, "Subject: Reminder: =?UTF-8?B?eA==?="));
+    free(msg);
+    /* No header injection through the title, no bad UTF-8. */
+    assert_null(crm_mail_task_due(FROM, "a@b.io", "A", 1, NOW, "x\r\nBcc: x@y.z", "L", "t"));
+    assert_null(crm_mail_task_due(FROM, "a@b.io", "A", 1, NOW, "bad \xff", "L", "t"));
+    assert_null(crm_mail_task_due(FROM, "a@b.io", "A", 1, NOW, "T", "bad \xff", "t"));
+    assert_null(crm_mail_task_due(FROM, "a@b.io\r\nBcc: x@y.z", "A", 1, NOW, "T", "L", "t"));
 }
 
 static void
@@ -211,6 +253,7 @@ main(void)
         cmocka_unit_test(test_welcome_non_ascii_and_html_name),
         cmocka_unit_test(test_welcome_long_name_splits_words),
         cmocka_unit_test(test_welcome_refuses_injection),
+        cmocka_unit_test(test_task_due_reminder),
         cmocka_unit_test(test_backoff_schedule),
     };
 
