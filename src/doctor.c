@@ -219,6 +219,8 @@ smtp_reply(struct smtp *s, char *text, size_t textsz)
             continue;
         }
         *nl = '\0';
+        if (nl > s->buf && nl[-1] == '\r')
+            nl[-1] = '\0';
         if (nl - s->buf < 3)
             return -1;
         more = s->buf[3] == '-';
