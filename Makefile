@@ -15,7 +15,7 @@ AUTH_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/auth/*.c))
 LEADS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/leads/*.c))
 DASH_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/dashboard/*.c))
 EVENTS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cgi-src/events/*.c))
-CTL_OBJ := $(BUILD)/src/crmctl.o $(BUILD)/src/seed.o
+CTL_OBJ := $(BUILD)/src/crmctl.o $(BUILD)/src/seed.o $(BUILD)/src/backup.o $(BUILD)/src/doctor.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/crm-events $(BUILD)/crm-mailer \
@@ -49,7 +49,7 @@ $(BUILD)/crm-mailer: $(BUILD)/src/mailer.o $(BUILD)/libcrm.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS) -lesmtp
 
 $(BUILD)/crmctl: $(CTL_OBJ) $(BUILD)/libcrm.a
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS) -lssl
 
 # The SSE load generator of make bench.
 $(BUILD)/sse-bench: $(BUILD)/bench/sse-bench.o
@@ -156,6 +156,7 @@ BINDIR = $(PREFIX)/bin
 SBINDIR = $(PREFIX)/sbin
 DATADIR = $(PREFIX)/share/crm
 LIBDIR = $(PREFIX)/lib
+LIBEXECDIR = $(LIBDIR)/crm
 SYSCONFDIR ?= /etc
 RUNDIR ?= /run/crm
 LISTEN ?= 80
@@ -164,7 +165,7 @@ POOL_PROGS = crm-auth crm-leads crm-dashboard
 POOLS = $(POOL_PROGS) crm-login
 ACCESS_LOG ?= /var/log/nginx/crm-access.log
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
-	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@RUNDIR@|$(RUNDIR)|g'
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@RUNDIR@|$(RUNDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g'
 NGINX_SUBST = -e 's|@SOCKDIR@|$(RUNDIR)|g' -e 's|@LISTEN@|$(LISTEN)|g' \
 	-e 's|@WEBROOT@|$(DATADIR)/web|g' -e 's|@CONFDIR@|$(SYSCONFDIR)/nginx/snippets|g' \
 	-e 's|@ACCESS_LOG@|$(ACCESS_LOG)|g'
@@ -174,7 +175,7 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/web $(UNITDIR) \
 		$(DESTDIR)$(LIBDIR)/tmpfiles.d $(DESTDIR)$(LIBDIR)/sysusers.d \
 		$(DESTDIR)$(SYSCONFDIR)/nginx/sites-available $(DESTDIR)$(SYSCONFDIR)/nginx/snippets \
-		$(DESTDIR)$(SYSCONFDIR)/crm
+		$(DESTDIR)$(SYSCONFDIR)/crm $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(BUILD)/crmctl $(DESTDIR)$(BINDIR)/crmctl
 	for p in $(POOL_PROGS) crm-events crm-mailer; do install -m 0755 $(BUILD)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
 	install -m 0644 schema.sql $(DESTDIR)$(DATADIR)/schema.sql
@@ -188,9 +189,13 @@ install: all
 	for p in $(POOLS); do prog=$$p; [ $$p != crm-login ] || prog=crm-auth; \
 		$(HARDEN) systemd/crm-pool.service.in | $(SUBST) -e 's|@POOL@|'$$p'|g' \
 		-e 's|@PROG@|'$$prog'|g' >$(UNITDIR)/$$p.service; done
-	for u in crm-events crm-mailer crm-migrate; do $(HARDEN) systemd/$$u.service.in | $(SUBST) \
-		>$(UNITDIR)/$$u.service; done
-	install -m 0644 systemd/crm.target $(UNITDIR)/crm.target
+	for u in crm-events crm-mailer crm-migrate crm-backup; do $(HARDEN) systemd/$$u.service.in | \
+		$(SUBST) >$(UNITDIR)/$$u.service; done
+	install -m 0644 systemd/crm.target systemd/crm-backup.timer $(UNITDIR)/
+	# The backup with its retention, which crm-backup.service runs (README "Backups").
+	$(SUBST) systemd/crm-backup.in >$(DESTDIR)$(LIBEXECDIR)/crm-backup
+	chmod 0755 $(DESTDIR)$(LIBEXECDIR)/crm-backup
+	install -m 0644 etc/crm.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/crm
 	$(SUBST) systemd/crm.tmpfiles >$(DESTDIR)$(LIBDIR)/tmpfiles.d/crm.conf
 	install -m 0644 systemd/crm.sysusers $(DESTDIR)$(LIBDIR)/sysusers.d/crm.conf
 	sed $(NGINX_SUBST) nginx/crm-site.conf.in >$(DESTDIR)$(SYSCONFDIR)/nginx/sites-available/crm.conf

@@ -6,7 +6,11 @@ struct crm_req;
 
 enum crm_log_level { CRM_LOG_DEBUG, CRM_LOG_INFO, CRM_LOG_WARN, CRM_LOG_ERR };
 
-/* Sets the program name put at the start of each line (default "crm"). */
+/*
+ * Sets the program name put at the start of each line (default "crm"). When CRM_LOG_FILE names
+ * the file stderr was opened on (the embedded stack), each line first checks that the path
+ * still names it and reopens stderr on the path after a rotation renamed it.
+ */
 void crm_log_init(const char *progname);
 
 /*

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(make gcc libc6-dev pkg-config libfcgi-dev spawn-fcgi libpq-dev postgresql
       libcjson-dev libssl-dev libcrypt-dev libesmtp-dev libcmocka-dev
-      python3 python3-pytest python3-aiosmtpd curl procps wrk systemd
+      python3 python3-pytest python3-aiosmtpd curl procps wrk systemd logrotate
       chromium chromium-driver python3-selenium)
 missing=()
 # The contract tests: the spec's YAML, its JSON Schema validation (tests/api/contract.py).

@@ -2,10 +2,12 @@
 # stack.sh start|stop|wipe: the embedded Next-Gen CRM stack (PostgreSQL, FastCGI pools, nginx)
 # with all its state under one directory. A supervisor of ours (stack.sh supervise, started by
 # start) restarts a daemon that exits, as systemd does in production; a file run/NAME.down holds
-# that daemon down (stack.sh hold NAME / release NAME). Settings (environment):
+# that daemon down (stack.sh hold NAME / release NAME). The supervisor also rotates the logs in
+# var/log (rotate_logs; stack.sh log-limit BYTES [KEEP] changes the bound while it runs). Settings:
 #   CRM_VAR      state directory (default ./var)       CRM_PORT     HTTP port (default 8080)
 #   CRM_BIN      built programs (default ./build)      CRM_WORKERS  workers per pool (default 2)
 #   CRM_BCRYPT_COST, CRM_SSE_MAX_STREAMS[_PER_USER]  written to a new env file (12, 10000, 16)
+#   CRM_LOG_MAX_BYTES, CRM_LOG_KEEP  a log is rotated past this size (10 MiB), KEEP kept (5)
 # As root, every daemon runs as the unprivileged system user `crm` (PostgreSQL refuses root).
 set -euo pipefail
 
@@ -151,17 +153,57 @@ launch() {
         --workers "$WORKERS") ;;
     esac
     rm -f "$VAR/run/$d.sock"
-    # Every exec is in place, so the pid of the background job is the daemon's own.
+    # Every exec is in place, so the pid of the background job is the daemon's own. With
+    # CRM_LOG_FILE the programs follow their log to a new file after a rotation (lib/log.c).
     "${RUNAS[@]}" sh -c 'exec "$@" >>"$0" 2>&1 </dev/null' "$VAR/log/$d.log" \
-        env CRM_ENV_FILE="$VAR/crm.env" setsid "${cmd[@]}" &
+        env CRM_ENV_FILE="$VAR/crm.env" CRM_LOG_FILE="$VAR/log/$d.log" setsid "${cmd[@]}" &
     echo $! >"$VAR/run/$d.pid"
+}
+
+# Log rotation, size-bounded: a log past the bound becomes NAME.log.1 (NAME.log.2 ... up to KEEP;
+# the oldest goes). Renamed, not copied and truncated, so that no line is lost: a line written
+# before the writer moves on lands in the renamed file. The programs reopen their log by
+# themselves (lib/log.c, CRM_LOG_FILE), nginx on `nginx -s reopen` (USR1), the supervisor
+# reopens its own; PostgreSQL's stderr cannot be reopened, so its log is copied and truncated
+# (it writes little: a line in that instant may be lost).
+log_bounds() {
+    local b
+    b=$(cat "$VAR/run/log-limit" 2>/dev/null) || b=""
+    set -- $b
+    LOG_MAX=${1:-${CRM_LOG_MAX_BYTES:-10485760}} LOG_KEEP=${2:-${CRM_LOG_KEEP:-5}}
+}
+
+rotate_logs() {
+    local f i reopen=0
+    log_bounds
+    for f in "$VAR"/log/*.log; do
+        [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" -gt "$LOG_MAX" ] || continue
+        rm -f "$f.$LOG_KEEP"
+        for ((i = LOG_KEEP - 1; i >= 1; i--)); do
+            [ ! -e "$f.$i" ] || mv -f "$f.$i" "$f.$((i + 1))" || true
+        done
+        case ${f##*/} in
+        postgresql.log) { cp -p "$f" "$f.1" && : >"$f"; } || continue ;;
+        # A new file at once, as the old one was: the log is there before its next line.
+        *) mv -f "$f" "$f.1" || continue
+            : >>"$f" && chown --reference="$f.1" "$f" && chmod --reference="$f.1" "$f" || true ;;
+        esac
+        case ${f##*/} in
+        nginx-*) reopen=1 ;;
+        supervisor.log) exec >>"$f" 2>&1 ;;
+        esac
+    done
+    if [ "$reopen" = 1 ] && alive "$VAR/run/nginx.pid"; then
+        as_svc_log "$VAR/log/nginx-error.log" nginx -p "$VAR/nginx" -c "$VAR/nginx/nginx.conf" \
+            -s reopen || true
+    fi
 }
 
 # The supervisor: starts every daemon and starts again one that exits (not more often than every
 # 2 s, like RestartSec=2), unless run/NAME.down holds it down. TERM stops it and the daemons.
 supervise() {
     setup_user
-    local stopping=0 d
+    local stopping=0 d rotated=
     local -A started=()
     trap 'stopping=1' TERM INT
     trap - ERR
@@ -175,6 +217,10 @@ supervise() {
             launch "$d"
             started[$d]=$SECONDS
         done
+        if [ "$SECONDS" != "${rotated:-}" ]; then
+            rotate_logs
+            rotated=$SECONDS
+        fi
         # In the background, so that TERM ends the wait at once.
         sleep 0.5 &
         wait $! || true
@@ -338,5 +384,8 @@ nginx-reload) setup_user; as_svc_log "$VAR/log/nginx-error.log" nginx -p "$VAR/n
 supervise) supervise ;;
 hold) hold "$2" ;;
 release) rm -f "$(readlink -f "$VAR")/run/$2.down" ;;
-*) die "usage: stack.sh start|stop|wipe|pg-stop|pg-start|pg-crash|nginx-reload|hold NAME|release NAME" ;;
+# The supervisor's log bound from now on (its next check, within a second); none: the default.
+log-limit) if [ -n "${2:-}" ]; then echo "$2 ${3:-}" >"$(readlink -f "$VAR")/run/log-limit"
+    else rm -f "$(readlink -f "$VAR")/run/log-limit"; fi ;;
+*) die "usage: stack.sh start|stop|wipe|pg-stop|pg-start|pg-crash|nginx-reload|hold NAME|release NAME|log-limit [BYTES [KEEP]]" ;;
 esac

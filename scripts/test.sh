@@ -70,7 +70,7 @@ scripts/stack.sh stop
 
 # Sanitizer reports land in the daemons' logs (leaks when they exit, at stop).
 if grep -E 'ERROR: (Address|Leak)Sanitizer|Sanitizer has encountered|runtime error:|SUMMARY: .*Sanitizer' \
-    "$CRM_VAR"/log/*.log; then
+    "$CRM_VAR"/log/*.log*; then
     echo "sanitizer reports found in $CRM_VAR/log" >&2
     san=1
 else

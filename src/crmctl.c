@@ -1,4 +1,4 @@
-/* crmctl: the administrator's command line: apply the schema, create users. */
+/* crmctl: the administrator's command line: apply the schema, create users, back up, check. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,8 +7,10 @@
 #include <libpq-fe.h>
 
 #include "auth.h"
+#include "backup.h"
 #include "config.h"
 #include "db.h"
+#include "doctor.h"
 #include "password.h"
 #include "seed.h"
 #include "util.h"
@@ -46,7 +48,17 @@ usage(FILE *f)
                "                            (lead_get, lead_list:-created_at, ...), to EXPLAIN\n"
                "  seed --leads N --users M [--seed S]\n"
                "                            add demo data: M users, N leads, ~10 activities\n"
-               "                            per lead (COPY; 1 000 000 leads take minutes)\n\n"
+               "                            per lead (COPY; 1 000 000 leads take minutes)\n"
+               "  backup FILE               dump the database to FILE (pg_dump custom format,\n"
+               "                            mode 0600)\n"
+               "  restore [--clean] FILE    restore a backup in one transaction into an empty\n"
+               "                            database, or with --clean over what is there; stop\n"
+               "                            crm.target first (README \"Backups\")\n"
+               "  doctor [--sockets DIR] [--url URL]\n"
+               "                            check the env file, the database, the SMTP relay,\n"
+               "                            the FastCGI sockets in DIR (default /run/crm) and\n"
+               "                            URL/api/health (default http://127.0.0.1:PORT): one\n"
+               "                            line per check; exit status 0 only if all pass\n\n"
                "Reads DATABASE_URL and the other settings from the environment and from the env\n"
                "file in CRM_ENV_FILE (default /etc/crm/crm.env).\n");
     return f == stdout ? 0 : 2;
@@ -100,11 +112,18 @@ check_statements(const struct crm_config *cfg)
     return rc;
 }
 
+/* The schema of this release: ./schema.sql in a checkout, else the installed one. */
+static const char *
+default_schema(void)
+{
+    return access("schema.sql", R_OK) == 0 ? "schema.sql" : CRM_DATADIR "/schema.sql";
+}
+
 /* Applies the schema in one transaction, under a lock so two migrations never interleave. */
 static int
 cmd_migrate(const struct crm_config *cfg, int argc, char **argv)
 {
-    const char *path = access("schema.sql", R_OK) == 0 ? "schema.sql" : CRM_DATADIR "/schema.sql";
+    const char *path = default_schema();
     PGconn *conn;
     PGresult *res;
     char *sql;
@@ -350,6 +369,22 @@ cmd_purge_events(const struct crm_config *cfg)
     return 0;
 }
 
+/* crmctl doctor: checks against the schema of this release. */
+static int
+cmd_doctor(int argc, char **argv)
+{
+    char *schema = read_file(default_schema());
+    int rc;
+
+    if (schema == NULL) {
+        fprintf(stderr, "crmctl: cannot read %s\n", default_schema());
+        return 1;
+    }
+    rc = crm_doctor(argc, argv, schema);
+    free(schema);
+    return rc < 0 ? usage(stderr) : rc;
+}
+
 /* crmctl routes: the routing tables of crm-auth, crm-leads, crm-dashboard and crm-events. */
 static int
 cmd_routes(void)
@@ -387,6 +422,9 @@ main(int argc, char **argv)
         printf("%s\n", text);
         return 0;
     }
+    /* The doctor reports a broken env file itself, as one of its checks. */
+    if (strcmp(argv[1], "doctor") == 0)
+        return cmd_doctor(argc - 2, argv + 2);
     if (crm_config_load(crm_config_default_path(), &cfg, why, sizeof(why)) != 0) {
         fprintf(stderr, "crmctl: %s\n", why);
         return 1;
@@ -399,6 +437,12 @@ main(int argc, char **argv)
         return cmd_mail(&cfg, argc - 2, argv + 2);
     if (strcmp(argv[1], "seed") == 0)
         return cmd_seed(&cfg, argc - 2, argv + 2);
+    if (strcmp(argv[1], "backup") == 0 && argc == 3)
+        return crm_backup(&cfg, argv[2]);
+    if (strcmp(argv[1], "restore") == 0 && argc == 3)
+        return crm_restore(&cfg, argv[2], 0);
+    if (strcmp(argv[1], "restore") == 0 && argc == 4 && strcmp(argv[2], "--clean") == 0)
+        return crm_restore(&cfg, argv[3], 1);
     if (strcmp(argv[1], "purge-events") == 0 && argc == 2)
         return cmd_purge_events(&cfg);
     return usage(stderr);

@@ -17,13 +17,15 @@ from conftest import ROOT, VAR, env_file, unique_email
 
 PROGRAMS = ["crm-auth", "crm-leads", "crm-dashboard", "crm-events", "crm-mailer"]
 UNITS = ["crm-auth.service", "crm-login.service", "crm-leads.service", "crm-dashboard.service", "crm-events.service",
-         "crm-mailer.service", "crm-migrate.service", "crm.target"]
+         "crm-mailer.service", "crm-migrate.service", "crm-backup.service", "crm-backup.timer",
+         "crm.target"]
 EXPECTED = sorted(
     ["etc/crm/crm.env", "etc/nginx/sites-available/crm.conf",
      "etc/nginx/snippets/crm-error-headers.conf", "etc/nginx/snippets/crm-error-pages.conf",
      "etc/nginx/snippets/crm-fastcgi.conf", "etc/nginx/snippets/crm-security-headers.conf",
      "usr/bin/crmctl", "usr/share/crm/schema.sql",
      "usr/lib/tmpfiles.d/crm.conf", "usr/lib/sysusers.d/crm.conf",
+     "etc/logrotate.d/crm", "usr/lib/crm/crm-backup",
      "usr/share/crm/web/api/openapi.yaml", "usr/share/crm/web/api/openapi.json"]
     + ["usr/sbin/" + p for p in PROGRAMS] + ["usr/lib/systemd/system/" + u for u in UNITS]
     + ["usr/share/crm/web/" + os.path.relpath(os.path.join(d, f), os.path.join(ROOT, "web"))
@@ -81,6 +83,42 @@ def test_nginx_accepts_the_installed_site(tmp_path):
     r = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(conf)],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "test is successful" in r.stderr, r.stderr
+
+
+def test_backup_unit_keeps_the_newest(tmp_path):
+    """The script crm-backup.service runs makes a backup with the installed crmctl, then keeps
+    the newest CRM_BACKUP_KEEP; a backup that fails removes nothing."""
+    make("install", "PREFIX=%s/usr" % tmp_path, "SYSCONFDIR=%s/etc" % tmp_path)
+    script = str(tmp_path / "usr/lib/crm/crm-backup")
+    unit = (tmp_path / "usr/lib/systemd/system/crm-backup.service").read_text()
+    assert "ExecStart=%s\n" % script in unit and "User=crm" in unit
+    dumps = tmp_path / "backups"
+    dumps.mkdir()
+    for i, day in enumerate((3, 2, 1)):
+        old = dumps / ("crm-2026010%dT021500Z.dump" % (i + 1))
+        old.write_text("old")
+        os.utime(old, (time.time() - day * 86400,) * 2)
+    env = dict(os.environ, CRM_ENV_FILE=os.path.join(VAR, "crm.env"), CRM_BACKUP_DIR=str(dumps),
+               CRM_BACKUP_KEEP="2")
+    r = subprocess.run([script], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    left = sorted(p.name for p in dumps.iterdir())
+    assert len(left) == 2 and left[0] == "crm-20260103T021500Z.dump", left
+    assert subprocess.run(["pg_restore", "--list", str(dumps / left[1])],
+                          capture_output=True).returncode == 0
+    r = subprocess.run([script], capture_output=True, text=True,
+                       env=dict(env, DATABASE_URL="postgresql:///crm?host=/nonexistent"))
+    assert r.returncode != 0 and "no backup written" in r.stderr
+    assert sorted(p.name for p in dumps.iterdir()) == left
+
+
+@pytest.mark.skipif(shutil.which("logrotate") is None, reason="needs logrotate")
+def test_logrotate_accepts_the_rule(tmp_path):
+    make("install", "PREFIX=%s/usr" % tmp_path, "SYSCONFDIR=%s/etc" % tmp_path)
+    r = subprocess.run(["logrotate", "-d", "-s", str(tmp_path / "state"),
+                        str(tmp_path / "etc/logrotate.d/crm")], capture_output=True, text=True)
+    assert r.returncode == 0 and "error" not in (r.stdout + r.stderr).lower(), r.stderr
+    assert "/var/log/crm/*.log" in r.stdout + r.stderr
 
 
 def test_deb():

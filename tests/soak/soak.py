@@ -448,7 +448,7 @@ def check_500():
 
 
 def check_sanitizers():
-    r = subprocess.run("grep -E '%s' %s/log/*.log" % (SAN_PATTERN, VAR), shell=True,
+    r = subprocess.run("grep -E '%s' %s/log/*.log*" % (SAN_PATTERN, VAR), shell=True,
                        capture_output=True, text=True)
     return r.stdout == "", r.stdout.strip()[:2000] or "no reports"
 
