@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include <cjson/cJSON.h>
+
 #include "events.h"
 #include "fcgirec.h"
 #include "log.h"
@@ -153,7 +155,11 @@ feed_input(struct server *srv)
     take_notifications(srv, conn);
 }
 
-/* One event as an SSE message: id, event and data lines. NULL when out of memory. */
+/*
+ * One event as an SSE message: id, event and data lines. NULL when out of memory. The data is
+ * PostgreSQL's JSON with the white space taken out ("id" : 1 -> "id":1), once per event rather
+ * than in every one of the streams it is relayed to.
+ */
 static char *
 sse_message(const PGresult *res, int row, int idcol, size_t *len)
 {
@@ -161,9 +167,15 @@ sse_message(const PGresult *res, int row, int idcol, size_t *len)
     const char *data = PQgetvalue(res, row, PQnfields(res) - 1);
     size_t cap = strlen(id) + strlen(type) + strlen(data) + 32;
     char *m = malloc(cap);
+    int head;
 
-    if (m != NULL)
-        *len = (size_t)snprintf(m, cap, "id: %s\nevent: %s\ndata: %s\n\n", id, type, data);
+    if (m == NULL)
+        return NULL;
+    head = snprintf(m, cap, "id: %s\nevent: %s\ndata: %s", id, type, data);
+    cJSON_Minify(m + head - strlen(data));
+    *len = strlen(m);
+    memcpy(m + *len, "\n\n", 3);
+    *len += 2;
     return m;
 }
 

@@ -5,6 +5,7 @@ import hmac
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import threading
@@ -331,7 +332,7 @@ def test_curl_n(admin):
     lead = new_lead(admin["token"])
     out, _ = curl.communicate(10)
     assert out.startswith("retry: 3000\n\n")
-    assert "event: lead.created\n" in out and '"lead_id" : %d' % lead["id"] in out
+    assert "event: lead.created\n" in out and '"lead_id":%d,' % lead["id"] in out
 
 
 def sign(claims):
@@ -518,3 +519,26 @@ def test_bad_fastcgi_input_is_closed_and_harms_nothing(admin):
         garbage.close()
         silent.close()
         live.close()
+
+
+def test_event_data_is_compact_json_live_and_replayed(admin):
+    """An event's data line is its JSON without white space between tokens (PostgreSQL writes
+    "id" : 1), live and on replay, while white space inside strings is kept as it was."""
+    start = last_event_id()
+    s = Stream(token=admin["token"])
+    try:
+        lead = new_lead(admin["token"], name='Spaced : out , "quoted" { x }  two  spaces')
+        mine = lambda ms: [m for m in ms if json.loads(m["data"])["lead_id"] == lead["id"]]
+        assert s.wait(mine)
+        replay = Stream(token=admin["token"], last_id=start)
+        try:
+            assert replay.wait(mine)
+            for m in (mine(s.messages)[0], mine(replay.messages)[0]):
+                data = json.loads(m["data"])
+                assert data["data"]["name"] == lead["name"]
+                outside_strings = re.sub(r'"(?:[^"\\]|\\.)*"', '""', m["data"])
+                assert not re.search(r"\s", outside_strings), m["data"]
+        finally:
+            replay.close()
+    finally:
+        s.close()
