@@ -383,3 +383,44 @@ BEGIN
 END $$;
 
 INSERT INTO schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;
+
+-- Version 6: field history (an UPDATED activity per lead edit, the changed fields in every
+-- edit's, status change's and assignment's meta) and the activity on the stream's lead events.
+-- The activity types gain UPDATED. The check is replaced only while it lacks it, so a migrate
+-- on every start does not scan the activities again.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'activities_type_check'
+                   AND pg_get_constraintdef(oid) LIKE '%''UPDATED''%') THEN
+        ALTER TABLE activities DROP CONSTRAINT IF EXISTS activities_type_check;
+        ALTER TABLE activities ADD CONSTRAINT activities_type_check CHECK (type IN ('NOTE', 'CALL',
+            'MEETING', 'EMAIL', 'STATUS_CHANGE', 'ASSIGNMENT', 'CREATED', 'UPDATED'));
+    END IF;
+END $$;
+
+-- What a write changed, field by field in this order (the lead's API members, owner by id):
+-- [{"field", "from", "to"}] of the fields whose values differ between a and b; [] for none.
+CREATE OR REPLACE FUNCTION crm_lead_changes(a leads, b leads) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(jsonb_agg(jsonb_build_object('field', f.name, 'from', ja -> f.name,
+                                                       'to', jb -> f.name) ORDER BY f.n), '[]')
+          FROM (SELECT to_jsonb(a) AS ja, to_jsonb(b) AS jb) j,
+               unnest(ARRAY['name', 'email', 'phone', 'company', 'source', 'status', 'value',
+                            'notes', 'owner_id']) WITH ORDINALITY AS f (name, n)
+          WHERE ja -> f.name IS DISTINCT FROM jb -> f.name $$;
+
+-- lead.updated, lead.status_changed and lead.assigned carry the activity their write recorded,
+-- so a stream shows what changed, not only the lead after it.
+ALTER TABLE events ADD COLUMN IF NOT EXISTS activity jsonb;
+
+-- Replaces version 3's: the message has "activity" when its event recorded one.
+CREATE OR REPLACE FUNCTION crm_event_json(e events) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT CASE WHEN e.activity IS NULL
+                 THEN json_build_object('id', e.id, 'type', e.type, 'lead_id', e.lead_id,
+                          'actor', crm_user_ref(e.actor_id), 'at', crm_ts(e.created_at),
+                          'data', e.payload)
+                 ELSE json_build_object('id', e.id, 'type', e.type, 'lead_id', e.lead_id,
+                          'actor', crm_user_ref(e.actor_id), 'at', crm_ts(e.created_at),
+                          'data', e.payload, 'activity', e.activity) END $$;
+
+INSERT INTO schema_version (version) VALUES (6) ON CONFLICT DO NOTHING;

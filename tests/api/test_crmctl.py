@@ -19,11 +19,11 @@ def test_migrate_is_idempotent():
         r = crmctl("migrate", "--schema", os.path.join(VAR, "schema.sql"))
         assert r.returncode == 0, r.stderr
         lines = r.stdout.splitlines()
-        assert lines[0] == "schema version 4"
+        assert lines[0] == "schema version 6"
         assert lines[1].startswith("statements: ") and lines[1].endswith(" prepared")
         assert int(lines[1].split()[1]) >= 30
     assert sql("SELECT count(*) FROM users") == before
-    assert sql("SELECT version FROM schema_version ORDER BY version") == [["1"], ["2"], ["3"], ["4"]]
+    assert sql("SELECT version FROM schema_version ORDER BY version") == [["1"], ["2"], ["3"], ["4"], ["6"]]
 
 
 @contextlib.contextmanager
@@ -71,7 +71,40 @@ def test_migrate_upgrades_an_existing_database(tmp_path):
             "schema version 3"]
         r = migrate(url, os.path.join(VAR, "schema.sql"))
         assert r.returncode == 0, r.stderr
-        assert r.stdout.splitlines()[0] == "schema version 4"
+        assert r.stdout.splitlines()[0] == "schema version 6"
+
+
+def test_migrate_upgrades_to_field_history(tmp_path):
+    """A database from before version 6 with a timeline and events: it takes UPDATED activities
+    afterwards, its old activities and events read as before (no activity on old events), and a
+    second migrate leaves the type check as it is (no new scan of the activities)."""
+    with scratch_db("v5") as url:
+        # The programs' statements do not prepare against it (they use version 6): exit 1.
+        assert migrate(url, schema_before(tmp_path, 6)).stdout.splitlines() == [
+            "schema version 4"]
+
+        def q(query):
+            return subprocess.run(["psql", url, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                                   "-c", query], capture_output=True, text=True)
+
+        r = q("INSERT INTO users (name, email, password_hash, role) VALUES ('A', 'a@x.io', 'x',"
+              " 'ADMIN'); INSERT INTO leads (name, created_by) VALUES ('L', 1);"
+              " INSERT INTO activities (lead_id, type, actor_id) VALUES (1, 'CREATED', 1);"
+              " INSERT INTO events (type, lead_id, actor_id, payload)"
+              " VALUES ('lead.created', 1, 1, '{}')")
+        assert r.returncode == 0, r.stderr
+        assert "activities_type_check" in q("INSERT INTO activities (lead_id, type, actor_id)"
+                                            " VALUES (1, 'UPDATED', 1)").stderr
+        r = migrate(url, os.path.join(VAR, "schema.sql"))
+        assert r.returncode == 0, r.stderr
+        oid = q("SELECT oid FROM pg_constraint WHERE conname = 'activities_type_check'").stdout
+        assert migrate(url, os.path.join(VAR, "schema.sql")).returncode == 0
+        assert q("SELECT oid FROM pg_constraint WHERE conname = 'activities_type_check'"
+                 ).stdout == oid
+        r = q("INSERT INTO activities (lead_id, type, actor_id) VALUES (1, 'UPDATED', 1)")
+        assert r.returncode == 0, r.stderr
+        assert "activity" not in q("SELECT crm_event_json(e) FROM events e").stdout
+        assert q("SELECT crm_lead_changes(a, b) FROM leads a, leads b").stdout.strip() == "[]"
 
 
 def test_create_user_generated_password():
