@@ -4,7 +4,7 @@
 Measures, at 50 connections: (1) nginx answering a static `return 200` (the front-door limit),
 (2) pgbench running the very SQL of GET /api/leads/:id (the database limit), (3) that request
 through nginx and crm-leads, (4) a search listing, (5) every dashboard route at 100 000 and at
-1 000 000 seeded leads. Writes the table to bench/results.md. Settings (environment):
+1 000 000 seeded leads, (6) the CSV export of every lead (rows/s, the workers' peak memory). Writes the table to bench/results.md. Settings (environment):
 BENCH_SECONDS per run (default 15), BENCH_MEMORY_SECONDS for (3) (default 60), BENCH_LEADS
 (default 1000000), BENCH_WORKERS per pool (default 4).
 """
@@ -156,6 +156,38 @@ def rss_kib(program):
                                                          program)]).split())
 
 
+def peaks_kib(program):
+    """Each process's peak resident memory (VmHWM), in KiB, by pid."""
+    peaks = {}
+    for pid in sh(["pgrep", "-f", os.path.join(os.path.realpath(VAR), "bin", program)]).split():
+        try:
+            with open("/proc/%s/status" % pid) as f:
+                peaks[pid] = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+        except (OSError, AttributeError):
+            pass
+    return peaks
+
+
+def export(tok):
+    """GET /api/leads.csv of every lead, through nginx, with curl writing it nowhere: rows a
+    second, and the peak memory of crm-leads' processes before and after (one of them served
+    it, streaming; its peak must not move)."""
+    # Run after (3), which has every worker connected and warm: a worker's first request grows
+    # it by its connection and prepared statements (about 3 MiB), whatever it is.
+    rows = int(psql("SELECT count(*) FROM leads"))
+    before = peaks_kib("crm-leads")
+    out = sh(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
+              "-H", "Authorization: Bearer " + tok,
+              "http://127.0.0.1:%d/api/leads.csv?sort=created_at" % PORT])
+    status, size, secs = out.split()
+    assert status == "200", out
+    after = peaks_kib("crm-leads")
+    grown = max(after[p] - before.get(p, 0) for p in after)
+    return {"rows": rows, "secs": float(secs), "mib": int(size) / 2 ** 20,
+            "peak_before": max(before.values()), "peak_after": max(after.values()),
+            "grown": grown}
+
+
 def row(n, r):
     return "| %s | %s | %.0f | %.2f | %.2f | %d |" % (n, r["name"], r["rps"], r["p50"], r["p99"],
                                                     r["errors"])
@@ -198,6 +230,7 @@ def main():
     common = wrk("GET /api/leads?limit=20&q=<common surname>", base + "/",
                  authed_lua(tok, '"/api/leads?limit=20&q=" .. names[math.random(#names)]',
                             'names = {"okafor", "novak", "garcia", "rossi", "haddad"}'))
+    exported = export(tok)
     large = dashboards(tok, LEADS)
     alone = dashboards(tok, LEADS, conns=1, seconds=5)
     mem = psql("SELECT pg_size_pretty(pg_database_size('crm'))")
@@ -233,6 +266,11 @@ def main():
         "- RSS of the crm-leads pool (master and %s workers): %d KiB idle, %d KiB after a 10 s"
         " warm-up, %d KiB after the %d s run of (3)" % (WORKERS, rss_before, rss_warm, rss_after,
                                                       MEMORY_SECONDS),
+        "- (6) GET /api/leads.csv of all %s leads (%.0f MiB), one client: **%.0f rows/s** (%.1f s);"
+        " peak RSS of the crm-leads processes %d KiB before, %d KiB after (grew by at most %d KiB:"
+        " streamed, one row at a time)" % (
+            format(exported["rows"], ","), exported["mib"], exported["rows"] / exported["secs"],
+            exported["secs"], exported["peak_before"], exported["peak_after"], exported["grown"]),
         "- wall time of the whole run: %.0f s" % (time.time() - started),
     ]
     text = "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ struct crm_db {
     int in_tx;                 /* inside BEGIN: a lost connection must not be silently replaced */
     unsigned generation;       /* counts the connections made, so a LISTENer sees a new one */
     const struct crm_req *req; /* the request being served, whose id the log lines carry */
+    const char *streaming;     /* the statement crm_db_stream started, until its end */
 };
 
 struct crm_stmt {
@@ -39,16 +40,30 @@ struct crm_stmt {
 /* Writes insert their events row and notify in the same statement, so in the same transaction. */
 #define EVENT " e AS (INSERT INTO events (type, lead_id, owner_id, actor_id, payload) SELECT "
 #define NOTIFY "pg_notify('crm_events', e.id::text) IS NULL"
-/* PATCH /api/leads/:id: a member present in the body $2 sets its column (null clears it). */
-#define PATCH(col, expr) col " = CASE WHEN $2::jsonb ? '" col "' THEN " expr " ELSE " col " END, "
+/*
+ * PATCH /api/leads/:id: a member present in the body $2 sets its column (null clears it). The
+ * columns and their new values as two rows, to set them and to compare them in one statement.
+ */
+#define PATCH(col, expr) "CASE WHEN $2::jsonb ? '" col "' THEN " expr " ELSE " col " END"
 #define PATCH_TEXT(col) PATCH(col, "$2::jsonb->>'" col "'")
+#define LEAD_PATCH_COLS "(name, email, phone, company, notes, source, value)"
 /* Left unformatted: clang-format finds no stable layout for this list. */
 // clang-format off
 #define LEAD_PATCH                                                                                 \
-    PATCH_TEXT("name") PATCH_TEXT("email") PATCH_TEXT("phone") PATCH_TEXT("company")               \
-    PATCH_TEXT("notes") PATCH("source", "coalesce($2::jsonb->>'source', 'OTHER')")                 \
-    PATCH("value", "coalesce(($2::jsonb->>'value')::numeric, 0)")
+    "ROW(" PATCH_TEXT("name") ", " PATCH_TEXT("email") ", " PATCH_TEXT("phone") ", "               \
+    PATCH_TEXT("company") ", " PATCH_TEXT("notes") ", "                                            \
+    PATCH("source", "coalesce($2::jsonb->>'source', 'OTHER')") ", "                                \
+    PATCH("value", "coalesce(($2::jsonb->>'value')::numeric(14,2), 0)") ")"
 // clang-format on
+/*
+ * The activity a change records, with the fields it changed (schema.sql crm_lead_changes) in
+ * its meta: o the lead before, l after, a the activity, put on the event too.
+ */
+#define CHANGES "'changes', crm_lead_changes(o.r, l.r)"
+#define CHANGE_EVENT(type, prev_owner, actor)                                                      \
+    " e AS (INSERT INTO events (type, lead_id, owner_id, prev_owner_id, actor_id, payload,"        \
+    " activity) SELECT '" type "', (l.r).id, (l.r).owner_id, " prev_owner ", " actor ","           \
+    " crm_lead_json(l.r), crm_activity_json(a.r) FROM o, l, a RETURNING id)"
 /*
  * GET /api/leads: $1 the row filter, $2..$7 the optional filters. The count stops at $8 rows
  * (the bound + 1), so it costs at most that many index entries: its second column says whether
@@ -67,6 +82,16 @@ struct crm_stmt {
              "SELECT crm_lead_json(l), l." col "::text, l.id" LEAD_FILTER                          \
              " AND ($10::text IS NULL OR (l." col ", l.id) " after " ($10::" type                  \
              ", $11::bigint)) ORDER BY l." col dir ", l.id" dir " LIMIT $8 OFFSET $9")
+/*
+ * GET /api/leads.csv: every lead the list's filters $1..$7 match, in its sort, as the export's
+ * columns (cgi-src/leads/export.c names them), read row by row (crm_db_stream).
+ */
+#define LEAD_EXPORT(key, col, dir)                                                                 \
+    PER_CALL("lead_export:" key,                                                                   \
+             "SELECT l.id, l.name, l.email, l.phone, l.company, l.source, l.status, l.value,"      \
+             " l.notes, l.owner_id, (SELECT u.name FROM users u WHERE u.id = l.owner_id),"         \
+             " crm_ts(l.created_at), crm_ts(l.updated_at)" LEAD_FILTER " ORDER BY l." col dir      \
+             ", l.id" dir)
 
 /* Dashboard: top sales executives, won figures from won/won_value, with from joining them. */
 #define TOP_SALES(won, won_value, from)                                                            \
@@ -138,6 +163,14 @@ static const struct crm_stmt stmts[] = {
     LEAD_LIST("-value", "value", "numeric", " DESC", "<"),
     LEAD_LIST("name", "name", "text", "", ">"),
     LEAD_LIST("-name", "name", "text", " DESC", "<"),
+    LEAD_EXPORT("created_at", "created_at", ""),
+    LEAD_EXPORT("-created_at", "created_at", " DESC"),
+    LEAD_EXPORT("updated_at", "updated_at", ""),
+    LEAD_EXPORT("-updated_at", "updated_at", " DESC"),
+    LEAD_EXPORT("value", "value", ""),
+    LEAD_EXPORT("-value", "value", " DESC"),
+    LEAD_EXPORT("name", "name", ""),
+    LEAD_EXPORT("-name", "name", " DESC"),
     /* $1 the validated body, $2 the actor, $3 the owner, which must be active (else no row). */
     STMT("lead_create",
          "WITH l AS (INSERT INTO leads (name, email, phone, company, source, status, won_at,"
@@ -153,35 +186,42 @@ static const struct crm_stmt stmts[] = {
          "'lead.created', (r).id, (r).owner_id, $2, crm_lead_json(r) FROM l RETURNING id)"
          " SELECT crm_lead_json(r), (r).id, " NOTIFY " FROM l, e"),
     /* The writes below run after lead_lock, in its transaction. $1 lead, $2 body, $3 actor. */
+    /*
+     * A PATCH that changes no value writes nothing and returns no row (the caller answers the
+     * lead as it is); else the UPDATED activity with what changed.
+     */
     STMT("lead_update",
-         "WITH l AS (UPDATE leads SET " LEAD_PATCH " version = version + 1, updated_at = now()"
-         " WHERE id = $1 RETURNING leads AS r)," EVENT
-         "'lead.updated', (r).id, (r).owner_id, $3, crm_lead_json(r) FROM l RETURNING id)"
-         " SELECT crm_lead_json(r), " NOTIFY " FROM l, e"),
+         "WITH o AS (SELECT leads AS r FROM leads WHERE id = $1),"
+         " l AS (UPDATE leads SET " LEAD_PATCH_COLS " = " LEAD_PATCH ", version = version + 1,"
+         " updated_at = now() WHERE id = $1 AND " LEAD_PATCH_COLS " IS DISTINCT FROM " LEAD_PATCH
+         " RETURNING leads AS r),"
+         " a AS (INSERT INTO activities (lead_id, type, actor_id, meta)"
+         " SELECT (l.r).id, 'UPDATED', $3, jsonb_build_object(" CHANGES ") FROM o, l"
+         " RETURNING activities AS r)," CHANGE_EVENT(
+             "lead.updated", "NULL::bigint",
+             "$3") " SELECT crm_lead_json(l.r), crm_activity_json(a.r), " NOTIFY " FROM l, a, e"),
     /* $1 lead, $2 new status, $3 note, $4 actor. */
     STMT("lead_status",
-         "WITH o AS (SELECT status FROM leads WHERE id = $1),"
+         "WITH o AS (SELECT leads AS r FROM leads WHERE id = $1),"
          " l AS (UPDATE leads SET status = $2, won_at = CASE WHEN $2 = 'WON' THEN now() END,"
          " version = version + 1, updated_at = now() WHERE id = $1 RETURNING leads AS r),"
          " a AS (INSERT INTO activities (lead_id, type, content, actor_id, meta)"
-         " SELECT (r).id, 'STATUS_CHANGE', $3, $4,"
-         " jsonb_build_object('from', o.status, 'to', $2::text) FROM l, o"
-         " RETURNING activities AS r)," EVENT
-         "'lead.status_changed', (r).id, (r).owner_id, $4, crm_lead_json(r) FROM l RETURNING id)"
-         " SELECT crm_lead_json(l.r), crm_activity_json(a.r), " NOTIFY " FROM l, a, e"),
+         " SELECT (l.r).id, 'STATUS_CHANGE', $3, $4,"
+         " jsonb_build_object('from', (o.r).status, 'to', $2::text, " CHANGES ") FROM o, l"
+         " RETURNING activities AS r)," CHANGE_EVENT(
+             "lead.status_changed", "NULL::bigint",
+             "$4") " SELECT crm_lead_json(l.r), crm_activity_json(a.r), " NOTIFY " FROM l, a, e"),
     /* $1 lead, $2 new owner, which must be active (else no row), $3 actor. */
     STMT("lead_assign",
-         "WITH o AS (SELECT owner_id FROM leads WHERE id = $1),"
+         "WITH o AS (SELECT leads AS r FROM leads WHERE id = $1),"
          " l AS (UPDATE leads SET owner_id = $2, version = version + 1, updated_at = now()"
          " WHERE id = $1 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND active)"
          " RETURNING leads AS r),"
-         " a AS (INSERT INTO activities (lead_id, type, actor_id, meta) SELECT (r).id,"
-         " 'ASSIGNMENT', $3, jsonb_build_object('from_owner_id', o.owner_id, 'to_owner_id',"
-         " $2::bigint) FROM l, o RETURNING activities AS r),"
-         " e AS (INSERT INTO events (type, lead_id, owner_id, prev_owner_id, actor_id, payload)"
-         " SELECT 'lead.assigned', (r).id, (r).owner_id, o.owner_id, $3, crm_lead_json(r)"
-         " FROM l, o RETURNING id)"
-         " SELECT crm_lead_json(l.r), crm_activity_json(a.r), " NOTIFY " FROM l, a, e"),
+         " a AS (INSERT INTO activities (lead_id, type, actor_id, meta) SELECT (l.r).id,"
+         " 'ASSIGNMENT', $3, jsonb_build_object('from_owner_id', (o.r).owner_id, 'to_owner_id',"
+         " $2::bigint, " CHANGES ") FROM o, l RETURNING activities AS r)," CHANGE_EVENT(
+             "lead.assigned", "(o.r).owner_id",
+             "$3") " SELECT crm_lead_json(l.r), crm_activity_json(a.r), " NOTIFY " FROM l, a, e"),
     /* $1 lead, $2 actor; ADMIN and MANAGER only, so no row filter. */
     STMT("lead_delete", "WITH l AS (DELETE FROM leads WHERE id = $1 RETURNING id, owner_id)," EVENT
                         "'lead.deleted', id, owner_id, $2, jsonb_build_object('id', id)"
@@ -194,12 +234,18 @@ static const struct crm_stmt stmts[] = {
          " RETURNING activities AS r)," EVENT
          "'activity.created', (r).lead_id, l.owner_id, $6, crm_activity_json(r)"
          " FROM a, l RETURNING id) SELECT crm_activity_json(r), " NOTIFY " FROM a, e"),
-    /* A timeline page, newest first: $1 lead, $2 row filter, $3 before this id, $4 limit. */
+    /*
+     * A timeline page, newest first: $1 lead, $2 row filter, $3 before this id, $4 limit, and
+     * optional filters: $5 a type, $6 a field the activity records a change of.
+     */
     STMT("activity_page",
          "SELECT coalesce(json_agg(crm_activity_json(t.a) ORDER BY (t.a).id DESC)"
          " FILTER (WHERE (t.a).id IS NOT NULL), '[]'), count((t.a).id), min((t.a).id)"
          " FROM leads l LEFT JOIN LATERAL (SELECT a FROM activities a WHERE a.lead_id = l.id"
-         " AND ($3::bigint IS NULL OR a.id < $3) ORDER BY a.id DESC LIMIT $4) t ON true"
+         " AND ($3::bigint IS NULL OR a.id < $3) AND ($5::text IS NULL OR a.type = $5)"
+         " AND ($6::text IS NULL OR a.meta @> jsonb_build_object('changes',"
+         " jsonb_build_array(jsonb_build_object('field', $6::text))))"
+         " ORDER BY a.id DESC LIMIT $4) t ON true"
          " WHERE l.id = $1 AND " OWN_2 " GROUP BY l.id"),
 
 /*
@@ -615,6 +661,75 @@ crm_db_exec(struct crm_db *db, const char *name, int n, const char *const *param
     }
     *out = res;
     return CRM_OK;
+}
+
+enum crm_err
+crm_db_stream(struct crm_db *db, const char *name, int n, const char *const *params)
+{
+    const struct crm_stmt *s;
+    enum crm_err err;
+    int sent;
+
+    if ((err = crm_db_connect(db)) != CRM_OK)
+        return err;
+    if ((s = find_per_call(name)) != NULL)
+        sent = PQsendQueryParams(db->conn, s->sql, n, NULL, params, NULL, NULL, 0);
+    else
+        sent = PQsendQueryPrepared(db->conn, name, n, params, NULL, NULL, 0);
+    if (!sent) {
+        crm_log(CRM_LOG_WARN, db->req, "db: %s: %s", name, PQerrorMessage(db->conn));
+        return PQstatus(db->conn) == CONNECTION_OK ? CRM_EDB : CRM_EUNAVAIL;
+    }
+    db->streaming = name;
+    if (!PQsetSingleRowMode(db->conn)) {
+        crm_db_stream_cancel(db);
+        return CRM_EDB;
+    }
+    return CRM_OK;
+}
+
+/* Reads what is left of the stream's results, so the connection is ready for the next. */
+static void
+stream_drain(struct crm_db *db)
+{
+    PGresult *res;
+
+    while ((res = PQgetResult(db->conn)) != NULL)
+        PQclear(res);
+    db->streaming = NULL;
+}
+
+enum crm_err
+crm_db_stream_row(struct crm_db *db, PGresult **row)
+{
+    PGresult *res = PQgetResult(db->conn);
+    ExecStatusType st = PQresultStatus(res);
+    enum crm_err err = CRM_OK;
+
+    *row = NULL;
+    if (st == PGRES_SINGLE_TUPLE) {
+        *row = res;
+        return CRM_OK;
+    }
+    if (res != NULL && st != PGRES_TUPLES_OK)
+        err = result_err(db, db->streaming, res);
+    else if (res == NULL && PQstatus(db->conn) != CONNECTION_OK)
+        err = CRM_EUNAVAIL;
+    PQclear(res);
+    stream_drain(db);
+    return err;
+}
+
+void
+crm_db_stream_cancel(struct crm_db *db)
+{
+    PGcancel *cancel = PQgetCancel(db->conn);
+    char why[256];
+
+    if (cancel != NULL && !PQcancel(cancel, why, sizeof(why)))
+        crm_log(CRM_LOG_WARN, db->req, "db: cancel %s: %s", db->streaming, why);
+    PQfreeCancel(cancel);
+    stream_drain(db);
 }
 
 enum crm_err

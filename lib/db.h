@@ -39,6 +39,23 @@ enum crm_err crm_db_exec(struct crm_db *db, const char *name, int n, const char 
 /* The same, for statements whose result is not needed. */
 enum crm_err crm_db_run(struct crm_db *db, const char *name, int n, const char *const *params);
 
+/*
+ * Starts statement name as crm_db_exec does, in single-row mode: crm_db_stream_row reads its
+ * rows one at a time, so a result of any size costs the memory of one row. Returns CRM_OK, or
+ * an error as crm_db_exec; a failure of the statement itself shows at crm_db_stream_row. Every
+ * stream must be read to its end or cancelled before the next statement.
+ */
+enum crm_err crm_db_stream(struct crm_db *db, const char *name, int n, const char *const *params);
+
+/*
+ * The stream's next row: CRM_OK with *row (caller PQclears), or with *row NULL after the last
+ * row; an error as crm_db_exec when the statement failed, which ends the stream.
+ */
+enum crm_err crm_db_stream_row(struct crm_db *db, PGresult **row);
+
+/* Ends a stream before its last row (its reader is gone): cancels it and drops the rest. */
+void crm_db_stream_cancel(struct crm_db *db);
+
 /* The JSON text in column col of row (json built by SQL) as a cJSON raw item; null for NULL. */
 cJSON *crm_db_json(const PGresult *res, int row, int col);
 

@@ -93,14 +93,43 @@ crm_fcgi_dispatch(const struct crm_app *app, struct crm_req *req, struct crm_res
     route->handler(req, resp);
 }
 
+/* A streamed body's bytes to the client; FastCGI records of at most 64 KiB each. */
+static int
+put_fcgx(void *sink, const char *buf, size_t len)
+{
+    FCGX_Stream *out = sink;
+
+    while (len > 0) {
+        int n = len > 65535 ? 65535 : (int)len;
+
+        if (FCGX_PutStr(buf, n, out) != n)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* A HEAD's streamed body: refused at once, so the stream ends without producing the rest. */
+static int
+put_nowhere(void *sink, const char *buf, size_t len)
+{
+    (void)sink;
+    (void)buf;
+    (void)len;
+    return -1;
+}
+
 static void
-write_response(FCGX_Request *r, const struct crm_req *req, const struct crm_resp *resp)
+write_response(FCGX_Request *r, const struct crm_req *req, struct crm_resp *resp)
 {
     char head[CRM_RESP_HEAD_MAX];
     int n = crm_resp_head(resp, req->id, head, sizeof(head));
 
     FCGX_PutStr(head, n, r->out);
-    if (resp->body != NULL && !crm_req_head_only(req))
+    if (resp->stream != NULL)
+        (void)resp->stream(resp, crm_req_head_only(req) ? put_nowhere : put_fcgx, r->out);
+    else if (resp->body != NULL && !crm_req_head_only(req))
         FCGX_PutS(resp->body, r->out);
 }
 

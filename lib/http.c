@@ -46,6 +46,19 @@ crm_resp_json(struct crm_resp *resp, int status, cJSON *json)
 }
 
 int
+crm_resp_stream(struct crm_resp *resp, const char *content_type,
+                int (*stream)(struct crm_resp *, crm_put_fn, void *), void *ctx)
+{
+    free(resp->body);
+    resp->body = NULL;
+    resp->status = 200;
+    resp->content_type = content_type;
+    resp->stream = stream;
+    resp->stream_ctx = ctx;
+    return 200;
+}
+
+int
 crm_resp_empty(struct crm_resp *resp, int status)
 {
     free(resp->body);
@@ -389,10 +402,13 @@ reason(int status)
 int
 crm_resp_head(const struct crm_resp *resp, const char *reqid, char *buf, size_t sz)
 {
-    int n = snprintf(buf, sz, "Status: %d %s\r\nX-Request-Id: %s\r\n%s%.*s\r\n", resp->status,
-                     reason(resp->status), reqid,
-                     resp->body != NULL ? "Content-Type: application/json; charset=utf-8\r\n" : "",
-                     (int)resp->hlen, resp->headers);
+    const char *type = resp->stream != NULL ? resp->content_type
+                       : resp->body != NULL ? "application/json; charset=utf-8"
+                                            : NULL;
+    int n = snprintf(buf, sz, "Status: %d %s\r\nX-Request-Id: %s\r\n%s%s%s%.*s\r\n", resp->status,
+                     reason(resp->status), reqid, type != NULL ? "Content-Type: " : "",
+                     type != NULL ? type : "", type != NULL ? "\r\n" : "", (int)resp->hlen,
+                     resp->headers);
 
     return n < 0 || (size_t)n >= sz ? -1 : n;
 }

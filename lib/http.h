@@ -45,11 +45,22 @@ struct crm_req {
     char *param_val[CRM_MAX_PARAMS];
 };
 
+/* Writes len bytes of a response body to sink. Returns 0, or -1 once the client is gone. */
+typedef int (*crm_put_fn)(void *sink, const char *buf, size_t len);
+
 struct crm_resp {
     int status;
     char headers[1024]; /* extra "Name: value\r\n" lines */
     size_t hlen;
     char *body; /* malloc'd JSON text, or NULL for an empty body */
+    /*
+     * A body too large to hold (an export): written after the head, as it is produced, by
+     * stream(resp, put, sink), which must end (free) what it holds however put fares; put is
+     * a sink that refuses everything for a HEAD. content_type is its type. Set by crm_resp_stream.
+     */
+    int (*stream)(struct crm_resp *resp, crm_put_fn put, void *sink);
+    void *stream_ctx;
+    const char *content_type;
 };
 
 /* Adds a response header. Returns 0, or -1 when it does not fit or has CR/LF in it. */
@@ -57,6 +68,13 @@ int crm_resp_header(struct crm_resp *resp, const char *name, const char *value);
 
 /* Sets status and body from json, which it always takes (frees). Returns status (500 on OOM). */
 int crm_resp_json(struct crm_resp *resp, int status, cJSON *json);
+
+/*
+ * A 200 whose body of type content_type stream(resp, put, sink) writes after the head, with
+ * resp->stream_ctx = ctx. Returns 200.
+ */
+int crm_resp_stream(struct crm_resp *resp, const char *content_type,
+                    int (*stream)(struct crm_resp *, crm_put_fn, void *), void *ctx);
 
 /* Sets an empty response with status (204). Returns status. */
 int crm_resp_empty(struct crm_resp *resp, int status);

@@ -10,6 +10,7 @@
 
 int leads_create(struct crm_req *req, struct crm_resp *resp);
 int leads_list(struct crm_req *req, struct crm_resp *resp);
+int leads_export(struct crm_req *req, struct crm_resp *resp);
 int leads_get(struct crm_req *req, struct crm_resp *resp);
 int leads_update(struct crm_req *req, struct crm_resp *resp);
 int leads_delete(struct crm_req *req, struct crm_resp *resp);
@@ -29,6 +30,16 @@ int tasks_delete(struct crm_req *req, struct crm_resp *resp);
 /* The enums of a Lead, NULL-terminated. */
 extern const char *const lead_sources[];
 extern const char *const lead_statuses[];
+
+/*
+ * The filters of GET /api/leads (and of its export) as params[0..6] of the lead statements
+ * (params[0] the caller's row filter), and *sort its sort key (default -created_at). Returns
+ * CRM_OK, or CRM_EQUERY when one is malformed.
+ */
+enum crm_err lead_filters(struct crm_req *req, const char **params, const char **sort);
+
+/* "prefix:sort", the name of the statement of that sort (lead_list, lead_export); NULL: OOM. */
+const char *lead_sort_stmt(struct crm_req *req, const char *prefix, const char *sort);
 
 /* The lead a write is about, as lead_begin() locked it. */
 struct lead_lock {
@@ -60,6 +71,18 @@ enum crm_err lead_begin(struct crm_req *req, struct lead_lock *lock);
  */
 enum crm_err lead_commit(struct crm_req *req, const char *name, int n, const char *const *params,
                          PGresult **res);
+
+/* lead_commit's end for a statement already run with result err: commits or rolls back. */
+enum crm_err lead_finish(struct crm_req *req, enum crm_err err, PGresult **res);
+
+/* The members of the answer to a change: the lead and the activity that records it. */
+extern const char *const lead_change_keys[];
+
+/*
+ * Answers a change that would change nothing: ends lead_begin's transaction, which wrote
+ * nothing, and responds with the lead as it is and "activity": null. Returns the status.
+ */
+int lead_unchanged(struct crm_req *req, struct crm_resp *resp, const struct lead_lock *lock);
 
 /* Ends a lead_begin transaction that had nothing to write. */
 enum crm_err lead_end(struct crm_req *req);

@@ -114,7 +114,11 @@ redirect_field(cJSON *fields, const char *name, const char *message)
         cJSON_ReplaceItemInObjectCaseSensitive(fields, name, cJSON_CreateString(message));
 }
 
-/* PATCH /api/leads/:id: the members present change; null clears an optional one. */
+/*
+ * PATCH /api/leads/:id: the members present change; null clears an optional one. The fields
+ * whose values change are recorded in an UPDATED activity; a body that changes none writes
+ * nothing and answers the lead as it is.
+ */
 int
 leads_update(struct crm_req *req, struct crm_resp *resp)
 {
@@ -142,14 +146,22 @@ leads_update(struct crm_req *req, struct crm_resp *resp)
     cJSON_Delete(body);
     if (err != CRM_OK)
         return crm_resp_fail(resp, err, fields);
-    if ((err = lead_begin(req, &lock)) == CRM_OK) {
-        params[0] = lock.id;
-        params[1] = text;
-        params[2] = req->who.idstr;
-        err = lead_commit(req, "lead_update", 3, params, &res);
+    if ((err = lead_begin(req, &lock)) != CRM_OK) {
+        free(text);
+        return crm_resp_error(resp, err);
     }
+    params[0] = lock.id;
+    params[1] = text;
+    params[2] = req->who.idstr;
+    err = crm_db_exec(req->db, "lead_update", 3, params, &res);
     free(text);
-    return lead_respond(resp, 200, err, res, lead_key, 1);
+    /* No row: every value given is the one the lead has, and nothing was written. */
+    if (err == CRM_OK && PQntuples(res) == 0) {
+        PQclear(res);
+        return lead_unchanged(req, resp, &lock);
+    }
+    err = lead_finish(req, err, &res);
+    return lead_respond(resp, 200, err, res, lead_change_keys, 2);
 }
 
 /* DELETE /api/leads/:id (ADMIN, MANAGER): the lead and its timeline. */

@@ -110,18 +110,12 @@ check_id(struct crm_req *req, const char *s)
 static const char *
 check_sort(struct crm_req *req, const char *s)
 {
-    char *name;
-
-    if (!crm_valid_enum(s, strlen(s), sorts) ||
-        (name = crm_arena_alloc(&req->arena, strlen(s) + 11)) == NULL)
-        return NULL;
-    sprintf(name, "lead_list:%s", s);
-    return name;
+    (void)req;
+    return crm_valid_enum(s, strlen(s), sorts) ? s : NULL;
 }
 
-/* params[0..6] (the filters) as the lead statements take them; *stmt the one for the sort. */
-static enum crm_err
-list_params(struct crm_req *req, const char **params, const char **stmt)
+enum crm_err
+lead_filters(struct crm_req *req, const char **params, const char **sort)
 {
     enum crm_err err;
 
@@ -132,11 +126,22 @@ list_params(struct crm_req *req, const char **params, const char **stmt)
         (err = filter(req, "q", &params[4], like_pattern)) != CRM_OK ||
         (err = crm_req_time(req, "created_from", 0, &params[5])) != CRM_OK ||
         (err = crm_req_time(req, "created_to", 1, &params[6])) != CRM_OK ||
-        (err = filter(req, "sort", stmt, check_sort)) != CRM_OK)
+        (err = filter(req, "sort", sort, check_sort)) != CRM_OK)
         return err;
-    if (*stmt == NULL)
-        *stmt = "lead_list:-created_at";
+    if (*sort == NULL)
+        *sort = "-created_at";
     return CRM_OK;
+}
+
+const char *
+lead_sort_stmt(struct crm_req *req, const char *prefix, const char *sort)
+{
+    size_t n = strlen(prefix) + strlen(sort) + 2;
+    char *name = crm_arena_alloc(&req->arena, n);
+
+    if (name != NULL)
+        snprintf(name, n, "%s:%s", prefix, sort);
+    return name;
 }
 
 /*
@@ -213,7 +218,7 @@ int
 leads_list(struct crm_req *req, struct crm_resp *resp)
 {
     char lbuf[21], obuf[21], cbuf[21];
-    const char *params[11], *stmt, *bind, *refused;
+    const char *params[11], *sort, *stmt, *bind, *refused;
     PGresult *count = NULL, *rows = NULL;
     cJSON *body = NULL;
     long limit, offset;
@@ -221,9 +226,10 @@ leads_list(struct crm_req *req, struct crm_resp *resp)
 
     if ((err = crm_auth_require(req, CRM_ROLES_ALL)) != CRM_OK ||
         (err = crm_req_page(req, &limit, &offset)) != CRM_OK ||
-        (err = list_params(req, params, &stmt)) != CRM_OK)
+        (err = lead_filters(req, params, &sort)) != CRM_OK)
         return crm_resp_error(resp, err);
-    if ((bind = cursor_bind(req, stmt, params)) == NULL)
+    if ((stmt = lead_sort_stmt(req, "lead_list", sort)) == NULL ||
+        (bind = cursor_bind(req, stmt, params)) == NULL)
         return crm_resp_error(resp, CRM_ENOMEM);
     if ((refused = page_start(req, offset, bind, params, obuf, sizeof(obuf))) != NULL)
         return crm_resp_errorf(resp, CRM_EQUERY, "%s", refused);

@@ -5,6 +5,7 @@
 #define CRM_LEADS_ROUTES(X)                                                                        \
     X("POST", "/api/leads", leads_create)                                                          \
     X("GET", "/api/leads", leads_list)                                                             \
+    X("GET", "/api/leads.csv", leads_export)                                                       \
     X("GET", "/api/leads/:id", leads_get)                                                          \
     X("PATCH", "/api/leads/:id", leads_update)                                                     \
     X("DELETE", "/api/leads/:id", leads_delete)                                                    \

@@ -11,34 +11,6 @@
 #include "util.h"
 #include "valid.h"
 
-static const char *const change_keys[] = {"lead", "activity"};
-
-/* A write that would change nothing ends its transaction and answers the lead as it is. */
-static int
-unchanged(struct crm_req *req, struct crm_resp *resp, const struct lead_lock *lock)
-{
-    const char *params[2] = {lock->id, req->who.idstr};
-    PGresult *res = NULL;
-    cJSON *obj = NULL;
-    enum crm_err err = crm_db_exec(req->db, "lead_get", 2, params, &res);
-
-    if (err == CRM_OK)
-        err = lead_end(req);
-    else
-        crm_db_rollback(req->db);
-    if (err == CRM_OK && ((obj = crm_db_json_object(res, 0, change_keys, 1)) == NULL ||
-                          cJSON_AddNullToObject(obj, "activity") == NULL))
-        err = CRM_ENOMEM;
-    if (err == CRM_OK)
-        lead_etag(resp, res);
-    PQclear(res);
-    if (err != CRM_OK) {
-        cJSON_Delete(obj);
-        return crm_resp_error(resp, err);
-    }
-    return crm_resp_json(resp, 200, obj);
-}
-
 /* PATCH /api/leads/:id/status {"status", "note"?} */
 int
 leads_status(struct crm_req *req, struct crm_resp *resp)
@@ -69,13 +41,13 @@ leads_status(struct crm_req *req, struct crm_resp *resp)
     params[3] = req->who.idstr;
     if (strcmp(lock.status, params[1]) == 0) {
         cJSON_Delete(body);
-        return unchanged(req, resp, &lock);
+        return lead_unchanged(req, resp, &lock);
     }
     err = lead_commit(req, "lead_status", 4, params, &res);
     if (err == CRM_OK)
         crm_log(CRM_LOG_INFO, req, "lead %s: %s -> %s", lock.id, lock.status, params[1]);
     cJSON_Delete(body);
-    return lead_respond(resp, 200, err, res, change_keys, 2);
+    return lead_respond(resp, 200, err, res, lead_change_keys, 2);
 }
 
 /* PATCH /api/leads/:id/assign {"owner_id"} (ADMIN, MANAGER) */
@@ -104,14 +76,14 @@ leads_assign(struct crm_req *req, struct crm_resp *resp)
     if ((err = lead_begin(req, &lock)) != CRM_OK)
         return crm_resp_error(resp, err);
     if (lock.owner == to)
-        return unchanged(req, resp, &lock);
+        return lead_unchanged(req, resp, &lock);
     params[0] = lock.id;
     err = lead_commit(req, "lead_assign", 3, params, &res);
     if (err == CRM_EINVAL)
         return crm_resp_invalid_field(resp, "owner_id", "must be an active user");
     if (err == CRM_OK)
         crm_log(CRM_LOG_INFO, req, "lead %s assigned to %s", lock.id, owner);
-    return lead_respond(resp, 200, err, res, change_keys, 2);
+    return lead_respond(resp, 200, err, res, lead_change_keys, 2);
 }
 
 /* POST /api/leads/:id/activity {"type", "content", "occurred_at"?} */
@@ -154,11 +126,28 @@ activity_add(struct crm_req *req, struct crm_resp *resp)
     return lead_respond(resp, 201, err, res, key, 1);
 }
 
-/* GET /api/leads/:id/activities?before_id=&limit=: the timeline, newest first. */
+/* Every activity type, and the fields whose changes activities record (crm_lead_changes). */
+static const char *const activity_types[] = {"NOTE",           "CALL",       "MEETING", "EMAIL",
+                                             "STATUS_CHANGE",  "ASSIGNMENT", "CREATED", "UPDATED",
+                                             "TASK_COMPLETED", NULL};
+static const char *const history_fields[] = {"name",   "email", "phone", "company",  "source",
+                                             "status", "value", "notes", "owner_id", NULL};
+
+/* Query parameter name, absent or one of values; anything else is a 400. */
+static enum crm_err
+query_enum(struct crm_req *req, const char *name, const char *const *values, const char **out)
+{
+    if (crm_req_query(req, name, out) != CRM_OK ||
+        (*out != NULL && !crm_valid_enum(*out, strlen(*out), values)))
+        return CRM_EQUERY;
+    return CRM_OK;
+}
+
+/* GET /api/leads/:id/activities?before_id=&limit=&type=&field=: the timeline, newest first. */
 int
 activity_list(struct crm_req *req, struct crm_resp *resp)
 {
-    const char *params[4];
+    const char *params[6];
     char lbuf[21];
     long limit;
     int64_t id, before;
@@ -170,7 +159,9 @@ activity_list(struct crm_req *req, struct crm_resp *resp)
         return crm_resp_error(resp, err);
     if (crm_req_query(req, "before_id", &params[2]) != CRM_OK ||
         (params[2] != NULL && crm_parse_id(params[2], &before) != 0) ||
-        crm_req_limit(req, 20, &limit) != CRM_OK)
+        crm_req_limit(req, 20, &limit) != CRM_OK ||
+        query_enum(req, "type", activity_types, &params[4]) != CRM_OK ||
+        query_enum(req, "field", history_fields, &params[5]) != CRM_OK)
         return crm_resp_error(resp, CRM_EQUERY);
     if (crm_req_param_id(req, "id", &id) != 0)
         return crm_resp_error(resp, CRM_ENOTFOUND);
@@ -178,7 +169,7 @@ activity_list(struct crm_req *req, struct crm_resp *resp)
     params[0] = req->param_val[0];
     params[1] = req->who.owner;
     params[3] = lbuf;
-    if ((err = crm_db_exec(req->db, "activity_page", 4, params, &res)) == CRM_OK &&
+    if ((err = crm_db_exec(req->db, "activity_page", 6, params, &res)) == CRM_OK &&
         PQntuples(res) == 0)
         err = CRM_ENOTFOUND;
     if (err == CRM_OK && ((root = cJSON_CreateObject()) == NULL ||

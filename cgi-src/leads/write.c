@@ -55,10 +55,8 @@ lead_begin(struct crm_req *req, struct lead_lock *lock)
 }
 
 enum crm_err
-lead_commit(struct crm_req *req, const char *name, int n, const char *const *params, PGresult **res)
+lead_finish(struct crm_req *req, enum crm_err err, PGresult **res)
 {
-    enum crm_err err = crm_db_exec(req->db, name, n, params, res);
-
     if (err == CRM_OK && PQntuples(*res) == 0)
         err = CRM_EINVAL;
     if (err == CRM_OK)
@@ -73,9 +71,42 @@ lead_commit(struct crm_req *req, const char *name, int n, const char *const *par
 }
 
 enum crm_err
+lead_commit(struct crm_req *req, const char *name, int n, const char *const *params, PGresult **res)
+{
+    return lead_finish(req, crm_db_exec(req->db, name, n, params, res), res);
+}
+
+enum crm_err
 lead_end(struct crm_req *req)
 {
     return crm_db_commit(req->db);
+}
+
+const char *const lead_change_keys[] = {"lead", "activity"};
+
+int
+lead_unchanged(struct crm_req *req, struct crm_resp *resp, const struct lead_lock *lock)
+{
+    const char *params[2] = {lock->id, req->who.idstr};
+    PGresult *res = NULL;
+    cJSON *obj = NULL;
+    enum crm_err err = crm_db_exec(req->db, "lead_get", 2, params, &res);
+
+    if (err == CRM_OK)
+        err = lead_end(req);
+    else
+        crm_db_rollback(req->db);
+    if (err == CRM_OK && ((obj = crm_db_json_object(res, 0, lead_change_keys, 1)) == NULL ||
+                          cJSON_AddNullToObject(obj, "activity") == NULL))
+        err = CRM_ENOMEM;
+    if (err == CRM_OK)
+        lead_etag(resp, res);
+    PQclear(res);
+    if (err != CRM_OK) {
+        cJSON_Delete(obj);
+        return crm_resp_error(resp, err);
+    }
+    return crm_resp_json(resp, 200, obj);
 }
 
 void

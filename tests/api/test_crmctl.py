@@ -155,6 +155,39 @@ def test_migrate_to_tasks_keeps_the_rows_and_widens_the_checks(tmp_path):
                  " VALUES ('spam', 'a@b.io', 'A')").returncode != 0
 
 
+def test_migrate_upgrades_to_field_history(tmp_path):
+    """A database from before versions 5 and 6 with a timeline and events: it takes UPDATED
+    activities afterwards, its old activities and events read as before (no activity on old
+    events), and a second migrate leaves the type check as it is (no new scan of the
+    activities)."""
+    with scratch_db("v4h") as url:
+        assert migrate(url, schema_before(tmp_path, 5)).stdout.splitlines() == [
+            "schema version 4"]
+
+        def q(query):
+            return subprocess.run(["psql", url, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                                   "-c", query], capture_output=True, text=True)
+
+        r = q("INSERT INTO users (name, email, password_hash, role) VALUES ('A', 'a@x.io', 'x',"
+              " 'ADMIN'); INSERT INTO leads (name, created_by) VALUES ('L', 1);"
+              " INSERT INTO activities (lead_id, type, actor_id) VALUES (1, 'CREATED', 1);"
+              " INSERT INTO events (type, lead_id, actor_id, payload)"
+              " VALUES ('lead.created', 1, 1, '{}')")
+        assert r.returncode == 0, r.stderr
+        assert "activities_type_check" in q("INSERT INTO activities (lead_id, type, actor_id)"
+                                            " VALUES (1, 'UPDATED', 1)").stderr
+        r = migrate(url, os.path.join(VAR, "schema.sql"))
+        assert r.returncode == 0, r.stderr
+        oid = q("SELECT oid FROM pg_constraint WHERE conname = 'activities_type_check'").stdout
+        assert migrate(url, os.path.join(VAR, "schema.sql")).returncode == 0
+        assert q("SELECT oid FROM pg_constraint WHERE conname = 'activities_type_check'"
+                 ).stdout == oid
+        r = q("INSERT INTO activities (lead_id, type, actor_id) VALUES (1, 'UPDATED', 1)")
+        assert r.returncode == 0, r.stderr
+        assert "activity" not in q("SELECT crm_event_json(e) FROM events e").stdout
+        assert q("SELECT crm_lead_changes(a, b) FROM leads a, leads b").stdout.strip() == "[]"
+
+
 def test_create_user_generated_password():
     email = unique_email("ctl")
     r = crmctl("create-user", "--role", "MANAGER", "--email", email, "--name", "Mo")

@@ -207,7 +207,8 @@ def test_if_match(tok, admin, suffix, body):
         r = request("PATCH", path, body, token=tok, headers={"If-Match": stale})
         assert r.status == 412 and r.error_code() == "precondition_failed", stale
     assert sql("SELECT version, notes FROM leads WHERE id = :'p1'", lead["id"]) == [["2", "v2"]]
-    assert sql("SELECT count(*) FROM activities WHERE lead_id = :'p1'", lead["id"]) == [["1"]]
+    # CREATED and the UPDATED of the notes: the refused writes recorded nothing.
+    assert sql("SELECT count(*) FROM activities WHERE lead_id = :'p1'", lead["id"]) == [["2"]]
     r = request("PATCH", path, body, token=tok, headers={"If-Match": '"2"'})
     assert r.status == 200 and r.json["lead"]["version"] == 3
     r = request("PATCH", "/api/leads/%d" % lead["id"], {"notes": "any"}, token=tok,
@@ -251,7 +252,8 @@ def test_status_change_logs_and_notifies(tok):
     assert r.json["lead"]["status"] == "WON" and r.json["lead"]["version"] == 2
     act = r.json["activity"]
     assert (act["type"], act["content"], act["meta"]) == \
-        ("STATUS_CHANGE", "signed", {"from": "NEW", "to": "WON"})
+        ("STATUS_CHANGE", "signed", {"from": "NEW", "to": "WON", "changes": [
+            {"field": "status", "from": "NEW", "to": "WON"}]})
     assert sql("SELECT won_at IS NOT NULL FROM leads WHERE id = :'p1'", lead["id"]) == [["t"]]
     ev = sql("SELECT type, payload->>'status' FROM events WHERE lead_id = :'p1' ORDER BY id",
              lead["id"])
@@ -280,14 +282,18 @@ def test_assign(tok, admin):
     r = request("PATCH", "/api/leads/%d/assign" % lead["id"], {"owner_id": sales["id"]}, token=tok)
     assert r.status == 200, r.text
     assert r.json["lead"]["owner"] == {"id": sales["id"], "name": sales["name"]}
-    assert r.json["activity"]["meta"] == {"from_owner_id": None, "to_owner_id": sales["id"]}
+    assert r.json["activity"]["meta"] == {"from_owner_id": None, "to_owner_id": sales["id"],
+                                          "changes": [{"field": "owner_id", "from": None,
+                                                       "to": sales["id"]}]}
     ev = sql("SELECT owner_id, prev_owner_id FROM events WHERE lead_id = :'p1'"
              " AND type = 'lead.assigned'", lead["id"])
     assert ev == [[str(sales["id"]), ""]]
     r = request("PATCH", "/api/leads/%d/assign" % lead["id"], {"owner_id": admin["user"]["id"]},
                 token=tok)
     assert r.json["activity"]["meta"] == {"from_owner_id": sales["id"],
-                                          "to_owner_id": admin["user"]["id"]}
+                                          "to_owner_id": admin["user"]["id"],
+                                          "changes": [{"field": "owner_id", "from": sales["id"],
+                                                       "to": admin["user"]["id"]}]}
     for bad in ({}, {"owner_id": "x"}, {"owner_id": 999999999}):
         r = request("PATCH", "/api/leads/%d/assign" % lead["id"], bad, token=tok)
         assert r.status == 422 and "owner_id" in r.json["error"]["fields"], bad

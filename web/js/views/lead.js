@@ -111,7 +111,9 @@ async function save(version, body = changes(s.base)) {
     const r = await api("PATCH", "/leads/" + s.id, body, { version });
     showLead(r.lead);
     fillForm(r.lead);
-    say(s.editMsg, "Saved.", "ok");
+    if (r.activity) addActivities([r.activity]);
+    drawTimeline();
+    say(s.editMsg, r.activity ? "Saved." : "Nothing to save: the lead has these values already.", r.activity ? "ok" : "info");
   } catch (e) {
     if (e.status === 412) return conflict(body);
     showFieldErrors(s.form, e.fields);
@@ -264,7 +266,15 @@ function describe(a) {
   if (a.type === "STATUS_CHANGE" && a.meta && a.meta.to) return "Status: " + fmt.label(a.meta.from) + " → " + fmt.label(a.meta.to);
   if (a.type === "ASSIGNMENT") return "Assigned";
   if (a.type === "CREATED") return "Created";
+  if (a.type === "UPDATED" && a.meta && a.meta.changes) return "Edited " + a.meta.changes.map((c) => fmt.label(c.field)).join(", ");
   return fmt.label(a.type);
+}
+
+/** An edit's field history, one line a field: "Phone: (none) → +1 555 0100". */
+function changeLines(a) {
+  if (a.type !== "UPDATED" || !a.meta || !a.meta.changes) return null;
+  const text = (v) => (v === null || v === "" ? "(none)" : String(v));
+  return a.meta.changes.map((c) => h("div", { class: "content" }, fmt.label(c.field) + ": " + text(c.from) + " → " + text(c.to)));
 }
 
 function drawTimeline() {
@@ -278,6 +288,7 @@ function drawTimeline() {
             { "data-activity-id": a.id },
             h("div", {}, h("strong", {}, describe(a))),
             a.content ? h("div", { class: "content" }, a.content) : null,
+            changeLines(a),
             h("div", { class: "meta" }, (a.actor ? a.actor.name + " · " : "") + fmt.date(a.occurred_at || a.created_at)),
           ),
         )
@@ -308,7 +319,12 @@ export async function onEvent(ev) {
     if (!s.dirty) fillForm(ev.data);
     else say(s.editMsg, (ev.actor ? ev.actor.name : "Someone") + " has just changed this lead.", "warn");
   }
-  // Status changes and assignments write a timeline entry of their own.
+  // Edits, status changes and assignments write a timeline entry of their own, in the event.
+  if (ev.activity) {
+    addActivities([ev.activity]);
+    drawTimeline();
+    return;
+  }
   try {
     const r = await api("GET", "/leads/" + cur.id + "/activities?limit=20");
     if (s !== cur) return;
