@@ -44,8 +44,11 @@ struct crm_stmt {
  * PATCH /api/leads/:id: a member present in the body $2 sets its column (null clears it). The
  * columns and their new values as two rows, to set them and to compare them in one statement.
  */
-#define PATCH(col, expr) "CASE WHEN $2::jsonb ? '" col "' THEN " expr " ELSE " col " END"
+#define PATCH_IF(key, col, expr) "CASE WHEN $2::jsonb ? '" key "' THEN " expr " ELSE " col " END"
+#define PATCH(col, expr) PATCH_IF(col, col, expr)
 #define PATCH_TEXT(col) PATCH(col, "$2::jsonb->>'" col "'")
+/* PATCH /api/tasks/:id: the same, as the SET list of an UPDATE. */
+#define SET_PATCH(col, expr) col " = " PATCH(col, expr) ", "
 #define LEAD_PATCH_COLS "(name, email, phone, company, notes, source, value)"
 /* Left unformatted: clang-format finds no stable layout for this list. */
 // clang-format off
@@ -289,10 +292,13 @@ static const struct crm_stmt stmts[] = {
          " FROM l LEFT JOIN t ON true"),
     /* The writes below run after task_lock, in its transaction. $1 task, $2 body, $3 actor. */
     STMT("task_update",
-         "WITH t AS (UPDATE tasks SET " PATCH_TEXT("title") PATCH_TEXT("notes")
-         PATCH("user_id", "($2::jsonb->>'user_id')::bigint")
-         PATCH("due_at", TASK_DUE_NEW)
-         PATCH("reminded_at", "coalesce(" TASK_PAST(TASK_DUE_NEW) ", reminded_at)")
+         "WITH t AS (UPDATE tasks SET " SET_PATCH("title", "$2::jsonb->>'title'")
+         SET_PATCH("notes", "$2::jsonb->>'notes'")
+         SET_PATCH("user_id", "($2::jsonb->>'user_id')::bigint")
+         SET_PATCH("due_at", TASK_DUE_NEW)
+         /* A due time moved into the past counts as reminded: it sends nothing. */
+         "reminded_at = " PATCH_IF("due_at", "reminded_at",
+                                   "coalesce(" TASK_PAST(TASK_DUE_NEW) ", reminded_at)") ", "
          " version = version + 1, updated_at = now() WHERE id = $1"
          " AND ($2::jsonb->>'user_id' IS NULL OR EXISTS (SELECT 1 FROM users"
          " WHERE id = ($2::jsonb->>'user_id')::bigint AND active)) RETURNING tasks AS r),"

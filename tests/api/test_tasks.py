@@ -379,10 +379,15 @@ def test_no_reminder_for_a_task_done_before_its_time(admin, smtp):
     task = new_task(token, lead["id"], due_at=at(4))
     assert request("POST", "/api/tasks/%d/complete" % task["id"], token=token).status == 200
     past = new_task(token, lead["id"], due_at=at(-60), title="Already past")  # none either
+    # Nor for one moved into the past: its due time is past when it is set.
+    moved = new_task(token, lead["id"], due_at=at(3600), title="Moved to the past")
+    r = request("PATCH", "/api/tasks/%d" % moved["id"], {"due_at": at(-30)}, token=token,
+                headers={"If-Match": '"%d"' % moved["version"]})
+    assert r.status == 200, r.text
     time.sleep(7)
     assert reminders(smtp, user["email"]) == []
     assert sql("SELECT count(*) FROM events WHERE type = 'task.due' AND payload->>'id' IN"
-               " (:'p1', :'p2')", task["id"], past["id"]) == [["0"]]
+               " (:'p1', :'p2', :'p3')", task["id"], past["id"], moved["id"]) == [["0"]]
 
 
 def test_moved_task_reminds_at_the_new_time_only(admin, smtp):
