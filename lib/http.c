@@ -389,9 +389,11 @@ reason(int status)
 int
 crm_resp_head(const struct crm_resp *resp, const char *reqid, char *buf, size_t sz)
 {
-    int n = snprintf(buf, sz, "Status: %d %s\r\nX-Request-Id: %s\r\n%s%.*s\r\n", resp->status,
-                     reason(resp->status), reqid,
-                     resp->body != NULL ? "Content-Type: application/json; charset=utf-8\r\n" : "",
+    const char *type =
+        resp->content_type != NULL ? resp->content_type : "application/json; charset=utf-8";
+    int n = snprintf(buf, sz, "Status: %d %s\r\nX-Request-Id: %s\r\n%s%s%s%.*s\r\n", resp->status,
+                     reason(resp->status), reqid, resp->body != NULL ? "Content-Type: " : "",
+                     resp->body != NULL ? type : "", resp->body != NULL ? "\r\n" : "",
                      (int)resp->hlen, resp->headers);
 
     return n < 0 || (size_t)n >= sz ? -1 : n;

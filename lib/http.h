@@ -49,7 +49,8 @@ struct crm_resp {
     int status;
     char headers[1024]; /* extra "Name: value\r\n" lines */
     size_t hlen;
-    char *body; /* malloc'd JSON text, or NULL for an empty body */
+    char *body;               /* malloc'd JSON text, or NULL for an empty body */
+    const char *content_type; /* of the body; NULL: JSON */
 };
 
 /* Adds a response header. Returns 0, or -1 when it does not fit or has CR/LF in it. */
