@@ -240,3 +240,25 @@ def test_outbox_scrape_needs_no_mail(admin):
                 value(before, "crm_mail_outbox_messages", state=s)
                 for s in ("pending", "sent", "failed"))
     assert total == 1
+
+
+def test_the_sample_scrape_config_and_dashboard_fit_the_figures():
+    """docs/prometheus.yml scrapes every daemon at its path, and every series the Grafana
+    dashboard (docs/grafana-dashboard.json) queries is one some daemon exposes."""
+    import yaml
+
+    from conftest import ROOT
+
+    with open(os.path.join(ROOT, "docs", "prometheus.yml")) as f:
+        jobs = {j["job_name"]: j["metrics_path"] for j in yaml.safe_load(f)["scrape_configs"]}
+    assert jobs == {d: "/metrics/" + d for d in DAEMONS}
+    names = set()
+    for daemon in DAEMONS:
+        samples, _ = scrape(daemon)
+        names |= {name for name, _ in samples}
+    with open(os.path.join(ROOT, "docs", "grafana-dashboard.json")) as f:
+        dashboard = json.load(f)
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {n for e in exprs for n in re.findall(r"\b(crm_[a-z_]+)\b", e)}
+    assert len(dashboard["panels"]) >= 10 and used, exprs
+    assert used - names == set(), "the dashboard queries series no daemon exposes"
