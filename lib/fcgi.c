@@ -95,39 +95,6 @@ crm_fcgi_dispatch(const struct crm_app *app, struct crm_req *req, struct crm_res
     return (int)(route - app->routes);
 }
 
-/*
- * GET /metrics: this pool's figures; /metrics/outbox: the mail outbox's, from the database.
- * Only nginx's /metrics/<program> locations send these paths here, from allowed addresses.
- */
-static void
-serve_metrics(struct crm_req *req, struct crm_resp *resp)
-{
-    enum crm_err err = CRM_OK;
-    char *text = NULL;
-
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        crm_resp_header(resp, "Allow", "GET, HEAD");
-        err = CRM_EMETHOD;
-    } else if (strcmp(req->path, "/metrics/outbox") == 0) {
-        err = crm_metrics_outbox(req->db, &text);
-    } else if ((text = crm_metrics_render()) == NULL) {
-        err = CRM_ENOMEM;
-    }
-    if (err != CRM_OK) {
-        crm_resp_error(resp, err);
-        return;
-    }
-    resp->status = 200;
-    resp->body = text;
-    resp->content_type = CRM_METRICS_CONTENT_TYPE;
-}
-
-static int
-is_metrics(const char *path)
-{
-    return strcmp(path, "/metrics") == 0 || strncmp(path, "/metrics/", 9) == 0;
-}
-
 static void
 write_response(FCGX_Request *r, const struct crm_req *req, const struct crm_resp *resp)
 {
@@ -161,9 +128,9 @@ serve(const struct crm_app *app, FCGX_Request *r, struct crm_req *req, struct cr
     crm_db_set_req(req->db, req);
     if ((err = read_request(r, req)) != CRM_OK) {
         crm_resp_error(resp, err);
-    } else if (is_metrics(req->path)) {
+    } else if (crm_metrics_is_scrape(req->path)) {
         route = CRM_METRICS_SCRAPE;
-        serve_metrics(req, resp);
+        crm_metrics_answer(req, resp);
     } else {
         route = crm_fcgi_dispatch(app, req, resp);
     }

@@ -338,3 +338,32 @@ crm_metrics_outbox(struct crm_db *db, char **out)
     *out = t.s;
     return t.s != NULL ? CRM_OK : CRM_ENOMEM;
 }
+
+int
+crm_metrics_is_scrape(const char *path)
+{
+    return strcmp(path, "/metrics") == 0 || strncmp(path, "/metrics/", 9) == 0;
+}
+
+void
+crm_metrics_answer(struct crm_req *req, struct crm_resp *resp)
+{
+    enum crm_err err = CRM_OK;
+    char *text = NULL;
+
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        crm_resp_header(resp, "Allow", "GET, HEAD");
+        err = CRM_EMETHOD;
+    } else if (strcmp(req->path, "/metrics/outbox") == 0) {
+        err = crm_metrics_outbox(req->db, &text);
+    } else if ((text = crm_metrics_render()) == NULL) {
+        err = CRM_ENOMEM;
+    }
+    if (err != CRM_OK) {
+        crm_resp_error(resp, err);
+        return;
+    }
+    resp->status = 200;
+    resp->body = text;
+    resp->content_type = CRM_METRICS_CONTENT_TYPE;
+}

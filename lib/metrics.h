@@ -57,6 +57,16 @@ void crm_metrics_sse_open(long streams);
 void crm_metrics_sse_fanned_out(long events);
 void crm_metrics_sse_dropped(void);
 
+/* 1 when path is a scrape's (/metrics, /metrics/...), which no route of the API may take. */
+int crm_metrics_is_scrape(const char *path);
+
+/*
+ * Answers a scrape into resp: GET (or HEAD) /metrics with this program's figures, /metrics/outbox
+ * with the mail outbox's (crm_metrics_outbox); other methods get 405. Only nginx's
+ * /metrics/<daemon> locations send these paths, from METRICS_ALLOW's addresses.
+ */
+void crm_metrics_answer(struct crm_req *req, struct crm_resp *resp);
+
 /* The exposition text of every slot summed; malloc'd (caller frees), NULL when out of memory. */
 char *crm_metrics_render(void);
 

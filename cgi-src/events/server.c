@@ -402,19 +402,10 @@ retry_later(struct server *srv, struct stream *s, const struct incoming *in, enu
 
 /* GET /metrics (only nginx's /metrics/crm-events sends it, from allowed addresses). */
 static void
-answer_metrics(struct server *srv, struct stream *s, const struct crm_req *req,
-               struct crm_resp *resp)
+answer_metrics(struct server *srv, struct stream *s, struct crm_req *req, struct crm_resp *resp)
 {
     crm_metrics_sse_open(srv->nstreams);
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        crm_resp_header(resp, "Allow", "GET, HEAD");
-        crm_resp_error(resp, CRM_EMETHOD);
-    } else if ((resp->body = crm_metrics_render()) == NULL) {
-        crm_resp_error(resp, CRM_ENOMEM);
-    } else {
-        resp->status = 200;
-        resp->content_type = CRM_METRICS_CONTENT_TYPE;
-    }
+    crm_metrics_answer(req, resp);
     respond(srv, s, req, resp);
 }
 
@@ -442,7 +433,7 @@ handle_request(struct server *srv, struct stream *s)
     free(s->params);
     s->params = NULL;
     crm_metrics_begin();
-    if (err == CRM_OK && strcmp(req->path, "/metrics") == 0) {
+    if (err == CRM_OK && crm_metrics_is_scrape(req->path)) {
         route = CRM_METRICS_SCRAPE;
         answer_metrics(srv, s, req, &resp);
         status = resp.status;
