@@ -23,6 +23,7 @@ PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/cr
 
 .SECONDARY:
 .PHONY: all run stop test soak unit api asan format lint clean deps bench bench-sse bench-console \
+	bench-metrics \
 	screenshots install deb fuzz fuzz-bins
 all: $(PROGS)
 
@@ -90,6 +91,12 @@ bench: deps all $(BUILD)/sse-bench
 	/usr/bin/python3 bench/bench.py
 	/usr/bin/python3 bench/sse.py
 	/usr/bin/python3 bench/console.py
+	/usr/bin/python3 bench/metrics.py
+
+# Only the metrics part of make bench: req/s with and without the figures of /metrics; writes its
+# section of bench/results.md.
+bench-metrics: deps all
+	/usr/bin/python3 bench/metrics.py
 
 # Only the real-time part of make bench: 10 000 SSE streams; writes bench/results-sse.md.
 bench-sse: deps all $(BUILD)/sse-bench

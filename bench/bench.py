@@ -93,6 +93,7 @@ def ms(out, percent):
 def wrk(name, url, lua=None, seconds=SECONDS, conns=CONNS):
     cmd = ["wrk", "-t%d" % min(2, conns), "-c%d" % conns, "-d%ds" % seconds, "--latency", url]
     if lua:
+        os.makedirs(VAR, exist_ok=True)
         path = os.path.join(VAR, "bench-%d.lua" % abs(hash(name)))
         with open(path, "w") as f:
             f.write(lua)

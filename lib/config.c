@@ -1,6 +1,7 @@
 /* config.c: env file parsing and the refusal rules for unsafe settings. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
+
+#include "util.h"
 
 struct key {
     const char *name;
@@ -205,6 +208,96 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
 }
 
 int
+crm_config_each(const char *list, int (*fn)(const char *item, size_t len, void *arg), void *arg)
+{
+    static const char sep[] = " \t,";
+    int rc = 0;
+
+    for (const char *p = list + strspn(list, sep); rc == 0 && *p != '\0'; p += strspn(p, sep)) {
+        size_t n = strcspn(p, sep);
+
+        rc = fn(p, n, arg);
+        p += n;
+    }
+    return rc;
+}
+
+/*
+ * An origin as a browser sends it: http or https, a host name or IPv4 address (lower case, as
+ * browsers serialise it) or a bracketed IPv6 one, an optional port, nothing after. The list goes
+ * into nginx's configuration, so nothing else may get through.
+ */
+static int
+bad_origin(const char *item, size_t len, void *arg)
+{
+    size_t i = strncmp(item, "https://", 8) == 0 ? 8 : strncmp(item, "http://", 7) == 0 ? 7 : 0;
+    size_t host = i;
+
+    (void)arg;
+    if (i == 0)
+        return 1;
+    if (i < len && item[i] == '[') {
+        for (i++; i < len && strchr("0123456789abcdef:.", item[i]) != NULL; i++)
+            ;
+        if (i >= len || item[i++] != ']')
+            return 1;
+    } else {
+        while (i < len && strchr("abcdefghijklmnopqrstuvwxyz0123456789.-", item[i]) != NULL)
+            i++;
+    }
+    if (i == host)
+        return 1;
+    if (i < len && item[i] == ':') {
+        size_t digits = ++i;
+
+        while (i < len && item[i] >= '0' && item[i] <= '9')
+            i++;
+        if (i == digits || i - digits > 5)
+            return 1;
+    }
+    return i != len;
+}
+
+/* An IPv4 or IPv6 address, with an optional /prefix: what nginx's geo takes. */
+static int
+bad_network(const char *item, size_t len, void *arg)
+{
+    char addr[64];
+    unsigned char bin[16];
+    const char *slash = memchr(item, '/', len);
+    size_t alen = slash != NULL ? (size_t)(slash - item) : len;
+    long long prefix;
+    int v6;
+
+    (void)arg;
+    if (alen == 0 || alen >= sizeof(addr) || len - alen > 4)
+        return 1;
+    memcpy(addr, item, alen);
+    addr[alen] = '\0';
+    v6 = strchr(addr, ':') != NULL;
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, addr, bin) != 1)
+        return 1;
+    if (slash == NULL)
+        return 0;
+    memcpy(addr, slash + 1, len - alen - 1);
+    addr[len - alen - 1] = '\0';
+    return crm_parse_int(addr, 0, v6 ? 128 : 32, &prefix) != 0;
+}
+
+static int
+check_lists(struct crm_config *cfg, char *why, size_t whysz)
+{
+    if (crm_config_each(cfg->cors_origins, bad_origin, NULL) != 0)
+        return fail(why, whysz, "%s must list origins like https://app.example.com[:port]",
+                    "CORS_ORIGINS");
+    if (cfg->metrics_allow[0] == '\0')
+        snprintf(cfg->metrics_allow, sizeof(cfg->metrics_allow), "127.0.0.0/8 ::1");
+    if (crm_config_each(cfg->metrics_allow, bad_network, NULL) != 0)
+        return fail(why, whysz, "%s must list addresses or networks (CIDR)", "METRICS_ALLOW");
+    return 0;
+}
+
+int
 crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whysz)
 {
     char ttl[32] = "", cost[32] = "", port[32] = "", mport[32] = "", tries[32] = "", retry[32] = "";
@@ -231,6 +324,8 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         {"LOGIN_MAX_FAILURES", lfail, sizeof(lfail)},
         {"LOGIN_LOCKOUT_SECONDS", lfirst, sizeof(lfirst)},
         {"LOGIN_LOCKOUT_MAX_SECONDS", lmax, sizeof(lmax)},
+        {"CORS_ORIGINS", cfg->cors_origins, sizeof(cfg->cors_origins)},
+        {"METRICS_ALLOW", cfg->metrics_allow, sizeof(cfg->metrics_allow)},
     };
     const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
 
@@ -259,6 +354,8 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         return fail(why, whysz, "%s must be off, auto or required", "MAIL_TLS");
     if (cfg->mail_dir[0] == '\0')
         snprintf(cfg->mail_dir, sizeof(cfg->mail_dir), "/var/lib/crm/mail");
+    if (check_lists(cfg, why, whysz) != 0)
+        return -1;
     return check_numbers(cfg, texts, why, whysz);
 }
 

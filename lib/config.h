@@ -26,7 +26,18 @@ struct crm_config {
     int login_max_failures; /* LOGIN_MAX_FAILURES: failed logins in a row before, default 5 */
     long login_lockout;     /* LOGIN_LOCKOUT_SECONDS: the first lockout, default 30 */
     long login_lockout_max; /* LOGIN_LOCKOUT_MAX_SECONDS: the longest, at most 3600, default 900 */
+    /* CORS_ORIGINS: the exact origins (scheme://host[:port]) other sites' pages may call the API
+     * from, separated by spaces or commas; empty (the default): none. */
+    char cors_origins[2048];
+    /* METRICS_ALLOW: the addresses and networks (CIDR) nginx lets reach /metrics/, separated by
+     * spaces or commas; default loopback ("127.0.0.0/8 ::1"). */
+    char metrics_allow[1024];
 };
+
+/* Calls fn(item, len, arg) for each item of a list setting (CORS_ORIGINS, METRICS_ALLOW): the
+ * pieces between spaces and commas. Stops at, and returns, the first non-zero fn returns. */
+int crm_config_each(const char *list, int (*fn)(const char *item, size_t len, void *arg),
+                    void *arg);
 
 /*
  * Fills cfg from the env file at path (NULL: none) overlaid by the process environment, which

@@ -7,6 +7,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 
 struct crm_db {
     PGconn *conn;
@@ -394,6 +395,12 @@ static const struct crm_stmt stmts[] = {
          " WHERE status = 'pending'), (SELECT min(due_at) FROM tasks WHERE done_at IS NULL"
          " AND reminded_at IS DISTINCT FROM due_at)) - now()))"),
     /* crmctl mail list: $1 a status or NULL, $2 limit. */
+    /* /metrics/crm-mailer: the outbox by state, and how long the oldest pending one has waited. */
+    STMT("metrics_outbox",
+         "SELECT s.status, (SELECT count(*) FROM mail_outbox o WHERE o.status = s.status),"
+         " (SELECT coalesce(round(extract(epoch FROM now() - min(created_at)), 3), 0)"
+         " FROM mail_outbox WHERE status = 'pending')"
+         " FROM (VALUES ('pending'), ('sent'), ('failed')) AS s (status)"),
     STMT("mail_list", "SELECT id, status, attempts, to_addr, crm_ts(created_at),"
                       " crm_ts(next_attempt_at), coalesce(crm_ts(sent_at), '-'),"
                       " coalesce(last_error, '') FROM mail_outbox"
@@ -536,6 +543,7 @@ crm_db_connect(struct crm_db *db)
     db->conn = PQconnectdb(db->url);
     if (PQstatus(db->conn) != CONNECTION_OK) {
         crm_log(CRM_LOG_WARN, db->req, "db: connect: %s", PQerrorMessage(db->conn));
+        crm_metrics_db(CRM_METRICS_DB_CONNECT_FAILED);
         PQfinish(db->conn);
         db->conn = NULL;
         return CRM_EUNAVAIL;
@@ -545,7 +553,8 @@ crm_db_connect(struct crm_db *db)
         db->conn = NULL;
         return CRM_EUNAVAIL;
     }
-    db->generation++;
+    if (++db->generation > 1)
+        crm_metrics_db(CRM_METRICS_DB_RECONNECT);
     crm_log(CRM_LOG_INFO, db->req, "db: connected");
     return CRM_OK;
 }
@@ -581,10 +590,14 @@ result_err(struct crm_db *db, const char *name, const PGresult *res)
     if (PQstatus(db->conn) != CONNECTION_OK || (state != NULL && strncmp(state, "08", 2) == 0) ||
         (state != NULL && strncmp(state, "57P", 3) == 0)) {
         crm_log(CRM_LOG_WARN, db->req, "db: %s: connection lost", name);
+        crm_metrics_db(CRM_METRICS_DB_ERR_CONNECTION);
         return CRM_EUNAVAIL;
     }
-    if (state != NULL && strcmp(state, "23505") == 0)
+    if (state != NULL && strcmp(state, "23505") == 0) {
+        crm_metrics_db(CRM_METRICS_DB_ERR_CONFLICT);
         return CRM_ECONFLICT;
+    }
+    crm_metrics_db(CRM_METRICS_DB_ERR_OTHER);
     crm_log(CRM_LOG_ERR, db->req, "db: %s: %s", name, PQresultErrorMessage(res));
     return CRM_EDB;
 }

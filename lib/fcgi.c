@@ -16,6 +16,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define CRM_MAX_WORKERS 64
@@ -80,7 +81,7 @@ read_request(FCGX_Request *r, struct crm_req *req)
     return read_body(r, req);
 }
 
-void
+int
 crm_fcgi_dispatch(const struct crm_app *app, struct crm_req *req, struct crm_resp *resp)
 {
     const struct crm_route *route;
@@ -88,9 +89,10 @@ crm_fcgi_dispatch(const struct crm_app *app, struct crm_req *req, struct crm_res
 
     if (err != CRM_OK) {
         crm_resp_error(resp, err);
-        return;
+        return CRM_METRICS_UNROUTED;
     }
     route->handler(req, resp);
+    return (int)(route - app->routes);
 }
 
 /* A streamed body's bytes to the client; FastCGI records of at most 64 KiB each. */
@@ -147,17 +149,25 @@ serve(const struct crm_app *app, FCGX_Request *r, struct crm_req *req, struct cr
 {
     struct timespec t0;
     enum crm_err err;
+    int route = CRM_METRICS_UNROUTED;
+    double ms;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    crm_metrics_begin();
     crm_db_set_req(req->db, req);
-    if ((err = read_request(r, req)) != CRM_OK)
+    if ((err = read_request(r, req)) != CRM_OK) {
         crm_resp_error(resp, err);
-    else
-        crm_fcgi_dispatch(app, req, resp);
+    } else if (crm_metrics_is_scrape(req->path)) {
+        route = CRM_METRICS_SCRAPE;
+        crm_metrics_answer(req, resp);
+    } else {
+        route = crm_fcgi_dispatch(app, req, resp);
+    }
     write_response(r, req, resp);
+    ms = ms_since(&t0);
+    crm_metrics_end(route, req->method, resp->status, ms / 1e3);
     crm_log(resp->status >= 500 ? CRM_LOG_WARN : CRM_LOG_INFO, req, "%s %s %d %.1fms user=%s",
-            req->method, req->path, resp->status, ms_since(&t0),
-            req->authed ? req->who.idstr : "-");
+            req->method, req->path, resp->status, ms, req->authed ? req->who.idstr : "-");
     crm_db_set_req(req->db, NULL);
 }
 
@@ -206,8 +216,9 @@ worker(const struct crm_app *app, const struct crm_config *cfg)
     return 0;
 }
 
+/* Forks the worker of metrics slot i (a successor takes over the slot of the one it replaces). */
 static pid_t
-spawn(const struct crm_app *app, const struct crm_config *cfg)
+spawn(const struct crm_app *app, const struct crm_config *cfg, int i)
 {
     pid_t pid = fork();
 
@@ -215,6 +226,7 @@ spawn(const struct crm_app *app, const struct crm_config *cfg)
         return pid;
     /* A worker must not outlive its pool, even when the pool is killed outright. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    crm_metrics_attach(i);
     exit(worker(app, cfg));
 }
 
@@ -226,7 +238,7 @@ pool(const struct crm_app *app, const struct crm_config *cfg, int n)
     int status;
 
     for (int i = 0; i < n; i++)
-        kids[i] = spawn(app, cfg);
+        kids[i] = spawn(app, cfg, i);
     while (!stopping) {
         pid_t pid = wait(&status);
 
@@ -238,7 +250,7 @@ pool(const struct crm_app *app, const struct crm_config *cfg, int n)
             crm_log(CRM_LOG_ERR, NULL, "worker %ld exited (status %d), restarting", (long)pid,
                     status);
             sleep(1); /* a worker that dies at once must not make the pool spin */
-            kids[i] = stopping ? -1 : spawn(app, cfg);
+            kids[i] = stopping ? -1 : spawn(app, cfg, i);
         }
     }
     for (int i = 0; i < n; i++)
@@ -287,6 +299,9 @@ crm_fcgi_main(const struct crm_app *app, int argc, char **argv)
         return 1;
     }
     install_signals();
+    /* Before any fork, so every worker shares the one region (lib/metrics.h). */
+    if (crm_metrics_init(n, app->routes, app->nroutes, 0) != 0)
+        crm_log(CRM_LOG_WARN, NULL, "no shared memory for the metrics: /metrics answers 500");
     crm_log(CRM_LOG_INFO, NULL, "started with %d workers", n);
     rc = n == 1 ? worker(app, &cfg) : pool(app, &cfg, n);
     crm_log(CRM_LOG_INFO, NULL, "stopped");

@@ -22,8 +22,9 @@ int crm_fcgi_main(const struct crm_app *app, int argc, char **argv);
 
 /*
  * Handles one request already read into req: routes it and runs its handler, filling resp.
+ * Returns the index of the route in app's table, or CRM_METRICS_UNROUTED (-1) when none matched.
  * Exposed so tests can drive the router and error paths without a socket.
  */
-void crm_fcgi_dispatch(const struct crm_app *app, struct crm_req *req, struct crm_resp *resp);
+int crm_fcgi_dispatch(const struct crm_app *app, struct crm_req *req, struct crm_resp *resp);
 
 #endif

@@ -402,9 +402,9 @@ reason(int status)
 int
 crm_resp_head(const struct crm_resp *resp, const char *reqid, char *buf, size_t sz)
 {
-    const char *type = resp->stream != NULL ? resp->content_type
-                       : resp->body != NULL ? "application/json; charset=utf-8"
-                                            : NULL;
+    const char *type = resp->stream == NULL && resp->body == NULL ? NULL
+                       : resp->content_type != NULL               ? resp->content_type
+                                                    : "application/json; charset=utf-8";
     int n = snprintf(buf, sz, "Status: %d %s\r\nX-Request-Id: %s\r\n%s%s%s%.*s\r\n", resp->status,
                      reason(resp->status), reqid, type != NULL ? "Content-Type: " : "",
                      type != NULL ? type : "", type != NULL ? "\r\n" : "", (int)resp->hlen,

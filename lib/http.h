@@ -60,7 +60,7 @@ struct crm_resp {
      */
     int (*stream)(struct crm_resp *resp, crm_put_fn put, void *sink);
     void *stream_ctx;
-    const char *content_type;
+    const char *content_type; /* of the body or the stream; NULL: JSON */
 };
 
 /* Adds a response header. Returns 0, or -1 when it does not fit or has CR/LF in it. */

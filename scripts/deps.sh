@@ -10,6 +10,8 @@ pkgs=(make gcc libc6-dev pkg-config libfcgi-dev spawn-fcgi libpq-dev postgresql
 missing=()
 # The contract tests: the spec's YAML, its JSON Schema validation (tests/api/contract.py).
 pkgs+=(python3-yaml python3-jsonschema)
+# The metrics tests read /metrics with Prometheus' own exposition parser.
+pkgs+=(python3-prometheus-client)
 # The fuzz targets (make fuzz, tests/fuzz): clang and its runtime libraries (libFuzzer, the
 # sanitizers).
 pkgs+=(clang-14 libclang-rt-14-dev)

@@ -8,6 +8,7 @@
 #   CRM_BIN      built programs (default ./build)      CRM_WORKERS  workers per pool (default 2)
 #   CRM_BCRYPT_COST, CRM_SSE_MAX_STREAMS[_PER_USER]  written to a new env file (12, 10000, 16)
 #   CRM_LOG_MAX_BYTES, CRM_LOG_KEEP  a log is rotated past this size (10 MiB), KEEP kept (5)
+#   CRM_CORS_ORIGINS, CRM_METRICS_ALLOW               likewise (none; loopback)
 # As root, every daemon runs as the unprivileged system user `crm` (PostgreSQL refuses root).
 set -euo pipefail
 
@@ -104,6 +105,8 @@ SSE_MAX_STREAMS=${CRM_SSE_MAX_STREAMS:-10000}
 SSE_MAX_STREAMS_PER_USER=${CRM_SSE_MAX_STREAMS_PER_USER:-16}
 LOGIN_LOCKOUT_SECONDS=${CRM_LOGIN_LOCKOUT_SECONDS:-30}
 LOGIN_LOCKOUT_MAX_SECONDS=${CRM_LOGIN_LOCKOUT_MAX_SECONDS:-900}
+CORS_ORIGINS=${CRM_CORS_ORIGINS:-}
+METRICS_ALLOW=${CRM_METRICS_ALLOW:-127.0.0.0/8 ::1}
 ENV
     )
 }
@@ -260,6 +263,9 @@ start_nginx() {
         -e "s|@ACCESS_LOG@|$VAR/log/nginx-access.log|g")
     sed "${subst[@]}" "$ROOT/nginx/crm-site.conf.in" >"$VAR/nginx/crm-site.conf"
     for f in "$ROOT"/nginx/crm-*.conf; do sed "${subst[@]}" "$f" >"$VAR/nginx/${f##*/}"; done
+    # CORS_ORIGINS and METRICS_ALLOW of the env file, as the programs read and check them.
+    as_svc env CRM_ENV_FILE="$VAR/crm.env" "$VAR/bin/crmctl" nginx-settings \
+        >"$VAR/nginx/crm-settings.conf" || die "crmctl nginx-settings failed"
     # One descriptor per connection, and an SSE stream holds two (client and crm-events).
     local nofile
     nofile=$(ulimit -Hn)

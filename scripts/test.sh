@@ -15,6 +15,10 @@ export CRM_VAR=${CRM_TEST_VAR:-$ROOT/var/test} CRM_PORT=${CRM_TEST_PORT:-18080} 
 export CRM_SSE_MAX_STREAMS=40
 # Login lockouts short enough to wait out, and long enough that a test's requests fit in one.
 export CRM_LOGIN_LOCKOUT_SECONDS=3 CRM_LOGIN_LOCKOUT_MAX_SECONDS=6
+# CORS for the page the browser test serves from the next port (tests/api/test_cors.py); /metrics
+# for 127.0.0.1 alone, so that a request from any other loopback address shows the refusal.
+export CRM_CORS_PAGE_PORT=$((CRM_PORT + 1))
+export CRM_CORS_ORIGINS="http://localhost:$CRM_CORS_PAGE_PORT" CRM_METRICS_ALLOW=127.0.0.1
 # The mailer delivers to the tests' own SMTP server (aiosmtpd on loopback), retrying fast.
 export CRM_MAIL_HOST=127.0.0.1 CRM_MAIL_PORT=${CRM_TEST_MAIL_PORT:-18025} CRM_MAIL_RETRY_SECONDS=1 CRM_MAIL_MAX_ATTEMPTS=3
 export ASAN_OPTIONS=detect_leaks=1:exitcode=23:log_exe_name=1

@@ -46,6 +46,8 @@ usage(FILE *f)
                "                            (their routing tables; :name is a path parameter)\n"
                "  statement NAME            print the SQL of a statement the programs run\n"
                "                            (lead_get, lead_list:-created_at, ...), to EXPLAIN\n"
+               "  nginx-settings            print the nginx settings made from CORS_ORIGINS and\n"
+               "                            METRICS_ALLOW (the site includes crm-settings.conf)\n"
                "  seed --leads N --users M [--seed S]\n"
                "                            add demo data: M users, N leads, ~10 activities\n"
                "                            per lead (COPY; 1 000 000 leads take minutes)\n"
@@ -385,6 +387,43 @@ cmd_doctor(int argc, char **argv)
     return rc < 0 ? usage(stderr) : rc;
 }
 
+static int
+print_origin(const char *item, size_t len, void *arg)
+{
+    (void)arg;
+    printf("    \"%.*s\" $http_origin;\n", (int)len, item);
+    return 0;
+}
+
+static int
+print_network(const char *item, size_t len, void *arg)
+{
+    (void)arg;
+    printf("    %.*s 0;\n", (int)len, item);
+    return 0;
+}
+
+/*
+ * crmctl nginx-settings: the http-level part of the site that follows the env file, made from
+ * the checked settings (lib/config.c), so nginx never reads a value the programs would refuse.
+ */
+static int
+cmd_nginx_settings(const struct crm_config *cfg)
+{
+    int cors = cfg->cors_origins[strspn(cfg->cors_origins, " \t,")] != '\0';
+
+    printf("# crm-settings.conf: made by `crmctl nginx-settings` from the env file; do not edit.\n"
+           "# METRICS_ALLOW: who may reach /metrics/ (1: refused with 403).\n"
+           "geo $crm_metrics_refused {\n    default 1;\n");
+    crm_config_each(cfg->metrics_allow, print_network, NULL);
+    printf("}\n# CORS_ORIGINS: the Origin echoed in Access-Control-Allow-Origin (\"\": none).\n"
+           "map $http_origin $crm_cors_origin {\n    default \"\";\n");
+    crm_config_each(cfg->cors_origins, print_origin, NULL);
+    /* Answers depend on Origin only when there are origins: else nothing changes. */
+    printf("}\nmap $http_origin $crm_cors_vary {\n    default \"%s\";\n}\n", cors ? "Origin" : "");
+    return 0;
+}
+
 /* crmctl routes: the routing tables of crm-auth, crm-leads, crm-dashboard and crm-events. */
 static int
 cmd_routes(void)
@@ -443,6 +482,8 @@ main(int argc, char **argv)
         return crm_restore(&cfg, argv[2], 0);
     if (strcmp(argv[1], "restore") == 0 && argc == 4 && strcmp(argv[2], "--clean") == 0)
         return crm_restore(&cfg, argv[3], 1);
+    if (strcmp(argv[1], "nginx-settings") == 0 && argc == 2)
+        return cmd_nginx_settings(&cfg);
     if (strcmp(argv[1], "purge-events") == 0 && argc == 2)
         return cmd_purge_events(&cfg);
     return usage(stderr);

@@ -14,6 +14,7 @@
 #include "events.h"
 #include "fcgirec.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define READ_LIMIT 1000
@@ -269,6 +270,7 @@ fan_out(struct server *srv, const PGresult *res, const int64_t *ids, size_t n)
             s->cursor = ids[n - 1];
     }
     batch_free(&b);
+    crm_metrics_sse_fanned_out((long)n);
     took = ev_now_ms() - t0;
     gap = took * EV_GAP_FACTOR;
     srv->gap_ms = gap < EV_GAP_MIN_MS ? EV_GAP_MIN_MS : gap > EV_GAP_MAX_MS ? EV_GAP_MAX_MS : gap;

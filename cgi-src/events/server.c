@@ -21,6 +21,7 @@
 #include "events.h"
 #include "fcgirec.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "routes.h"
 #include "util.h"
@@ -32,6 +33,11 @@
 #define RECHECK_MS 5     /* a gap waiting for transactions to end is looked at again */
 #define REQUEST_MS 10000 /* a connection's request must come, or delivery start, within */
 #define START_MS 100     /* while delivery cannot start (transactions running, no database) */
+
+static const struct crm_route routes[] = {CRM_EVENTS_ROUTES(CRM_ROUTE)};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+/* Why a stream is dropped as slow: its own string, so that stream_close can count it. */
+static const char too_slow[] = "client too slow";
 
 static const char sse_head[] = "Status: 200 OK\r\nContent-Type: text/event-stream\r\n"
                                "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
@@ -100,7 +106,7 @@ stream_send(struct server *srv, struct stream *s, const void *data, size_t n)
             return 0;
     }
     if (pending + n > EV_OUT_MAX) {
-        s->kill = "client too slow";
+        s->kill = too_slow;
         return -1;
     }
     /* Keep only what is unsent: the buffer never holds more than the client owes. */
@@ -180,6 +186,8 @@ stream_close(struct server *srv, struct stream *s, const char *why)
     /* A clean end lets nginx finish the response; a stuck buffer gets a plain close. */
     if (s->kill != NULL)
         why = s->kill;
+    if (s->kill == too_slow)
+        crm_metrics_sse_dropped();
     if (s->outlen == s->outoff) {
         crm_fcgi_end(end, s->reqid);
         (void)!write(s->fd, end, sizeof(end));
@@ -290,17 +298,17 @@ user_streams(const struct server *srv, int64_t uid)
  * with its headers (Allow) in resp.
  */
 static enum crm_err
-check_request(struct server *srv, struct incoming *in, struct crm_resp *resp, int64_t *resume)
+check_request(struct server *srv, struct incoming *in, struct crm_resp *resp, int64_t *resume,
+              int *route)
 {
-    static const struct crm_route routes[] = {CRM_EVENTS_ROUTES(CRM_ROUTE)};
     struct crm_req *req = &in->req;
     const struct crm_route *found;
     const char *token = NULL;
     enum crm_err err;
 
-    if ((err = crm_route_match(routes, sizeof(routes) / sizeof(routes[0]), req, resp, &found)) !=
-        CRM_OK)
+    if ((err = crm_route_match(routes, NROUTES, req, resp, &found)) != CRM_OK)
         return err;
+    *route = (int)(found - routes);
     if (req->authorization == NULL && (err = crm_req_query(req, "access_token", &token)) != CRM_OK)
         return err;
     err = token != NULL ? crm_auth_token(req, token, CRM_ROLES_ALL)
@@ -392,6 +400,15 @@ retry_later(struct server *srv, struct stream *s, const struct incoming *in, enu
     return 1;
 }
 
+/* GET /metrics (only nginx's /metrics/crm-events sends it, from allowed addresses). */
+static void
+answer_metrics(struct server *srv, struct stream *s, struct crm_req *req, struct crm_resp *resp)
+{
+    crm_metrics_sse_open(srv->nstreams);
+    crm_metrics_answer(req, resp);
+    respond(srv, s, req, resp);
+}
+
 static void
 handle_request(struct server *srv, struct stream *s)
 {
@@ -399,7 +416,8 @@ handle_request(struct server *srv, struct stream *s)
     struct crm_req *req = &in.req;
     struct crm_resp resp;
     enum crm_err err;
-    int64_t resume = -1;
+    int64_t resume = -1, t0 = ev_now_ms();
+    int route = CRM_METRICS_UNROUTED, status = 200;
 
     memset(&in, 0, sizeof(in));
     memset(&resp, 0, sizeof(resp));
@@ -414,16 +432,23 @@ handle_request(struct server *srv, struct stream *s)
         req->path = "/";
     free(s->params);
     s->params = NULL;
-    if (err == CRM_OK)
-        err = check_request(srv, &in, &resp, &resume);
-    if (err == CRM_OK && crm_req_head_only(req)) {
-        answer_head(srv, s, req);
-    } else if (err == CRM_OK) {
-        start_stream(srv, s, req, resume);
-    } else if (!retry_later(srv, s, &in, err)) {
-        crm_resp_error(&resp, err);
+    crm_metrics_begin();
+    if (err == CRM_OK && crm_metrics_is_scrape(req->path)) {
+        route = CRM_METRICS_SCRAPE;
+        answer_metrics(srv, s, req, &resp);
+        status = resp.status;
+    } else if (err == CRM_OK && (err = check_request(srv, &in, &resp, &resume, &route)) == CRM_OK) {
+        if (crm_req_head_only(req))
+            answer_head(srv, s, req);
+        else
+            start_stream(srv, s, req, resume);
+    }
+    if (err != CRM_OK && !retry_later(srv, s, &in, err)) {
+        status = crm_resp_error(&resp, err);
         respond(srv, s, req, &resp);
     }
+    /* A stream counts when its head is out: its duration is the time to start it. */
+    crm_metrics_end(route, req->method, status, (double)(ev_now_ms() - t0) / 1e3);
     crm_db_set_req(srv->db, NULL);
     crm_resp_reset(&resp);
     crm_arena_reset(&req->arena);
@@ -700,6 +725,9 @@ events_run(const struct crm_config *cfg)
         crm_log(CRM_LOG_ERR, NULL, "cannot initialise");
         return 1;
     }
+    /* One process: one slot, but the same figures and text as the pools (lib/metrics.h). */
+    if (crm_metrics_init(1, routes, NROUTES, 1) != 0)
+        crm_log(CRM_LOG_WARN, NULL, "no memory for the metrics: /metrics answers 500");
     while (!stopping) {
         int64_t now = ev_now_ms();
         int n;

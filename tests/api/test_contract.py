@@ -24,7 +24,7 @@ def npm(*args, env=None):
 
 def test_spec_passes_redocly_lint():
     """Redocly CLI's recommended rules (tests/contract/redocly.yaml), no errors, no warnings but
-    the two judged in .redocly.lint-ignore.yaml."""
+    the ones judged in .redocly.lint-ignore.yaml."""
     r = npm("run", "lint")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Your API description is valid" in r.stdout + r.stderr, r.stdout + r.stderr

@@ -23,6 +23,7 @@ EXPECTED = sorted(
     ["etc/crm/crm.env", "etc/nginx/sites-available/crm.conf",
      "etc/nginx/snippets/crm-error-headers.conf", "etc/nginx/snippets/crm-error-pages.conf",
      "etc/nginx/snippets/crm-fastcgi.conf", "etc/nginx/snippets/crm-security-headers.conf",
+     "etc/nginx/snippets/crm-metrics.conf", "etc/nginx/snippets/crm-settings.conf",
      "usr/bin/crmctl", "usr/share/crm/schema.sql",
      "usr/lib/tmpfiles.d/crm.conf", "usr/lib/sysusers.d/crm.conf",
      "etc/logrotate.d/crm", "usr/lib/crm/crm-backup",

@@ -5,6 +5,7 @@ import subprocess
 import time
 
 from conftest import ROOT, VAR, register, request
+from test_metrics import scrape, value
 
 
 def worker_pids():
@@ -21,6 +22,7 @@ def stack(cmd):
 def test_database_restart(admin):
     pids = worker_pids()
     assert len(pids) >= 2
+    before, _ = scrape("crm-auth")
     stack("pg-stop")
     try:
         r = request("GET", "/api/health")
@@ -49,3 +51,7 @@ def test_database_restart(admin):
         assert request("GET", "/api/dashboard/stats", token=admin["token"]).status == 200
     assert register().status == 201
     assert worker_pids() == pids
+    # /metrics shows the outage: crm-auth's workers failed to connect, then reconnected.
+    after, _ = scrape("crm-auth")
+    for name in ("crm_db_connect_failures_total", "crm_db_reconnects_total"):
+        assert value(after, name) > value(before, name), name

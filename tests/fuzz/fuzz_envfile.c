@@ -34,7 +34,9 @@ static const char *const keys[] = {"DATABASE_URL",
                                    "SSE_MAX_STREAMS_PER_USER",
                                    "LOGIN_MAX_FAILURES",
                                    "LOGIN_LOCKOUT_SECONDS",
-                                   "LOGIN_LOCKOUT_MAX_SECONDS"};
+                                   "LOGIN_LOCKOUT_MAX_SECONDS",
+                                   "CORS_ORIGINS",
+                                   "METRICS_ALLOW"};
 
 static char path[64];
 static int fd = -1;
@@ -62,6 +64,11 @@ check_loaded(const struct crm_config *c)
                    c->mail_port >= 1 && c->mail_port <= 65535 && c->jwt_ttl >= 60 &&
                    c->login_lockout_max <= 3600,
                "numbers within their ranges");
+    /* crmctl nginx-settings writes both lists into nginx's configuration as they are. */
+    fuzz_check(strpbrk(c->cors_origins, "\"'\\;{}$#\r\n") == NULL &&
+                   strpbrk(c->metrics_allow, "\"'\\;{}$#\r\n") == NULL &&
+                   c->metrics_allow[0] != '\0',
+               "the lists hold nothing nginx would read as syntax");
 }
 
 /* The input with "#" before every line: nothing in it may set a value. */

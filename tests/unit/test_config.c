@@ -29,7 +29,9 @@ static const char *const keys[] = {"DATABASE_URL",
                                    "SSE_MAX_STREAMS_PER_USER",
                                    "LOGIN_MAX_FAILURES",
                                    "LOGIN_LOCKOUT_SECONDS",
-                                   "LOGIN_LOCKOUT_MAX_SECONDS"};
+                                   "LOGIN_LOCKOUT_MAX_SECONDS",
+                                   "CORS_ORIGINS",
+                                   "METRICS_ALLOW"};
 
 static int
 clear_env(void **state)
@@ -207,6 +209,57 @@ test_config_env_file_long_line(void **state)
     }
 }
 
+/* CORS_ORIGINS and METRICS_ALLOW go into nginx's configuration: only exact origins and
+ * addresses get through. */
+static void
+test_config_lists(void **state)
+{
+    static const char *const good_origins[] = {"", "https://app.example.com",
+                                               "http://localhost:8081, https://a.example",
+                                               "http://[::1]:3000", "  http://10.0.0.1  "};
+    static const char *const bad_origins[] = {"app.example.com",
+                                              "https://app.example.com/",
+                                              "https://*.example.com",
+                                              "https://App.example.com",
+                                              "https://a.example:123456",
+                                              "https://a.example;deny all",
+                                              "ftp://a.example",
+                                              "https://",
+                                              "https://a\"b"};
+    static const char *const good_nets[] = {"", "127.0.0.1", "10.0.0.0/8 ::1", "fe80::/64"};
+    static const char *const bad_nets[] = {"localhost", "10.0.0.0/33", "::1/129", "1.2.3.4/",
+                                           "1.2.3.4;"};
+    struct crm_config cfg;
+    char why[256];
+
+    (void)state;
+    setenv("DATABASE_URL", URL, 1);
+    setenv("JWT_SECRET", SECRET, 1);
+    for (size_t i = 0; i < sizeof(good_origins) / sizeof(good_origins[0]); i++) {
+        setenv("CORS_ORIGINS", good_origins[i], 1);
+        assert_int_equal(crm_config_load(NULL, &cfg, why, sizeof(why)), 0);
+    }
+    for (size_t i = 0; i < sizeof(bad_origins) / sizeof(bad_origins[0]); i++) {
+        setenv("CORS_ORIGINS", bad_origins[i], 1);
+        assert_int_equal(load(why), -1);
+        assert_non_null(strstr(why, "CORS_ORIGINS"));
+    }
+    unsetenv("CORS_ORIGINS");
+    for (size_t i = 0; i < sizeof(good_nets) / sizeof(good_nets[0]); i++) {
+        setenv("METRICS_ALLOW", good_nets[i], 1);
+        assert_int_equal(crm_config_load(NULL, &cfg, why, sizeof(why)), 0);
+    }
+    /* Unset, it is loopback. */
+    unsetenv("METRICS_ALLOW");
+    assert_int_equal(crm_config_load(NULL, &cfg, why, sizeof(why)), 0);
+    assert_string_equal(cfg.metrics_allow, "127.0.0.0/8 ::1");
+    for (size_t i = 0; i < sizeof(bad_nets) / sizeof(bad_nets[0]); i++) {
+        setenv("METRICS_ALLOW", bad_nets[i], 1);
+        assert_int_equal(load(why), -1);
+        assert_non_null(strstr(why, "METRICS_ALLOW"));
+    }
+}
+
 int
 main(void)
 {
@@ -218,6 +271,7 @@ main(void)
         cmocka_unit_test_setup(test_config_bad_number, clear_env),
         cmocka_unit_test_setup(test_config_env_file, clear_env),
         cmocka_unit_test_setup(test_config_env_file_long_line, clear_env),
+        cmocka_unit_test_setup(test_config_lists, clear_env),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
