@@ -19,6 +19,8 @@ import sys
 import time
 import urllib.request
 
+import results
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VAR = os.path.join(ROOT, "var", "bench")
 PORT, STATIC_PORT = 18090, 18091
@@ -189,9 +191,14 @@ def export(tok):
             "grown": grown}
 
 
-def row(n, r):
-    return "| %s | %s | %.0f | %.2f | %.2f | %d |" % (n, r["name"], r["rps"], r["p50"], r["p99"],
-                                                    r["errors"])
+HEADING = "## Requests at %d connections (make bench)" % CONNS
+
+
+def row(n, r, before):
+    """A table row, with the previous run's req/s and p99 of the same row beside it."""
+    old = before.get(r["name"], ("", ""))
+    return "| %s | %s | %.0f | %.2f | %.2f | %d | %s | %s |" % (
+        n, r["name"], r["rps"], r["p50"], r["p99"], r["errors"], old[0], old[1])
 
 
 DASH_ROUTES = ("stats", "leads-by-status", "top-sales", "top-sales?from=2026-01-01&to=2026-06-30")
@@ -235,9 +242,8 @@ def main():
     large = dashboards(tok, LEADS)
     alone = dashboards(tok, LEADS, conns=1, seconds=5)
     mem = psql("SELECT pg_size_pretty(pg_database_size('crm'))")
+    before = results.previous(HEADING)
     lines = [
-        "# Benchmark results",
-        "",
         "- Date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "- Machine: %s cores (`nproc`), %s GiB memory; %s" % (
             os.cpu_count(), round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -247,10 +253,11 @@ def main():
             CONNS, SECONDS, MEMORY_SECONDS, CONNS, WORKERS, format(LEADS, ","),
             format(int(psql("SELECT count(*) FROM activities")), ","), mem),
         "",
-        "| # | what | req/s | p50 ms | p99 ms | errors |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
-        row(1, static), row(2, db), row(3, get), row(4, search), row("4b", common),
-    ] + [row(5, r) for r in small + large] + [
+        "| # | what | req/s | p50 ms | p99 ms | errors | before: req/s | before: p99 ms |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        row(1, static, before), row(2, db, before), row(3, get, before),
+        row(4, search, before), row("4b", common, before),
+    ] + [row(5, r, before) for r in small + large] + [
         "",
         "Dashboard service time, one connection at a time (%s leads):" % format(LEADS, ","),
         "",
@@ -274,10 +281,8 @@ def main():
             exported["secs"], exported["peak_before"], exported["peak_after"], exported["grown"]),
         "- wall time of the whole run: %.0f s" % (time.time() - started),
     ]
-    text = "\n".join(lines) + "\n"
-    with open(os.path.join(ROOT, "bench", "results.md"), "w") as f:
-        f.write(text)
-    print(text)
+    results.write_section(HEADING, lines)
+    print("\n".join(lines))
     sh([os.path.join(ROOT, "scripts", "stack.sh"), "stop"], env=STACK_ENV)
 
 

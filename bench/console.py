@@ -14,7 +14,6 @@ bench/bench.py's). Settings (environment): BENCH_CONSOLE_PORT (default 18094).
 """
 import datetime
 import os
-import re
 import statistics
 import sys
 import time
@@ -25,12 +24,12 @@ from selenium.webdriver.support.ui import WebDriverWait
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "scripts"), os.path.join(ROOT, "tests", "api")]
 import chromium  # noqa: E402 (the browser tests' launcher)
+import results  # noqa: E402 (bench/results.md by section)
 from stackctl import Stack, sh  # noqa: E402
 
 LEADS = int(os.environ.get("BENCH_CONSOLE_LEADS", "100000"))
 RUNS = int(os.environ.get("BENCH_CONSOLE_RUNS", "10"))
 PORT = int(os.environ.get("BENCH_CONSOLE_PORT", "18094"))
-RESULTS = os.path.join(ROOT, "bench", "results.md")
 HEADING = "## The console's leads page"
 TARGET_MS = 1000
 
@@ -79,13 +78,6 @@ def summary(name, runs):
         for c in cols))
 
 
-def write_section(lines):
-    """Puts the section in bench/results.md in place of the last one (or at its end)."""
-    text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
-    text = re.sub(r"\n%s\n.*?(?=\n## |\Z)" % re.escape(HEADING), "", text, flags=re.S)
-    with open(RESULTS, "w") as f:
-        f.write(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
-
 
 def main():
     started = time.time()
@@ -124,8 +116,6 @@ def main():
         stack.stop()
     usable = max(p95([r["rendered"] for r in runs]) for runs in (cold, warm))
     lines = [
-        HEADING,
-        "",
         "- Date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "- Machine: %s cores (`nproc`), %s GiB memory; %s; load average %.1f before the run;"
         " Chromium %s headless on the same machine (loopback)" % (
@@ -149,7 +139,7 @@ def main():
             usable, TARGET_MS, "met" if usable < TARGET_MS else "NOT met"),
         "- wall time: %.0f s" % (time.time() - started),
     ]
-    write_section(lines)
+    results.write_section(HEADING, lines)
     print("\n".join(lines))
 
 

@@ -9,7 +9,6 @@ request that reaches the database, where a fixed cost per request shows most) an
 Settings: BENCH_SECONDS per run (15), BENCH_METRICS_ROUNDS (3), BENCH_METRICS_PORT (18095).
 """
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -18,13 +17,13 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "scripts"), os.path.join(ROOT, "bench")]
+import results  # noqa: E402 (bench/results.md by section)
 from bench import authed_lua, wrk  # noqa: E402 (make bench's wrk runner)
 from stackctl import Stack  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
 ROUNDS = int(os.environ.get("BENCH_METRICS_ROUNDS", "3"))
 PORT = int(os.environ.get("BENCH_METRICS_PORT", "18095"))
-RESULTS = os.path.join(ROOT, "bench", "results.md")
 HEADING = "## The cost of metrics"
 BUILDS = {"with metrics": os.path.join(ROOT, "build"),
           "without": os.path.join(ROOT, "build", "nometrics")}
@@ -43,13 +42,6 @@ def use(stack, build):
         time.sleep(0.1)
     raise SystemExit("bench-metrics: the stack does not answer")
 
-
-def write_section(lines):
-    """Puts the section in bench/results.md in place of the last one (or at its end)."""
-    text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
-    text = re.sub(r"\n%s\n.*?(?=\n## |\Z)" % re.escape(HEADING), "", text, flags=re.S)
-    with open(RESULTS, "w") as f:
-        f.write(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
 
 
 def main():
@@ -88,8 +80,6 @@ def main():
             name, med["with metrics"], med["without"], med["with metrics"] / med["without"],
             p99["with metrics"], p99["without"], errors))
     lines = [
-        HEADING,
-        "",
         "- Date: %s; `make bench-metrics` (wrk -t2 -c50, %d s per run, %d alternate rounds of"
         " each build, medians); 4 workers per pool; load average %.1f before the run" % (
             time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), SECONDS, ROUNDS, load_before),
@@ -100,7 +90,7 @@ def main():
         " errors |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ] + rows + ["", "- wall time: %.0f s" % (time.time() - started)]
-    write_section(lines)
+    results.write_section(HEADING, lines)
     print("\n".join(lines))
 
 

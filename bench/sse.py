@@ -87,6 +87,30 @@ def pids():
     return events, [master] + workers.split()
 
 
+RESULTS = os.path.join(ROOT, "bench", "results-sse.md")
+
+
+def with_before(lines):
+    """The table's rows with a last column: the same row's figure in the run before, if any."""
+    def cells(line):
+        return [c.strip() for c in line.strip().strip("|").split("|")]
+
+    old = {}
+    if os.path.exists(RESULTS):
+        old = {cells(l)[0]: cells(l)[1] for l in open(RESULTS) if l.startswith("| ")
+               and len(cells(l)) >= 4}
+    out = []
+    for line in lines:
+        if line.startswith("| what |"):
+            line += " before |"
+        elif line.startswith("| --- |"):
+            line += " ---: |"
+        elif line.startswith("| "):
+            line += " %s |" % old.get(cells(line)[0], "")
+        out.append(line)
+    return out
+
+
 def write_lines(name, rows):
     path = os.path.join(os.path.realpath(VAR), name)
     with open(path, "w") as f:
@@ -175,9 +199,12 @@ def main():
     def sustained_rows(label, sust, streams, rate=RATE):
         total, acked, behind, missing = (int(x) for x in sust[1:5])
         p50, p99, mx = (float(x) for x in sust[5:8])
+        took = float(sust[9])
         return [
             "| %s: events written (acknowledged) | %d (%d) | %g/s for %d s | |"
             % (label, total, acked, rate, RATE_SECONDS),
+            "| %s: rate achieved (the writers took %.1f s) | %.0f/s | %g/s | %.2f |"
+            % (label, took, acked / took, rate, acked / took / rate),
             "| %s: streams that fell behind (events they missed) | %d (%d) of %d | 0 | |"
             % (label, behind, missing, streams),
             "| %s: arrival after the request, p50 / p99 / max (%s arrivals) | %.1f / %.1f /"
@@ -210,6 +237,8 @@ def main():
         "| crm-events RSS growth per open stream | %.0f B | < 16384 B | %.3f |"
         % (ev_per, ev_per / 16384),
         "| nginx RSS growth per open stream (master and workers) | %.0f B | | |" % ngx_per,
+        "| the host's memory per open stream (crm-events and nginx) | %.0f B | < 8192 B | %.2f |"
+        % (ev_per + ngx_per, (ev_per + ngx_per) / 8192),
         "",
         "CPU time per single event sent to all %d streams of A (from /proc, over the %d events):"
         " crm-events %.0f ms, nginx workers %.0f ms, the client %.0f ms. On 2 cores that much"
@@ -225,8 +254,8 @@ def main():
         " includes that request and its commit) to the moment its message is read by the client",
         "- wall time of the run: %.0f s" % (time.time() - started),
     ]
-    text = "\n".join(lines) + "\n"
-    with open(os.path.join(ROOT, "bench", "results-sse.md"), "w") as f:
+    text = "\n".join(with_before(lines)) + "\n"
+    with open(RESULTS, "w") as f:
         f.write(text)
     print(text)
     stack("stop")
