@@ -12,7 +12,11 @@ PGBIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
 
 
 def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
+    """Runs cmd; its stdout, or an error that carries what it said on stderr."""
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise SystemExit("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
+    return r.stdout
 
 
 def as_owner(cmd):
