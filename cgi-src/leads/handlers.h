@@ -84,6 +84,13 @@ extern const char *const lead_change_keys[];
  */
 int lead_unchanged(struct crm_req *req, struct crm_resp *resp, const struct lead_lock *lock);
 
+/*
+ * Responds 200 with {keys[0]: column 0 of row 0 of res, keys[1]: column 1 when activity, else
+ * null}, the row's ETag, or with err when it is not CRM_OK. Frees res.
+ */
+int change_respond(struct crm_resp *resp, enum crm_err err, PGresult *res, const char *const *keys,
+                   int activity);
+
 /* Ends a lead_begin transaction that had nothing to write. */
 enum crm_err lead_end(struct crm_req *req);
 

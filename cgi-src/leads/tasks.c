@@ -257,7 +257,6 @@ set_done(struct crm_req *req, struct crm_resp *resp, const char *stmt, int to_do
 {
     const char *params[2], *id;
     PGresult *res = NULL;
-    cJSON *obj = NULL;
     enum crm_err err;
     int done;
 
@@ -279,19 +278,7 @@ set_done(struct crm_req *req, struct crm_resp *resp, const char *stmt, int to_do
             crm_log(CRM_LOG_INFO, req, "task %s %s", id, to_done ? "completed" : "reopened");
     }
     /* Only a completion writes an activity: task_complete's column 1. */
-    if (err == CRM_OK &&
-        ((obj = crm_db_json_object(res, 0, task_key, 1)) == NULL ||
-         !cJSON_AddItemToObject(obj, "activity",
-                                to_done && !done ? crm_db_json(res, 0, 1) : cJSON_CreateNull())))
-        err = CRM_ENOMEM;
-    if (err == CRM_OK)
-        lead_etag(resp, res);
-    PQclear(res);
-    if (err != CRM_OK) {
-        cJSON_Delete(obj);
-        return crm_resp_error(resp, err);
-    }
-    return crm_resp_json(resp, 200, obj);
+    return change_respond(resp, err, res, task_key, to_done && !done);
 }
 
 /* POST /api/tasks/:id/complete: done now; a TASK_COMPLETED activity on the lead's timeline. */

@@ -89,15 +89,25 @@ lead_unchanged(struct crm_req *req, struct crm_resp *resp, const struct lead_loc
 {
     const char *params[2] = {lock->id, req->who.idstr};
     PGresult *res = NULL;
-    cJSON *obj = NULL;
     enum crm_err err = crm_db_exec(req->db, "lead_get", 2, params, &res);
 
     if (err == CRM_OK)
         err = lead_end(req);
     else
         crm_db_rollback(req->db);
-    if (err == CRM_OK && ((obj = crm_db_json_object(res, 0, lead_change_keys, 1)) == NULL ||
-                          cJSON_AddNullToObject(obj, "activity") == NULL))
+    return change_respond(resp, err, res, lead_change_keys, 0);
+}
+
+int
+change_respond(struct crm_resp *resp, enum crm_err err, PGresult *res, const char *const *keys,
+               int activity)
+{
+    cJSON *obj = NULL;
+
+    if (err == CRM_OK &&
+        ((obj = crm_db_json_object(res, 0, keys, 1)) == NULL ||
+         !cJSON_AddItemToObject(obj, keys[1],
+                                activity ? crm_db_json(res, 0, 1) : cJSON_CreateNull())))
         err = CRM_ENOMEM;
     if (err == CRM_OK)
         lead_etag(resp, res);
