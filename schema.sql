@@ -7,6 +7,13 @@ CREATE TABLE IF NOT EXISTS schema_version (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- The hash of every schema.sql text crmctl migrate applied: the same text is not run again, so
+-- a restart takes no table lock against a running deployment.
+CREATE TABLE IF NOT EXISTS schema_applied (
+    sha256     text PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- RFC 3339 UTC with milliseconds, the one time format of the API.
 CREATE OR REPLACE FUNCTION crm_ts(t timestamptz) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE

@@ -121,13 +121,81 @@ default_schema(void)
     return access("schema.sql", R_OK) == 0 ? "schema.sql" : CRM_DATADIR "/schema.sql";
 }
 
-/* Applies the schema in one transaction, under a lock so two migrations never interleave. */
+/* Tries of a migration that finds the tables locked (each waits at most lock_timeout). */
+#define MIGRATE_ATTEMPTS 15
+
+/* The hash of schema text, as schema_applied keeps it. */
+#define SCHEMA_SHA256 "encode(sha256(convert_to($1, 'UTF8')), 'hex')"
+
+/* 1 when this very schema text was applied before (schema_applied has its hash), else 0. */
+static int
+schema_applied(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexecParams(conn, "SELECT 1 FROM schema_applied WHERE sha256 = " SCHEMA_SHA256,
+                                 1, NULL, &sql, NULL, NULL, 0);
+    /* A database from before schema_applied has no such table: not applied. */
+    int yes = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+
+    PQclear(res);
+    return yes;
+}
+
+/*
+ * Runs the schema and records its hash in one transaction. Its ALTER TABLEs wait for the running
+ * programs' transactions, and the programs' new ones queue behind them: lock_timeout bounds that
+ * stall, and a lock that times out or a deadlock with a program's transaction rolls the whole
+ * schema back to be tried again. Returns the last result, for its status and message.
+ */
+static PGresult *
+apply_schema(PGconn *conn, const char *sql)
+{
+    PGresult *res = NULL;
+
+    for (int attempt = 1;; attempt++) {
+        const char *state;
+
+        PQclear(res);
+        PQclear(PQexec(conn, "BEGIN; SET LOCAL lock_timeout = '2s'"));
+        res = PQexec(conn, sql);
+        if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK) {
+            PQclear(res);
+            res = PQexecParams(conn,
+                               "INSERT INTO schema_applied (sha256) VALUES (" SCHEMA_SHA256 ")"
+                               " ON CONFLICT DO NOTHING",
+                               1, NULL, &sql, NULL, NULL, 0);
+            if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+                PQclear(res);
+                res = PQexec(conn, "COMMIT");
+            }
+            if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                PQclear(PQexec(conn, "ROLLBACK"));
+            return res;
+        }
+        PQclear(PQexec(conn, "ROLLBACK"));
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        /* 55P03: lock_timeout; 40P01: deadlock. */
+        if (attempt == MIGRATE_ATTEMPTS || state == NULL ||
+            (strcmp(state, "55P03") != 0 && strcmp(state, "40P01") != 0))
+            return res;
+        fprintf(stderr, "crmctl: migrate: %s", PQresultErrorMessage(res));
+        fprintf(stderr,
+                "crmctl: migrate: the programs' transactions hold the tables; "
+                "trying again (%d of %d)\n",
+                attempt + 1, MIGRATE_ATTEMPTS);
+        sleep(1);
+    }
+}
+
+/*
+ * Applies the schema under a lock, so two migrations never interleave; a schema applied before
+ * is not run again, so restarting against a running deployment takes no table lock at all.
+ */
 static int
 cmd_migrate(const struct crm_config *cfg, int argc, char **argv)
 {
     const char *path = default_schema();
     PGconn *conn;
-    PGresult *res;
+    PGresult *res = NULL;
     char *sql;
     int rc = 1;
 
@@ -145,8 +213,11 @@ cmd_migrate(const struct crm_config *cfg, int argc, char **argv)
     }
     PQclear(PQexec(conn, "SET client_min_messages TO warning"));
     PQclear(PQexec(conn, "SELECT pg_advisory_lock(4242)"));
-    res = PQexec(conn, sql);
-    if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK) {
+    if (!schema_applied(conn, sql))
+        res = apply_schema(conn, sql);
+    else
+        printf("%s: applied before, not run again\n", path);
+    if (res == NULL || PQresultStatus(res) == PGRES_COMMAND_OK) {
         PQclear(res);
         res = PQexec(conn, "SELECT max(version) FROM schema_version");
         if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {

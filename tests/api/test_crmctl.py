@@ -2,7 +2,9 @@
 import contextlib
 import os
 import re
+import select
 import subprocess
+import time
 
 from conftest import VAR, env_file, login, sql, unique_email
 
@@ -21,14 +23,29 @@ def schema_versions():
                                                    f.read()))
 
 
-def test_migrate_is_idempotent():
+def again(tmp_path):
+    """schema.sql with a comment added: another text, so migrate runs all of it again."""
+    with open(os.path.join(VAR, "schema.sql")) as f:
+        text = f.read()
+    path = tmp_path / "again.sql"
+    path.write_text(text + "\n-- applied again\n")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(path, 0o644)
+    return str(path)
+
+
+def test_migrate_is_idempotent(tmp_path):
+    """The stack's start applied schema.sql: the same text is not run again; another text (the
+    same statements) runs all of them again and changes nothing."""
     versions = schema_versions()
     assert versions[:4] == [1, 2, 3, 4]
     before = sql("SELECT count(*) FROM users")
-    for _ in range(2):
-        r = crmctl("migrate", "--schema", os.path.join(VAR, "schema.sql"))
+    for schema, skipped in ((os.path.join(VAR, "schema.sql"), True), (again(tmp_path), False)):
+        r = crmctl("migrate", "--schema", schema)
         assert r.returncode == 0, r.stderr
         lines = r.stdout.splitlines()
+        assert (lines[0] == "%s: applied before, not run again" % schema) == skipped
+        lines = lines[1:] if skipped else lines
         assert lines[0] == "schema version %d" % versions[-1]
         assert lines[1].startswith("statements: ") and lines[1].endswith(" prepared")
         assert int(lines[1].split()[1]) >= 30
@@ -133,8 +150,8 @@ def test_migrate_to_tasks_keeps_the_rows_and_widens_the_checks(tmp_path):
         assert q("INSERT INTO events (type, lead_id, actor_id, payload)"
                  " VALUES ('task.due', 1, 1, '{}')").returncode != 0
         checks = []
-        for _ in range(2):
-            r = migrate(url, os.path.join(VAR, "schema.sql"))
+        for schema in (os.path.join(VAR, "schema.sql"), again(tmp_path)):
+            r = migrate(url, schema)
             assert r.returncode == 0, r.stderr
             assert r.stdout.splitlines()[0] == "schema version %d" % schema_versions()[-1]
             checks.append(q("SELECT oid FROM pg_constraint WHERE conname IN ('events_type_check',"
@@ -179,13 +196,74 @@ def test_migrate_upgrades_to_field_history(tmp_path):
         r = migrate(url, os.path.join(VAR, "schema.sql"))
         assert r.returncode == 0, r.stderr
         oid = q("SELECT oid FROM pg_constraint WHERE conname = 'activities_type_check'").stdout
-        assert migrate(url, os.path.join(VAR, "schema.sql")).returncode == 0
+        assert migrate(url, again(tmp_path)).returncode == 0
         assert q("SELECT oid FROM pg_constraint WHERE conname = 'activities_type_check'"
                  ).stdout == oid
         r = q("INSERT INTO activities (lead_id, type, actor_id) VALUES (1, 'UPDATED', 1)")
         assert r.returncode == 0, r.stderr
         assert "activity" not in q("SELECT crm_event_json(e) FROM events e").stdout
         assert q("SELECT crm_lead_changes(a, b) FROM leads a, leads b").stdout.strip() == "[]"
+
+
+@contextlib.contextmanager
+def reader(url):
+    """A transaction reading leads, as a running program's would, held open until the block
+    ends; yields its psql process."""
+    p = subprocess.Popen(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1"], text=True,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    p.stdin.write("BEGIN;\nLOCK TABLE leads IN ACCESS SHARE MODE;\n\\echo locked\n")
+    p.stdin.flush()
+    assert p.stdout.readline().strip() == "locked"
+    try:
+        yield p
+    finally:
+        p.stdin.close()
+        p.wait(timeout=10)
+
+
+def read_until(stream, text, seconds):
+    """What stream said until it said text, or until seconds passed."""
+    said, end = "", time.monotonic() + seconds
+    while text not in said and select.select([stream], [], [], max(0, end - time.monotonic()))[0]:
+        line = stream.readline()
+        if not line:
+            break
+        said += line
+    return said
+
+
+def test_migrate_of_an_applied_schema_takes_no_lock(tmp_path):
+    """Restarting against running programs: the schema they run on is not applied again, so
+    migrate does not wait for (or deadlock with) their transactions. It once ran every ALTER
+    TABLE again, waiting here for the reader to end."""
+    with scratch_db("lock") as url:
+        assert migrate(url, os.path.join(VAR, "schema.sql")).returncode == 0
+        with reader(url):
+            r = subprocess.run([CRMCTL, "migrate", "--schema", os.path.join(VAR, "schema.sql")],
+                               capture_output=True, text=True, env=dict(ENV, DATABASE_URL=url),
+                               timeout=30)
+            assert r.returncode == 0, r.stderr
+            assert "applied before, not run again" in r.stdout
+
+
+def test_migrate_of_a_new_schema_waits_for_the_programs(tmp_path):
+    """A new schema against running programs: a table held past lock_timeout rolls the schema
+    back and tries again (no program waits behind it for longer than that), and it is applied
+    once the table is free."""
+    with scratch_db("wait") as url:
+        assert migrate(url, os.path.join(VAR, "schema.sql")).returncode == 0
+        with reader(url) as holder:
+            p = subprocess.Popen([CRMCTL, "migrate", "--schema", again(tmp_path)], text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env=dict(ENV, DATABASE_URL=url))
+            said = read_until(p.stderr, "trying again (2 of 15)", 30)
+            holder.stdin.write("COMMIT;\n")
+            holder.stdin.flush()
+            out, err = p.communicate(timeout=30)
+            assert "lock timeout" in said and "trying again (2 of 15)" in said, said + err
+            assert p.returncode == 0, err
+            assert out.splitlines()[0] == "schema version %d" % schema_versions()[-1]
+        assert scratch_sql(url, "SELECT count(*) FROM schema_applied") == ["2"]
 
 
 def test_create_user_generated_password():
