@@ -6,7 +6,7 @@ PG_INC := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgr
 CFLAGS ?= -O2 -g
 WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes -Wmissing-prototypes
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -D_FORTIFY_SOURCE=2 -Ilib -I$(PG_INC) $(SAN) -MMD -MP
-LDLIBS = -lfcgi -lpq -lcjson -lcrypto -lcrypt -lm
+LDLIBS = -lfcgi -lpq -lcjson -lcrypto -lcrypt -lcurl -lm
 TEST_LDLIBS = $(LDLIBS) -lcmocka
 
 LIB_SRC := $(wildcard lib/*.c)
@@ -19,7 +19,7 @@ CTL_OBJ := $(BUILD)/src/crmctl.o $(BUILD)/src/seed.o $(BUILD)/src/backup.o $(BUI
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/crm-events $(BUILD)/crm-mailer \
-	$(BUILD)/crmctl
+	$(BUILD)/crm-webhooks $(BUILD)/crmctl
 
 .SECONDARY:
 .PHONY: all run stop test soak unit api asan format lint clean deps bench bench-sse bench-console \
@@ -48,6 +48,9 @@ $(BUILD)/crm-events: $(EVENTS_OBJ) $(BUILD)/libcrm.a
 
 $(BUILD)/crm-mailer: $(BUILD)/src/mailer.o $(BUILD)/libcrm.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS) -lesmtp
+
+$(BUILD)/crm-webhooks: $(BUILD)/src/webhooks.o $(BUILD)/libcrm.a
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/crmctl: $(CTL_OBJ) $(BUILD)/libcrm.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS) -lssl
@@ -184,7 +187,7 @@ install: all
 		$(DESTDIR)$(SYSCONFDIR)/nginx/sites-available $(DESTDIR)$(SYSCONFDIR)/nginx/snippets \
 		$(DESTDIR)$(SYSCONFDIR)/crm $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(BUILD)/crmctl $(DESTDIR)$(BINDIR)/crmctl
-	for p in $(POOL_PROGS) crm-events crm-mailer; do install -m 0755 $(BUILD)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
+	for p in $(POOL_PROGS) crm-events crm-mailer crm-webhooks; do install -m 0755 $(BUILD)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
 	install -m 0644 schema.sql $(DESTDIR)$(DATADIR)/schema.sql
 	# The web console and the contract's reference page (/docs/): static files nginx serves as
 	# they are (no build step); the contract itself at /api/openapi.yaml (and .json).
@@ -196,7 +199,7 @@ install: all
 	for p in $(POOLS); do prog=$$p; [ $$p != crm-login ] || prog=crm-auth; \
 		$(HARDEN) systemd/crm-pool.service.in | $(SUBST) -e 's|@POOL@|'$$p'|g' \
 		-e 's|@PROG@|'$$prog'|g' >$(UNITDIR)/$$p.service; done
-	for u in crm-events crm-mailer crm-migrate crm-backup; do $(HARDEN) systemd/$$u.service.in | \
+	for u in crm-events crm-mailer crm-webhooks crm-migrate crm-backup; do $(HARDEN) systemd/$$u.service.in | \
 		$(SUBST) >$(UNITDIR)/$$u.service; done
 	install -m 0644 systemd/crm.target systemd/crm-backup.timer $(UNITDIR)/
 	# The backup with its retention, which crm-backup.service runs (README "Backups").

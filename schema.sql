@@ -515,3 +515,73 @@ DROP INDEX IF EXISTS leads_email_trgm;
 DROP INDEX IF EXISTS leads_company_trgm;
 
 INSERT INTO schema_version (version) VALUES (8) ON CONFLICT DO NOTHING;
+
+-- Version 12: webhooks (README "Webhooks"). An ADMIN registers an endpoint for event types; every
+-- such event queues a delivery in the event's own transaction (an outbox, as mail_outbox), with
+-- its message as SSE clients get it, so no event is lost whatever the daemon or the receiver do.
+-- crm-webhooks claims an endpoint at a time (FOR UPDATE SKIP LOCKED, a lease) and delivers its
+-- queue in event id order; the endpoint's row holds the retry state, as only its oldest pending
+-- delivery is ever tried.
+CREATE TABLE IF NOT EXISTS webhooks (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    url             text NOT NULL CHECK (char_length(url) BETWEEN 8 AND 2000),
+    events          text[] NOT NULL CHECK (cardinality(events) > 0),
+    secret          text NOT NULL,
+    active          boolean NOT NULL DEFAULT true,
+    failures        integer NOT NULL DEFAULT 0,  -- failed attempts in a row
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    lease_until     timestamptz NOT NULL DEFAULT '-infinity',
+    last_error      text,
+    disabled_at     timestamptz,
+    created_by      bigint REFERENCES users (id) ON DELETE SET NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    webhook_id   bigint NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event_id     bigint NOT NULL,
+    event_type   text NOT NULL,
+    body         text NOT NULL,
+    status       text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered')),
+    attempts     integer NOT NULL DEFAULT 0,
+    last_status  integer,  -- the HTTP status of the last attempt, if it got one
+    last_error   text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    delivered_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_pending ON webhook_deliveries (webhook_id, event_id)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
+
+-- One delivery per subscribed active endpoint for each event of the statement.
+CREATE OR REPLACE FUNCTION crm_webhooks_queue() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, body)
+    SELECT w.id, e.id, e.type, crm_event_json(e)::text
+      FROM new_events e JOIN webhooks w ON w.active AND e.type = ANY (w.events)
+     ORDER BY w.id, e.id;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER events_webhooks AFTER INSERT ON events
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION crm_webhooks_queue();
+
+-- The API representation of an endpoint (never its secret).
+CREATE OR REPLACE FUNCTION crm_webhook_json(w webhooks) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT json_build_object('id', w.id, 'url', w.url, 'events', w.events,
+              'active', w.active, 'failures', w.failures, 'last_error', w.last_error,
+              'disabled_at', crm_ts(w.disabled_at), 'created_by', crm_user_ref(w.created_by),
+              'created_at', crm_ts(w.created_at),
+              'pending', (SELECT count(*) FROM webhook_deliveries d
+                           WHERE d.webhook_id = w.id AND d.status = 'pending')) $$;
+
+CREATE OR REPLACE FUNCTION crm_webhook_delivery_json(d webhook_deliveries) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT json_build_object('id', d.id, 'event_id', d.event_id, 'event_type', d.event_type,
+              'status', d.status, 'attempts', d.attempts, 'last_status', d.last_status,
+              'last_error', d.last_error, 'created_at', crm_ts(d.created_at),
+              'delivered_at', crm_ts(d.delivered_at)) $$;
+
+INSERT INTO schema_version (version) VALUES (12) ON CONFLICT DO NOTHING;

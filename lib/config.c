@@ -183,6 +183,9 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
         /* An hour at most: whoever guesses at an account can keep its owner out that long. */
         {"LOGIN_LOCKOUT_SECONDS", texts[9], 1, 3600, 30},
         {"LOGIN_LOCKOUT_MAX_SECONDS", texts[10], 1, 3600, 900},
+        {"WEBHOOK_TIMEOUT_SECONDS", texts[11], 1, 60, 10},
+        {"WEBHOOK_RETRY_SECONDS", texts[12], 1, 3600, 10},
+        {"WEBHOOK_MAX_FAILURES", texts[13], 1, 1000, 20},
     };
     enum { NNUMS = sizeof(nums) / sizeof(nums[0]) };
     long vals[NNUMS];
@@ -204,6 +207,9 @@ check_numbers(struct crm_config *cfg, const char *const *texts, char *why, size_
     cfg->login_max_failures = (int)vals[8];
     cfg->login_lockout = vals[9];
     cfg->login_lockout_max = vals[10];
+    cfg->webhook_timeout = vals[11];
+    cfg->webhook_retry = vals[12];
+    cfg->webhook_max_failures = (int)vals[13];
     return 0;
 }
 
@@ -294,6 +300,8 @@ check_lists(struct crm_config *cfg, char *why, size_t whysz)
         snprintf(cfg->metrics_allow, sizeof(cfg->metrics_allow), "127.0.0.0/8 ::1");
     if (crm_config_each(cfg->metrics_allow, bad_network, NULL) != 0)
         return fail(why, whysz, "%s must list addresses or networks (CIDR)", "METRICS_ALLOW");
+    if (crm_config_each(cfg->webhook_allow_nets, bad_network, NULL) != 0)
+        return fail(why, whysz, "%s must list addresses or networks (CIDR)", "WEBHOOK_ALLOW_NETS");
     return 0;
 }
 
@@ -302,8 +310,9 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
 {
     char ttl[32] = "", cost[32] = "", port[32] = "", mport[32] = "", tries[32] = "", retry[32] = "";
     char streams[32] = "", user_streams[32] = "", lfail[32] = "", lfirst[32] = "", lmax[32] = "";
-    const char *texts[11] = {ttl,     cost,         port,  mport,  tries, retry,
-                             streams, user_streams, lfail, lfirst, lmax};
+    char wtime[32] = "", wretry[32] = "", wfail[32] = "";
+    const char *texts[14] = {ttl,   cost,   port, mport, tries,  retry,  streams,
+                             user_streams, lfail, lfirst, lmax, wtime, wretry, wfail};
     const struct key keys[] = {
         {"DATABASE_URL", cfg->database_url, sizeof(cfg->database_url)},
         {"JWT_SECRET", cfg->jwt_secret, sizeof(cfg->jwt_secret)},
@@ -326,6 +335,10 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         {"LOGIN_LOCKOUT_MAX_SECONDS", lmax, sizeof(lmax)},
         {"CORS_ORIGINS", cfg->cors_origins, sizeof(cfg->cors_origins)},
         {"METRICS_ALLOW", cfg->metrics_allow, sizeof(cfg->metrics_allow)},
+        {"WEBHOOK_ALLOW_NETS", cfg->webhook_allow_nets, sizeof(cfg->webhook_allow_nets)},
+        {"WEBHOOK_TIMEOUT_SECONDS", wtime, sizeof(wtime)},
+        {"WEBHOOK_RETRY_SECONDS", wretry, sizeof(wretry)},
+        {"WEBHOOK_MAX_FAILURES", wfail, sizeof(wfail)},
     };
     const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
 

@@ -32,6 +32,12 @@ struct crm_config {
     /* METRICS_ALLOW: the addresses and networks (CIDR) nginx lets reach /metrics/, separated by
      * spaces or commas; default loopback ("127.0.0.0/8 ::1"). */
     char metrics_allow[1024];
+    /* Webhooks (README "Webhooks"). WEBHOOK_ALLOW_NETS: the loopback, private or link-local
+     * addresses and networks (CIDR) webhooks may reach after all; empty (the default): none. */
+    char webhook_allow_nets[1024];
+    long webhook_timeout;      /* WEBHOOK_TIMEOUT_SECONDS: one delivery attempt, default 10 */
+    long webhook_retry;        /* WEBHOOK_RETRY_SECONDS: the first backoff, default 10 */
+    int webhook_max_failures;  /* WEBHOOK_MAX_FAILURES: failures in a row that disable, 20 */
 };
 
 /* Calls fn(item, len, arg) for each item of a list setting (CORS_ORIGINS, METRICS_ALLOW): the

@@ -410,6 +410,69 @@ static const struct crm_stmt stmts[] = {
                        " next_attempt_at = now() WHERE id = $1 AND status <> 'sent' RETURNING id)"
                        " SELECT pg_notify('mail_outbox', m.id::text) IS NULL FROM m"),
 
+    /* Webhooks (README "Webhooks"), the ADMIN routes. $2 of create and update: a text[]. */
+    STMT("webhook_create", "INSERT INTO webhooks (url, events, secret, created_by)"
+                           " VALUES ($1, $2::text[], $3, $4) RETURNING crm_webhook_json(webhooks)"),
+    STMT("webhook_page", "SELECT (SELECT count(*) FROM webhooks), (SELECT coalesce(json_agg("
+                         "crm_webhook_json(p.w) ORDER BY (p.w).id), '[]') FROM (SELECT w FROM"
+                         " webhooks w ORDER BY w.id LIMIT $1 OFFSET $2) p)"),
+    STMT("webhook_get", "SELECT crm_webhook_json(w) FROM webhooks w WHERE w.id = $1"),
+    STMT("webhook_delete", "DELETE FROM webhooks WHERE id = $1 RETURNING id"),
+    /* $2 url, $3 events, $4 active (NULL: unchanged). Enabling again retries at once. */
+    STMT("webhook_update",
+         "UPDATE webhooks SET url = coalesce($2, url), events = coalesce($3::text[], events),"
+         " active = coalesce($4::boolean, active),"
+         " failures = CASE WHEN $4::boolean AND NOT active THEN 0 ELSE failures END,"
+         " next_attempt_at = CASE WHEN $4::boolean AND NOT active THEN now()"
+         " ELSE next_attempt_at END, disabled_at = CASE WHEN $4::boolean THEN NULL"
+         " WHEN NOT $4::boolean THEN coalesce(disabled_at, now()) ELSE disabled_at END"
+         " WHERE id = $1 RETURNING crm_webhook_json(webhooks)"),
+    /* An endpoint's deliveries, newest first: $2 a status or NULL, $3 limit, $4 offset. */
+    STMT("webhook_delivery_page",
+         "SELECT (SELECT count(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id"
+         " AND ($2::text IS NULL OR d.status = $2)), (SELECT coalesce(json_agg("
+         "crm_webhook_delivery_json(p.d) ORDER BY (p.d).id DESC), '[]') FROM (SELECT d FROM"
+         " webhook_deliveries d WHERE d.webhook_id = w.id AND ($2::text IS NULL OR d.status = $2)"
+         " ORDER BY d.id DESC LIMIT $3 OFFSET $4) p) FROM webhooks w WHERE w.id = $1"),
+    /*
+     * crm-webhooks. A claim leases up to $3 active endpoints, due for an attempt, that no other
+     * daemon holds and that have a delivery of an event up to $1, the newest final event id
+     * (lib/evorder), for $2 seconds; it is renewed with each delivery and released when their
+     * queue is empty or an attempt fails.
+     */
+    STMT("webhook_claim",
+         "UPDATE webhooks w SET lease_until = now() + make_interval(secs => $2::int)"
+         " WHERE w.id IN (SELECT v.id FROM webhooks v WHERE v.active AND v.next_attempt_at <= now()"
+         " AND v.lease_until < now() AND EXISTS (SELECT 1 FROM webhook_deliveries d"
+         " WHERE d.webhook_id = v.id AND d.status = 'pending' AND d.event_id <= $1)"
+         " ORDER BY v.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
+         " RETURNING w.id, w.url, w.secret, w.failures"),
+    /* The oldest pending delivery of endpoint $1 up to event $2, while the endpoint is active. */
+    STMT("webhook_next", "SELECT d.id, d.event_id, d.event_type, d.body FROM webhook_deliveries d"
+                         " JOIN webhooks w ON w.id = d.webhook_id AND w.active"
+                         " WHERE d.webhook_id = $1 AND d.status = 'pending' AND d.event_id <= $2"
+                         " ORDER BY d.event_id LIMIT 1"),
+    /* Delivery $1 answered $2 (2xx): the endpoint's lease is renewed for $3 seconds. */
+    STMT("webhook_delivered",
+         "WITH d AS (UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1,"
+         " last_status = $2::int, last_error = NULL, delivered_at = now() WHERE id = $1"
+         " AND status = 'pending' RETURNING webhook_id) UPDATE webhooks SET failures = 0,"
+         " lease_until = now() + make_interval(secs => $3::int)"
+         " WHERE id = (SELECT webhook_id FROM d)"),
+    /*
+     * Delivery $1 failed, with HTTP status $2 (or NULL) and error $3: the endpoint waits $4
+     * seconds, and is disabled at its $5th failure in a row. Returns the failures, the state.
+     */
+    STMT("webhook_failed",
+         "WITH d AS (UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = $2::int,"
+         " last_error = $3 WHERE id = $1 RETURNING webhook_id) UPDATE webhooks SET"
+         " failures = failures + 1, last_error = $3, lease_until = '-infinity',"
+         " next_attempt_at = now() + make_interval(secs => $4::int),"
+         " active = failures + 1 < $5::int,"
+         " disabled_at = CASE WHEN failures + 1 >= $5::int THEN now() END"
+         " WHERE id = (SELECT webhook_id FROM d) RETURNING failures, active"),
+    STMT("webhook_release", "UPDATE webhooks SET lease_until = '-infinity' WHERE id = $1"),
+
     /*
      * crm-events. events_read returns the snapshot it read under (one row even when no event
      * is new), the events after $1, and, only when they leave a gap after $1, an xid assigned
@@ -850,4 +913,18 @@ crm_db_rollback(struct crm_db *db)
     if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
         (void)command(db, "ROLLBACK");
     db->in_tx = 0;
+}
+
+int
+crm_resp_page(struct crm_resp *resp, enum crm_err err, PGresult *res, long limit, long offset)
+{
+    cJSON *body = NULL;
+
+    if (err == CRM_OK && (body = crm_page_json(crm_db_json(res, 0, 1), limit, offset,
+                                               strtoll(PQgetvalue(res, 0, 0), NULL, 10))) == NULL)
+        err = CRM_ENOMEM;
+    PQclear(res);
+    if (err != CRM_OK)
+        return crm_resp_error(resp, err);
+    return crm_resp_json(resp, 200, body);
 }

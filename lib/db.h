@@ -69,6 +69,15 @@ cJSON *crm_db_json_object(const PGresult *res, int row, const char *const *keys,
 cJSON *crm_db_page_json(const PGresult *count, const PGresult *rows, long limit, long offset,
                         cJSON *(*item)(const PGresult *res, int row, int col));
 
+struct crm_resp;
+
+/*
+ * Answers a page whose statement returned one row: the total in column 0 and the items as a
+ * JSON array in column 1 ({"data", "page"}, crm_page_json); or the error err. Clears res.
+ */
+int crm_resp_page(struct crm_resp *resp, enum crm_err err, PGresult *res, long limit,
+                  long offset);
+
 /* Transactions: BEGIN, COMMIT, ROLLBACK on the worker's connection. Errors as crm_db_exec. */
 enum crm_err crm_db_begin(struct crm_db *db);
 enum crm_err crm_db_commit(struct crm_db *db);

@@ -176,6 +176,28 @@ crm_valid_enum(const char *s, size_t n, const char *const *values)
     return 0;
 }
 
+/* CRM_F_ENUMS: NULL when item is an array of min..max distinct values of r, else a message. */
+static const char *
+check_enums(const struct crm_field *r, const cJSON *item, char *buf, size_t bufsz)
+{
+    int n = cJSON_GetArraySize(item);
+    const cJSON *e, *f;
+
+    if (!cJSON_IsArray(item) || n < (int)r->min || n > (int)r->max) {
+        snprintf(buf, bufsz, "must be an array of %zu to %zu allowed values", r->min, r->max);
+        return buf;
+    }
+    cJSON_ArrayForEach(e, item)
+    {
+        if (!cJSON_IsString(e) || !crm_valid_enum(e->valuestring, strlen(e->valuestring), r->values))
+            return "lists a value that is not one of the allowed values";
+        for (f = item->child; f != e; f = f->next)
+            if (strcmp(f->valuestring, e->valuestring) == 0)
+                return "lists a value twice";
+    }
+    return NULL;
+}
+
 /* Returns NULL when item satisfies r, else a static message. */
 static const char *
 check(const struct crm_field *r, cJSON *item, char *buf, size_t bufsz)
@@ -194,6 +216,8 @@ check(const struct crm_field *r, cJSON *item, char *buf, size_t bufsz)
         return NULL;
     case CRM_F_MONEY:
         return check_money(item, (double)r->max + 0.99);
+    case CRM_F_ENUMS:
+        return check_enums(r, item, buf, bufsz);
     default:
         break;
     }

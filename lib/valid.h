@@ -17,6 +17,7 @@ enum crm_ftype {
     CRM_F_ID,    /* a positive integral number */
     CRM_F_MONEY, /* a number in 0..max with at most 2 decimals (numeric(14,2)) */
     CRM_F_TIME,  /* an RFC 3339 date-time string */
+    CRM_F_ENUMS, /* an array of min..max distinct strings, each one of values */
 };
 
 #define CRM_F_REQUIRED 1u

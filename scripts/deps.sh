@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(make gcc libc6-dev pkg-config libfcgi-dev spawn-fcgi libpq-dev postgresql
-      libcjson-dev libssl-dev libcrypt-dev libesmtp-dev libcmocka-dev
+      libcjson-dev libssl-dev libcrypt-dev libesmtp-dev libcmocka-dev libcurl4-openssl-dev
       python3 python3-pytest python3-aiosmtpd curl procps wrk systemd logrotate
       chromium chromium-driver python3-selenium)
 missing=()

@@ -18,9 +18,10 @@ PORT=${CRM_PORT:-8080}
 BIN=${CRM_BIN:-$ROOT/build}
 WORKERS=${CRM_WORKERS:-2}
 # The daemons the supervisor keeps running: crm-events is one process with many streams,
-# crm-mailer a plain daemon, the others pools of workers (prog_of: which program each runs).
-DAEMONS=(crm-auth crm-login crm-leads crm-dashboard crm-events crm-mailer)
-PROGS=(crm-auth crm-leads crm-dashboard crm-events crm-mailer crmctl)
+# crm-mailer and crm-webhooks plain daemons, the others pools of workers (prog_of: which program
+# each runs).
+DAEMONS=(crm-auth crm-login crm-leads crm-dashboard crm-events crm-mailer crm-webhooks)
+PROGS=(crm-auth crm-leads crm-dashboard crm-events crm-mailer crm-webhooks crmctl)
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 RUNAS=()
 SVCUSER=$(id -un)
@@ -107,6 +108,10 @@ LOGIN_LOCKOUT_SECONDS=${CRM_LOGIN_LOCKOUT_SECONDS:-30}
 LOGIN_LOCKOUT_MAX_SECONDS=${CRM_LOGIN_LOCKOUT_MAX_SECONDS:-900}
 CORS_ORIGINS=${CRM_CORS_ORIGINS:-}
 METRICS_ALLOW=${CRM_METRICS_ALLOW:-127.0.0.0/8 ::1}
+WEBHOOK_ALLOW_NETS=${CRM_WEBHOOK_ALLOW_NETS:-}
+WEBHOOK_TIMEOUT_SECONDS=${CRM_WEBHOOK_TIMEOUT_SECONDS:-10}
+WEBHOOK_RETRY_SECONDS=${CRM_WEBHOOK_RETRY_SECONDS:-10}
+WEBHOOK_MAX_FAILURES=${CRM_WEBHOOK_MAX_FAILURES:-20}
 ENV
     )
 }
@@ -148,7 +153,7 @@ launch() {
     local d=$1 prog cmd
     prog=$(prog_of "$d")
     case $d in
-    crm-mailer) cmd=("$VAR/bin/$prog") ;;
+    crm-mailer | crm-webhooks) cmd=("$VAR/bin/$prog") ;;
     # spawn-fcgi -n binds the socket and execs the pool, which forks its workers. A deep
     # backlog, so thousands of SSE clients connecting at once are all accepted.
     crm-events) cmd=(spawn-fcgi -n -b 4096 -s "$VAR/run/$d.sock" -M 0600 -- "$VAR/bin/$prog") ;;
@@ -241,7 +246,8 @@ start_daemons() {
     fi
     for p in "${DAEMONS[@]}"; do
         for _ in $(seq 50); do
-            alive "$VAR/run/$p.pid" && { [ "$p" = crm-mailer ] || [ -S "$VAR/run/$p.sock" ]; } &&
+            alive "$VAR/run/$p.pid" && { [ "$p" = crm-mailer ] || [ "$p" = crm-webhooks ] ||
+                [ -S "$VAR/run/$p.sock" ]; } &&
                 break
             sleep 0.1
         done

@@ -21,6 +21,10 @@ export CRM_CORS_PAGE_PORT=$((CRM_PORT + 1))
 export CRM_CORS_ORIGINS="http://localhost:$CRM_CORS_PAGE_PORT" CRM_METRICS_ALLOW=127.0.0.1
 # The mailer delivers to the tests' own SMTP server (aiosmtpd on loopback), retrying fast.
 export CRM_MAIL_HOST=127.0.0.1 CRM_MAIL_PORT=${CRM_TEST_MAIL_PORT:-18025} CRM_MAIL_RETRY_SECONDS=1 CRM_MAIL_MAX_ATTEMPTS=3
+# Webhooks may reach the tests' receivers on 127.0.0.0/8 (no other private address), with
+# attempts, backoff and the failures that disable short enough to watch.
+export CRM_WEBHOOK_ALLOW_NETS=127.0.0.0/8 CRM_WEBHOOK_TIMEOUT_SECONDS=2 CRM_WEBHOOK_RETRY_SECONDS=1
+export CRM_WEBHOOK_MAX_FAILURES=5
 export ASAN_OPTIONS=detect_leaks=1:exitcode=23:log_exe_name=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cd "$ROOT"

@@ -1,4 +1,4 @@
-/* handlers.h: the routes of crm-auth (auth, users, health). */
+/* handlers.h: the routes of crm-auth (auth, users, webhooks, health). */
 #ifndef CRM_AUTH_HANDLERS_H
 #define CRM_AUTH_HANDLERS_H
 
@@ -10,5 +10,11 @@ int auth_me(struct crm_req *req, struct crm_resp *resp);
 int auth_health(struct crm_req *req, struct crm_resp *resp);
 int users_list(struct crm_req *req, struct crm_resp *resp);
 int users_update(struct crm_req *req, struct crm_resp *resp);
+int webhooks_create(struct crm_req *req, struct crm_resp *resp);
+int webhooks_list(struct crm_req *req, struct crm_resp *resp);
+int webhooks_get(struct crm_req *req, struct crm_resp *resp);
+int webhooks_update(struct crm_req *req, struct crm_resp *resp);
+int webhooks_delete(struct crm_req *req, struct crm_resp *resp);
+int webhooks_deliveries(struct crm_req *req, struct crm_resp *resp);
 
 #endif

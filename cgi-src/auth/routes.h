@@ -11,6 +11,12 @@
     X("GET", "/api/auth/me", auth_me)                                                              \
     X("GET", "/api/users", users_list)                                                             \
     X("PATCH", "/api/users/:id", users_update)                                                     \
+    X("POST", "/api/webhooks", webhooks_create)                                                    \
+    X("GET", "/api/webhooks", webhooks_list)                                                       \
+    X("GET", "/api/webhooks/:id", webhooks_get)                                                    \
+    X("PATCH", "/api/webhooks/:id", webhooks_update)                                               \
+    X("DELETE", "/api/webhooks/:id", webhooks_delete)                                              \
+    X("GET", "/api/webhooks/:id/deliveries", webhooks_deliveries)                                  \
     X("GET", "/api/health", auth_health)
 
 #endif

@@ -96,21 +96,6 @@ tasks_create(struct crm_req *req, struct crm_resp *resp)
     return lead_respond(resp, 201, err, res, task_key, 1);
 }
 
-/* {"data": column 1 of res, "page": {limit, offset, total: column 0}}; frees res. */
-static int
-respond_page(struct crm_resp *resp, enum crm_err err, PGresult *res, long limit, long offset)
-{
-    cJSON *body = NULL;
-
-    if (err == CRM_OK && (body = crm_page_json(crm_db_json(res, 0, 1), limit, offset,
-                                               strtoll(PQgetvalue(res, 0, 0), NULL, 10))) == NULL)
-        err = CRM_ENOMEM;
-    PQclear(res);
-    if (err != CRM_OK)
-        return crm_resp_error(resp, err);
-    return crm_resp_json(resp, 200, body);
-}
-
 /* GET /api/leads/:id/tasks?limit&offset: a lead's tasks (the caller must see the lead). */
 int
 tasks_of_lead(struct crm_req *req, struct crm_resp *resp)
@@ -134,7 +119,7 @@ tasks_of_lead(struct crm_req *req, struct crm_resp *resp)
     if ((err = crm_db_exec(req->db, "task_lead_page", 4, params, &res)) == CRM_OK &&
         PQntuples(res) == 0)
         err = CRM_ENOTFOUND;
-    return respond_page(resp, err, res, limit, offset);
+    return crm_resp_page(resp, err, res, limit, offset);
 }
 
 /*
@@ -170,7 +155,7 @@ tasks_mine(struct crm_req *req, struct crm_resp *resp)
     snprintf(lbuf, sizeof(lbuf), "%ld", limit);
     snprintf(obuf, sizeof(obuf), "%ld", offset);
     err = crm_db_exec(req->db, "task_page", 5, params, &res);
-    return respond_page(resp, err, res, limit, offset);
+    return crm_resp_page(resp, err, res, limit, offset);
 }
 
 /* GET /api/tasks/:id */
