@@ -311,8 +311,8 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
     char ttl[32] = "", cost[32] = "", port[32] = "", mport[32] = "", tries[32] = "", retry[32] = "";
     char streams[32] = "", user_streams[32] = "", lfail[32] = "", lfirst[32] = "", lmax[32] = "";
     char wtime[32] = "", wretry[32] = "", wfail[32] = "";
-    const char *texts[14] = {ttl,   cost,   port, mport, tries,  retry,  streams,
-                             user_streams, lfail, lfirst, lmax, wtime, wretry, wfail};
+    const char *texts[14] = {ttl,          cost,  port,   mport, tries, retry,  streams,
+                             user_streams, lfail, lfirst, lmax,  wtime, wretry, wfail};
     const struct key keys[] = {
         {"DATABASE_URL", cfg->database_url, sizeof(cfg->database_url)},
         {"JWT_SECRET", cfg->jwt_secret, sizeof(cfg->jwt_secret)},

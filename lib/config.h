@@ -35,9 +35,9 @@ struct crm_config {
     /* Webhooks (README "Webhooks"). WEBHOOK_ALLOW_NETS: the loopback, private or link-local
      * addresses and networks (CIDR) webhooks may reach after all; empty (the default): none. */
     char webhook_allow_nets[1024];
-    long webhook_timeout;      /* WEBHOOK_TIMEOUT_SECONDS: one delivery attempt, default 10 */
-    long webhook_retry;        /* WEBHOOK_RETRY_SECONDS: the first backoff, default 10 */
-    int webhook_max_failures;  /* WEBHOOK_MAX_FAILURES: failures in a row that disable, 20 */
+    long webhook_timeout;     /* WEBHOOK_TIMEOUT_SECONDS: one delivery attempt, default 10 */
+    long webhook_retry;       /* WEBHOOK_RETRY_SECONDS: the first backoff, default 10 */
+    int webhook_max_failures; /* WEBHOOK_MAX_FAILURES: failures in a row that disable, 20 */
 };
 
 /* Calls fn(item, len, arg) for each item of a list setting (CORS_ORIGINS, METRICS_ALLOW): the

@@ -75,8 +75,7 @@ struct crm_resp;
  * Answers a page whose statement returned one row: the total in column 0 and the items as a
  * JSON array in column 1 ({"data", "page"}, crm_page_json); or the error err. Clears res.
  */
-int crm_resp_page(struct crm_resp *resp, enum crm_err err, PGresult *res, long limit,
-                  long offset);
+int crm_resp_page(struct crm_resp *resp, enum crm_err err, PGresult *res, long limit, long offset);
 
 /* Transactions: BEGIN, COMMIT, ROLLBACK on the worker's connection. Errors as crm_db_exec. */
 enum crm_err crm_db_begin(struct crm_db *db);

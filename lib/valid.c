@@ -189,7 +189,8 @@ check_enums(const struct crm_field *r, const cJSON *item, char *buf, size_t bufs
     }
     cJSON_ArrayForEach(e, item)
     {
-        if (!cJSON_IsString(e) || !crm_valid_enum(e->valuestring, strlen(e->valuestring), r->values))
+        if (!cJSON_IsString(e) ||
+            !crm_valid_enum(e->valuestring, strlen(e->valuestring), r->values))
             return "lists a value that is not one of the allowed values";
         for (f = item->child; f != e; f = f->next)
             if (strcmp(f->valuestring, e->valuestring) == 0)

@@ -115,7 +115,8 @@ crm_webhook_addr_refused(const struct sockaddr *sa, const char *allow)
 
     if (sa->sa_family == AF_INET) {
         memcpy(a.bytes, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-        refused = v4_refused(ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr));
+        refused =
+            v4_refused(ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr));
     } else if (sa->sa_family == AF_INET6) {
         memcpy(a.bytes, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
         refused = v6_refused(a.bytes);

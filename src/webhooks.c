@@ -87,8 +87,8 @@ advance(struct crm_db *db, struct crm_evorder *order, int *started)
         }
         snap.next = PQgetisnull(res, 0, 1) ? 0 : strtoull(PQgetvalue(res, 0, 1), NULL, 10);
         if (head) {
-            *started = crm_evorder_start(order, &snap, strtoll(PQgetvalue(res, 0, 2), NULL, 10)) ==
-                       1;
+            *started =
+                crm_evorder_start(order, &snap, strtoll(PQgetvalue(res, 0, 2), NULL, 10)) == 1;
             k = 0;
         } else {
             for (int r = 0; r < PQntuples(res) && !PQgetisnull(res, r, 2) && n < READ_LIMIT; r++)
@@ -266,8 +266,8 @@ failed(struct crm_db *db, struct job *j, long status)
     if (crm_db_run(db, "webhook_failed", 5, params) != CRM_OK)
         return;
     if (j->failures + 1 >= cfg->webhook_max_failures)
-        crm_log(CRM_LOG_ERR, NULL, "webhook %s disabled after %d failures in a row: %s",
-                j->webhook, j->failures + 1, why);
+        crm_log(CRM_LOG_ERR, NULL, "webhook %s disabled after %d failures in a row: %s", j->webhook,
+                j->failures + 1, why);
     else
         crm_log(CRM_LOG_WARN, NULL, "webhook %s event %s failed (%d in a row), retry in %ld s: %s",
                 j->webhook, j->event, j->failures + 1, backoff, why);

@@ -19,9 +19,19 @@
 
 /* The event types an endpoint may subscribe to: every type of the events table. */
 static const char *const event_types[] = {
-    "lead.created",   "lead.updated",   "lead.status_changed", "lead.assigned", "lead.deleted",
-    "activity.created", "task.created", "task.updated",        "task.completed", "task.reopened",
-    "task.deleted",   "task.due",       NULL,
+    "lead.created",
+    "lead.updated",
+    "lead.status_changed",
+    "lead.assigned",
+    "lead.deleted",
+    "activity.created",
+    "task.created",
+    "task.updated",
+    "task.completed",
+    "task.reopened",
+    "task.deleted",
+    "task.due",
+    NULL,
 };
 
 #define EVENT_TYPES (sizeof(event_types) / sizeof(event_types[0]) - 1)
@@ -65,8 +75,8 @@ read_webhook(struct crm_req *req, const struct crm_field *rules, size_t n, cJSON
     events[0] = '\0';
     list = cJSON_GetObjectItemCaseSensitive(*body, "events");
     /* Known types only (checked above), so nothing in them needs quoting. */
-    cJSON_ArrayForEach(e, list)
-    len += (size_t)snprintf(events + len, 256 - len, "%c%s", len == 0 ? '{' : ',', e->valuestring);
+    cJSON_ArrayForEach(e, list) len +=
+        (size_t)snprintf(events + len, 256 - len, "%c%s", len == 0 ? '{' : ',', e->valuestring);
     if (len > 0)
         snprintf(events + len, 256 - len, "}");
     return CRM_OK;

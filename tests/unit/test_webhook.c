@@ -4,8 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cmocka.h>
 #include <arpa/inet.h>
+#include <cmocka.h>
 #include <netinet/in.h>
 #include <string.h>
 
@@ -28,10 +28,26 @@ static void
 test_private_addresses_are_refused(void **state)
 {
     static const char *const bad[] = {
-        "127.0.0.1",  "127.255.0.9", "10.0.0.1",         "172.16.0.1",    "172.31.255.255",
-        "192.168.1.1", "169.254.169.254", "100.64.0.1",  "0.0.0.0",       "224.0.0.1",
-        "255.255.255.255", "192.0.2.7", "::1",           "::",            "fe80::1",
-        "fd00::1",    "fc00::2",     "::ffff:127.0.0.1", "::ffff:10.0.0.1", "ff02::1",
+        "127.0.0.1",
+        "127.255.0.9",
+        "10.0.0.1",
+        "172.16.0.1",
+        "172.31.255.255",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "192.0.2.7",
+        "::1",
+        "::",
+        "fe80::1",
+        "fd00::1",
+        "fc00::2",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "ff02::1",
         "2001:db8::1",
     };
 
@@ -44,8 +60,8 @@ test_private_addresses_are_refused(void **state)
 static void
 test_public_addresses_pass(void **state)
 {
-    static const char *const good[] = {"93.184.216.34", "8.8.8.8", "172.32.0.1", "11.0.0.1",
-                                       "2606:4700::1111", "::ffff:8.8.8.8"};
+    static const char *const good[] = {"93.184.216.34", "8.8.8.8",         "172.32.0.1",
+                                       "11.0.0.1",      "2606:4700::1111", "::ffff:8.8.8.8"};
 
     (void)state;
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
