@@ -9,7 +9,8 @@ int
 main(int argc, char **argv)
 {
     const struct crm_app app = {"crm-auth", "Next-Gen CRM: auth, users and health endpoints.",
-                                routes, sizeof(routes) / sizeof(routes[0])};
+                                routes,     sizeof(routes) / sizeof(routes[0]),
+                                NULL,       0};
 
     return crm_fcgi_main(&app, argc, argv);
 }

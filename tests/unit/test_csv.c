@@ -132,7 +132,10 @@ test_read_records(void **state)
     assert_string_equal(read_all("a,b\r\nc,d\r\n", &rc), "a|b/c|d");
     assert_int_equal(rc, 2);
     /* LF alone, no end at all, empty cells, empty lines skipped, a byte order mark. */
-    assert_string_equal(read_all("\xEF\xBB\xBF" "a,,b\n\n\r\n,x", &rc), "a||b/|x");
+    assert_string_equal(read_all("\xEF\xBB\xBF"
+                                 "a,,b\n\n\r\n,x",
+                                 &rc),
+                        "a||b/|x");
     assert_int_equal(rc, 2);
     assert_string_equal(read_all("\"a,b\",\"say \"\"hi\"\"\",\"l\r\nn\"\r\n\"\"", &rc),
                         "a,b|say \"hi\"|l\r\nn/");
@@ -175,8 +178,8 @@ test_read_refuses_broken_quoting(void **state)
 static void
 test_written_cells_read_back(void **state)
 {
-    const char *cells[] = {"=1+1", "'=x",  "''-y", "a,\"b\"\r\n", "\tTab", "\rCR",
-                           "'tis", "plain", "",    "@at",         "-",     "ünï"};
+    const char *cells[] = {"=1+1", "'=x",   "''-y", "a,\"b\"\r\n", "\tTab", "\rCR",
+                           "'tis", "plain", "",     "@at",         "-",     "ünï"};
     const int n = (int)(sizeof(cells) / sizeof(cells[0]));
     struct sink s;
     struct crm_csv c;
