@@ -15,7 +15,7 @@ struct crm_db {
     int in_tx;                 /* inside BEGIN: a lost connection must not be silently replaced */
     unsigned generation;       /* counts the connections made, so a LISTENer sees a new one */
     const struct crm_req *req; /* the request being served, whose id the log lines carry */
-    const char *streaming;     /* the statement crm_db_stream started, until its end */
+    const char *streaming;     /* what crm_db_stream or crm_db_copy_begin started, to its end */
 };
 
 struct crm_stmt {
