@@ -463,7 +463,7 @@ SELECT crm_set_check('events', 'events_type_check',
     '''lead.status_changed''::text, ''lead.assigned''::text, ''lead.deleted''::text, '
     '''activity.created''::text, ''task.created''::text, ''task.updated''::text, '
     '''task.completed''::text, ''task.reopened''::text, ''task.deleted''::text, '
-    '''task.due''::text])))');
+    '''task.due''::text, ''leads.imported''::text])))');
 COMMENT ON COLUMN events.prev_owner_id IS
     'lead.assigned: the owner before; task.*: the task''s assignee. Told too.';
 
@@ -515,6 +515,81 @@ DROP INDEX IF EXISTS leads_email_trgm;
 DROP INDEX IF EXISTS leads_company_trgm;
 
 INSERT INTO schema_version (version) VALUES (8) ON CONFLICT DO NOTHING;
+
+-- Version 10: CSV import (POST /api/leads/import, cgi-src/leads/import.c). The rows are copied
+-- into a temporary table lead_import of the import's transaction (lib/db.c lead_import_table),
+-- which these functions read: plpgsql, so that they are planned when called, when the table
+-- exists. An import of many leads writes one leads.imported event per owner instead of a
+-- lead.created per lead: every open stream would be sent each of up to 100 000 messages (more
+-- than crm-events lets a stream fall behind, so the streams would be dropped), the events table
+-- would grow by as many rows, and every lead created for someone else would fill its inbox. Such
+-- an event is about many leads, so it has no lead_id.
+-- The event type leads.imported is in version 5's check above (one check, set once by
+-- crm_set_check: two blocks setting it in turn would rebuild it at every migrate).
+-- Guarded, so that a migrate of a database that has it takes no lock on events.
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'events'::regclass
+               AND attname = 'lead_id' AND attnotnull) THEN
+        ALTER TABLE events ALTER COLUMN lead_id DROP NOT NULL;
+    END IF;
+END $$;
+
+-- Duplicates are found by e-mail, case-insensitively; this index keeps a small import against a
+-- large table from reading all of it.
+CREATE INDEX IF NOT EXISTS leads_email_lower ON leads (lower(email)) WHERE email IS NOT NULL;
+
+-- The problems of the rows in lead_import that only the database can see: an owner that is not
+-- an active user; an e-mail that an earlier row of the file has, or a lead the caller sees
+-- (own: its row filter, NULL for every lead). With skip, the duplicates are taken out of
+-- lead_import and returned with r_skipped set, and their other problems are not reported.
+CREATE OR REPLACE FUNCTION crm_import_check(own bigint, skip boolean)
+    RETURNS TABLE (r_row integer, r_field text, r_problem text, r_skipped boolean)
+    LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
+    WITH d AS (SELECT i.n, CASE WHEN i.first < i.n THEN 'the same e-mail as row ' || i.first
+                               ELSE 'a lead with this e-mail exists' END AS problem
+               FROM (SELECT x.n, x.email, min(x.n) OVER (PARTITION BY lower(x.email)) AS first
+                     FROM lead_import x WHERE x.email IS NOT NULL) i
+               WHERE i.first < i.n OR EXISTS (SELECT 1 FROM leads l
+                   WHERE lower(l.email) = lower(i.email) AND l.email IS NOT NULL
+                   AND (own IS NULL OR l.owner_id = own))),
+         gone AS (DELETE FROM lead_import x WHERE skip AND x.n IN (SELECT d.n FROM d)),
+         o AS (SELECT i.n FROM lead_import i WHERE i.owner_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i.owner_id AND u.active))
+    SELECT d.n, 'email'::text, d.problem, skip FROM d
+    UNION ALL
+    SELECT o.n, 'owner_id'::text, 'must be an active user'::text, false FROM o
+    WHERE NOT (skip AND o.n IN (SELECT d.n FROM d))
+    ORDER BY 1, 2;
+END $$;
+
+-- Inserts every row of lead_import as a lead created by actor, in the file's order, each with
+-- its CREATED activity, and one leads.imported event per owner. Returns the number inserted.
+CREATE OR REPLACE FUNCTION crm_import_leads(actor bigint) RETURNS bigint
+    LANGUAGE plpgsql AS $$
+DECLARE
+    total bigint;
+BEGIN
+    WITH l AS (INSERT INTO leads (name, email, phone, company, source, status, won_at, value,
+                                  notes, owner_id, created_by)
+               SELECT i.name, i.email, i.phone, i.company, coalesce(i.source, 'OTHER'),
+                      coalesce(i.status, 'NEW'), CASE WHEN i.status = 'WON' THEN now() END,
+                      coalesce(i.value, 0), i.notes, i.owner_id, actor
+               FROM lead_import i ORDER BY i.n RETURNING id, owner_id),
+         a AS (INSERT INTO activities (lead_id, type, actor_id, meta)
+               SELECT l.id, 'CREATED', actor, '{"import": true}' FROM l),
+         g AS (SELECT l.owner_id, count(*) AS leads FROM l GROUP BY l.owner_id),
+         e AS (INSERT INTO events (type, lead_id, owner_id, actor_id, payload)
+               SELECT 'leads.imported', NULL, g.owner_id, actor,
+                      jsonb_build_object('count', g.leads, 'owner', crm_user_ref(g.owner_id))
+               FROM g ORDER BY g.owner_id RETURNING id)
+    SELECT coalesce((SELECT sum(g.leads) FROM g), 0)
+    INTO total FROM (SELECT bool_and(pg_notify('crm_events', e.id::text) IS NULL) FROM e) n;
+    RETURN total;
+END $$;
+
+INSERT INTO schema_version (version) VALUES (10) ON CONFLICT DO NOTHING;
 
 -- Version 12: webhooks (README "Webhooks"). An ADMIN registers an endpoint for event types; every
 -- such event queues a delivery in the event's own transaction (an outbox, as mail_outbox), with

@@ -4,9 +4,15 @@
 Measures, at 50 connections: (1) nginx answering a static `return 200` (the front-door limit),
 (2) pgbench running the very SQL of GET /api/leads/:id (the database limit), (3) that request
 through nginx and crm-leads, (4) a search listing, (5) every dashboard route at 100 000 and at
-1 000 000 seeded leads, (6) the CSV export of every lead (rows/s, the workers' peak memory). Writes the table to bench/results.md. Settings (environment):
-BENCH_SECONDS per run (default 15), BENCH_MEMORY_SECONDS for (3) (default 60), BENCH_LEADS
-(default 1000000), BENCH_WORKERS per pool (default 4).
+1 000 000 seeded leads, (6) the CSV export of every lead (rows/s, the workers' peak memory), (7)
+a CSV import of BENCH_IMPORT_ROWS new leads into that table (rows/s). Writes the table to
+bench/results.md. Settings (environment): BENCH_SECONDS per run (default 15),
+BENCH_MEMORY_SECONDS for (3) (default 60), BENCH_LEADS (default 1000000), BENCH_IMPORT_ROWS
+(default 100000), BENCH_WORKERS per pool (default 4), BENCH_PORT (default 18090; the next port
+serves nginx's static answer).
+
+`bench.py import` runs (7) alone, on a fresh stack seeded with BENCH_LEADS leads, and prints its
+line without writing bench/results.md (a check of the benchmark, not a result).
 """
 import datetime
 import glob
@@ -23,11 +29,13 @@ import results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VAR = os.path.join(ROOT, "var", "bench")
-PORT, STATIC_PORT = 18090, 18091
+PORT = int(os.environ.get("BENCH_PORT", "18090"))
+STATIC_PORT = PORT + 1
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
 MEMORY_SECONDS = int(os.environ.get("BENCH_MEMORY_SECONDS", "60"))
 LEADS = int(os.environ.get("BENCH_LEADS", "1000000"))
 WORKERS = os.environ.get("BENCH_WORKERS", "4")
+IMPORT_ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "100000"))
 CONNS = 50
 STACK_ENV = dict(os.environ, CRM_VAR=VAR, CRM_PORT=str(PORT), CRM_BIN=os.path.join(ROOT, "build"),
                  CRM_WORKERS=WORKERS, CRM_BCRYPT_COST="10")
@@ -191,6 +199,52 @@ def export(tok):
             "grown": grown}
 
 
+def import_csv(tok):
+    """POST /api/leads/import of IMPORT_ROWS new leads (the columns a lead list from elsewhere
+    has: about 80 bytes a row, so 100 000 fit in the 10 MiB limit), through nginx, into the
+    seeded table: rows a second, the whole request (upload, checks, the COPY, one INSERT with
+    its triggers and indexes, commit), and the peak memory of crm-leads' processes."""
+    path = os.path.join(os.path.realpath(VAR), "import.csv")
+    with open(path, "w") as f:
+        f.write("name,email,company,value,status,source\r\n")
+        for i in range(IMPORT_ROWS):
+            f.write("Imported lead %d,imported.%d@bench.example,Bench Co %d,%d.%02d,NEW,EVENT\r\n"
+                    % (i, i, i % 1000, i % 50000, i % 100))
+    size = os.path.getsize(path)
+    before = peaks_kib("crm-leads")
+    out = sh(["curl", "-sS", "-o", os.path.join(os.path.realpath(VAR), "import.json"), "-w",
+              "%{http_code} %{time_total}", "-H", "Authorization: Bearer " + tok,
+              "-H", "Content-Type: text/csv", "--data-binary", "@" + path,
+              "http://127.0.0.1:%d/api/leads/import" % PORT])
+    status, secs = out.split()
+    body = json.load(open(os.path.join(os.path.realpath(VAR), "import.json")))
+    assert status == "200" and body["imported"] == IMPORT_ROWS, (out, body)
+    after = peaks_kib("crm-leads")
+    return {"rows": IMPORT_ROWS, "secs": float(secs), "mib": size / 2 ** 20,
+            "into": int(psql("SELECT count(*) FROM leads")) - IMPORT_ROWS,
+            "peak_after": max(after.values()),
+            "grown": max(after[p] - before.get(p, 0) for p in after)}
+
+
+def import_line(imported):
+    return ("- (7) POST /api/leads/import of %s new leads (%.1f MiB of CSV) into %s: **%.0f rows/s**"
+            " (%.1f s, one transaction); peak RSS of the crm-leads processes %d KiB after (grew"
+            " by at most %d KiB: the file, read in place, and the COPY's buffer)" % (
+                format(imported["rows"], ","), imported["mib"], format(imported["into"], ","),
+                imported["rows"] / imported["secs"], imported["secs"], imported["peak_after"],
+                imported["grown"]))
+
+
+def import_only():
+    """(7) alone, printed, not written to bench/results.md."""
+    subprocess.run(["make", "-s", "-C", ROOT, "all"], check=True)
+    start_stack()
+    seed_to(LEADS)
+    tok, _ = token()
+    print(import_line(import_csv(tok)))
+    sh([os.path.join(ROOT, "scripts", "stack.sh"), "stop"], env=STACK_ENV)
+
+
 HEADING = "## Requests at %d connections (make bench)" % CONNS
 
 
@@ -241,6 +295,7 @@ def main():
     exported = export(tok)
     large = dashboards(tok, LEADS)
     alone = dashboards(tok, LEADS, conns=1, seconds=5)
+    imported = import_csv(tok)  # last: it adds leads the figures above must not see
     mem = psql("SELECT pg_size_pretty(pg_database_size('crm'))")
     before = results.previous(HEADING)
     lines = [
@@ -279,6 +334,7 @@ def main():
         " streamed, one row at a time)" % (
             format(exported["rows"], ","), exported["mib"], exported["rows"] / exported["secs"],
             exported["secs"], exported["peak_before"], exported["peak_after"], exported["grown"]),
+        import_line(imported),
         "- wall time of the whole run: %.0f s" % (time.time() - started),
     ]
     results.write_section(HEADING, lines)
@@ -287,4 +343,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(import_only() if sys.argv[1:] == ["import"] else main())

@@ -15,7 +15,7 @@ struct crm_db {
     int in_tx;                 /* inside BEGIN: a lost connection must not be silently replaced */
     unsigned generation;       /* counts the connections made, so a LISTENer sees a new one */
     const struct crm_req *req; /* the request being served, whose id the log lines carry */
-    const char *streaming;     /* the statement crm_db_stream started, until its end */
+    const char *streaming;     /* what crm_db_stream or crm_db_copy_begin started, to its end */
 };
 
 struct crm_stmt {
@@ -230,6 +230,22 @@ static const struct crm_stmt stmts[] = {
     STMT("lead_delete", "WITH l AS (DELETE FROM leads WHERE id = $1 RETURNING id, owner_id)," EVENT
                         "'lead.deleted', id, owner_id, $2, jsonb_build_object('id', id)"
                         " FROM l RETURNING id) SELECT " NOTIFY " FROM e"),
+    /*
+     * POST /api/leads/import (cgi-src/leads/import.c), in one transaction: the rows checked in C
+     * are copied into a temporary table, the checks that need the database (schema.sql
+     * crm_import_check) list their problems, then crm_import_leads inserts them all. n is the
+     * row's number in the file; the other columns are those of the leads it becomes.
+     */
+    STMT("lead_import_table",
+         "CREATE TEMPORARY TABLE lead_import (n integer PRIMARY KEY, name text NOT NULL,"
+         " email text, phone text, company text, source text, status text, value numeric(14,2),"
+         " notes text, owner_id bigint) ON COMMIT DROP"),
+    STMT("lead_import_copy", "COPY lead_import FROM STDIN"),
+    /* $1 the caller's row filter (duplicates are of the leads it sees), $2 skip duplicates. */
+    STMT("lead_import_check", "SELECT r_row, r_field, r_problem, r_skipped"
+                              " FROM crm_import_check($1::bigint, $2::boolean)"),
+    /* $1 the actor. */
+    STMT("lead_import", "SELECT crm_import_leads($1::bigint)"),
     /* $1 lead, $2 row filter, $3 type, $4 content, $5 occurred_at, $6 actor. */
     STMT("activity_add",
          "WITH l AS (SELECT l.id, l.owner_id FROM leads l WHERE l.id = $1 AND " OWN_2
@@ -812,6 +828,59 @@ crm_db_stream_cancel(struct crm_db *db)
         crm_log(CRM_LOG_WARN, db->req, "db: cancel %s: %s", db->streaming, why);
     PQfreeCancel(cancel);
     stream_drain(db);
+}
+
+enum crm_err
+crm_db_copy_begin(struct crm_db *db, const char *name)
+{
+    PGresult *res;
+    enum crm_err err;
+
+    if ((err = crm_db_connect(db)) != CRM_OK)
+        return err;
+    res = PQexecPrepared(db->conn, name, 0, NULL, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COPY_IN)
+        err = res == NULL ? CRM_EUNAVAIL : result_err(db, name, res);
+    else
+        db->streaming = name;
+    PQclear(res);
+    return err;
+}
+
+enum crm_err
+crm_db_copy_put(struct crm_db *db, const char *data, size_t len)
+{
+    /* PQputCopyData takes an int length: a larger piece goes in parts. */
+    while (len > 0) {
+        int n = len > (1u << 20) ? 1 << 20 : (int)len;
+
+        if (db->streaming == NULL || PQputCopyData(db->conn, data, n) != 1)
+            return PQstatus(db->conn) == CONNECTION_OK ? CRM_EDB : CRM_EUNAVAIL;
+        data += n;
+        len -= (size_t)n;
+    }
+    return CRM_OK;
+}
+
+enum crm_err
+crm_db_copy_end(struct crm_db *db, int abort)
+{
+    const char *name = db->streaming;
+    enum crm_err err = CRM_OK;
+    PGresult *res;
+
+    if (name == NULL)
+        return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK ? CRM_EDB : CRM_EUNAVAIL;
+    if (PQputCopyEnd(db->conn, abort ? "the import was abandoned" : NULL) != 1)
+        err = CRM_EUNAVAIL;
+    while ((res = PQgetResult(db->conn)) != NULL) {
+        /* An abandoned COPY fails by design: not a database error to log. */
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && err == CRM_OK)
+            err = abort ? CRM_EINVAL : result_err(db, name, res);
+        PQclear(res);
+    }
+    db->streaming = NULL;
+    return err;
 }
 
 enum crm_err

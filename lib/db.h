@@ -77,6 +77,16 @@ struct crm_resp;
  */
 int crm_resp_page(struct crm_resp *resp, enum crm_err err, PGresult *res, long limit, long offset);
 
+/*
+ * COPY FROM STDIN: crm_db_copy_begin runs the prepared COPY statement name; crm_db_copy_put
+ * sends len bytes of its data (libpq buffers them); crm_db_copy_end ends it, or aborts it when
+ * abort is set (then the statement fails, as it should). Errors as crm_db_exec; after a failed
+ * begin or put, call crm_db_copy_end(db, 1) all the same, to leave the COPY.
+ */
+enum crm_err crm_db_copy_begin(struct crm_db *db, const char *name);
+enum crm_err crm_db_copy_put(struct crm_db *db, const char *data, size_t len);
+enum crm_err crm_db_copy_end(struct crm_db *db, int abort);
+
 /* Transactions: BEGIN, COMMIT, ROLLBACK on the worker's connection. Errors as crm_db_exec. */
 enum crm_err crm_db_begin(struct crm_db *db);
 enum crm_err crm_db_commit(struct crm_db *db);

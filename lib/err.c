@@ -14,6 +14,7 @@ static const struct err_row rows[] = {
     [CRM_OK] = {200, "ok", "ok"},
     [CRM_EJSON] = {400, "invalid_json", "request body is not a well-formed JSON object"},
     [CRM_EQUERY] = {400, "invalid_query", "a query parameter is malformed"},
+    [CRM_ECSV] = {400, "invalid_csv", "request body is not a well-formed CSV file"},
     [CRM_EAUTH] = {401, "unauthenticated", "a valid bearer token is required"},
     [CRM_ECRED] = {401, "invalid_credentials", "e-mail or password is wrong"},
     [CRM_EFORBIDDEN] = {403, "forbidden", "your role may not do this"},

@@ -7,6 +7,7 @@ enum crm_err {
     CRM_OK = 0,
     CRM_EJSON,      /* 400 invalid_json */
     CRM_EQUERY,     /* 400 invalid_query */
+    CRM_ECSV,       /* 400 invalid_csv: a CSV body that cannot be read (POST /api/leads/import) */
     CRM_EAUTH,      /* 401 unauthenticated */
     CRM_ECRED,      /* 401 invalid_credentials */
     CRM_EFORBIDDEN, /* 403 forbidden */

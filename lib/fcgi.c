@@ -46,16 +46,25 @@ install_signals(void)
     sigaction(SIGPIPE, &sa, NULL);
 }
 
-/* Reads the body, bounded by CRM_BODY_MAX. Returns CRM_OK, CRM_ETOOBIG or CRM_ENOMEM. */
+size_t
+crm_fcgi_body_max(const struct crm_app *app, const char *path)
+{
+    for (size_t i = 0; i < app->nbody_limits; i++)
+        if (strcmp(app->body_limits[i].path, path) == 0)
+            return app->body_limits[i].max;
+    return CRM_BODY_MAX;
+}
+
+/* Reads the body, bounded by max. Returns CRM_OK, CRM_ETOOBIG or CRM_ENOMEM. */
 static enum crm_err
-read_body(FCGX_Request *r, struct crm_req *req)
+read_body(FCGX_Request *r, struct crm_req *req, size_t max)
 {
     const char *cl = FCGX_GetParam("CONTENT_LENGTH", r->envp);
     long long len = 0;
 
     if (cl != NULL && cl[0] != '\0' && crm_parse_int(cl, 0, INT64_MAX, &len) != 0)
         return CRM_ETOOBIG;
-    if (len > CRM_BODY_MAX)
+    if ((unsigned long long)len > max)
         return CRM_ETOOBIG;
     if ((req->body = crm_arena_alloc(&req->arena, (size_t)len + 1)) == NULL)
         return CRM_ENOMEM;
@@ -64,7 +73,7 @@ read_body(FCGX_Request *r, struct crm_req *req)
 }
 
 static enum crm_err
-read_request(FCGX_Request *r, struct crm_req *req)
+read_request(const struct crm_app *app, FCGX_Request *r, struct crm_req *req)
 {
     crm_req_set_id(req, FCGX_GetParam("HTTP_X_REQUEST_ID", r->envp));
     req->method = FCGX_GetParam("REQUEST_METHOD", r->envp);
@@ -78,7 +87,7 @@ read_request(FCGX_Request *r, struct crm_req *req)
         req->method = "GET";
     if (req->path == NULL)
         req->path = "/";
-    return read_body(r, req);
+    return read_body(r, req, crm_fcgi_body_max(app, req->path));
 }
 
 int
@@ -135,6 +144,21 @@ write_response(FCGX_Request *r, const struct crm_req *req, struct crm_resp *resp
         FCGX_PutS(resp->body, r->out);
 }
 
+/* Answers a request whose body could not be read, saying what the limit of its path is. */
+static void
+body_error(const struct crm_app *app, const struct crm_req *req, struct crm_resp *resp,
+           enum crm_err err)
+{
+    size_t max = crm_fcgi_body_max(app, req->path);
+
+    if (err != CRM_ETOOBIG)
+        crm_resp_error(resp, err);
+    else if (max % (1024 * 1024) == 0)
+        crm_resp_errorf(resp, err, "request body is larger than %zu MiB", max / (1024 * 1024));
+    else
+        crm_resp_errorf(resp, err, "request body is larger than %zu KiB", max / 1024);
+}
+
 static double
 ms_since(const struct timespec *t0)
 {
@@ -155,8 +179,8 @@ serve(const struct crm_app *app, FCGX_Request *r, struct crm_req *req, struct cr
     clock_gettime(CLOCK_MONOTONIC, &t0);
     crm_metrics_begin();
     crm_db_set_req(req->db, req);
-    if ((err = read_request(r, req)) != CRM_OK) {
-        crm_resp_error(resp, err);
+    if ((err = read_request(app, r, req)) != CRM_OK) {
+        body_error(app, req, resp, err);
     } else if (crm_metrics_is_scrape(req->path)) {
         route = CRM_METRICS_SCRAPE;
         crm_metrics_answer(req, resp);

@@ -6,12 +6,23 @@
 
 #include "router.h"
 
+/* A path whose request bodies may be larger than CRM_BODY_MAX (a CSV import), and how large. */
+struct crm_body_limit {
+    const char *path;
+    size_t max;
+};
+
 struct crm_app {
     const char *name;    /* program name, for logs and --help */
     const char *summary; /* one line for --help */
     const struct crm_route *routes;
     size_t nroutes;
+    const struct crm_body_limit *body_limits; /* the exceptions to CRM_BODY_MAX, or NULL */
+    size_t nbody_limits;
 };
+
+/* The largest body app reads for path: its body_limits entry, else CRM_BODY_MAX. */
+size_t crm_fcgi_body_max(const struct crm_app *app, const char *path);
 
 /*
  * Loads the configuration (refusing to start, with a one-line reason, when it is unsafe), then

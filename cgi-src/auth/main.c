@@ -8,9 +8,10 @@ static const struct crm_route routes[] = {CRM_AUTH_ROUTES(CRM_ROUTE)};
 int
 main(int argc, char **argv)
 {
-    const struct crm_app app = {"crm-auth",
-                                "Next-Gen CRM: auth, users, webhooks and health endpoints.", routes,
-                                sizeof(routes) / sizeof(routes[0])};
+    const struct crm_app app = {
+        "crm-auth", "Next-Gen CRM: auth, users, webhooks and health endpoints.",
+        routes,     sizeof(routes) / sizeof(routes[0]),
+        NULL,       0};
 
     return crm_fcgi_main(&app, argc, argv);
 }

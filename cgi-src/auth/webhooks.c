@@ -19,19 +19,11 @@
 
 /* The event types an endpoint may subscribe to: every type of the events table. */
 static const char *const event_types[] = {
-    "lead.created",
-    "lead.updated",
-    "lead.status_changed",
-    "lead.assigned",
-    "lead.deleted",
-    "activity.created",
-    "task.created",
-    "task.updated",
-    "task.completed",
-    "task.reopened",
-    "task.deleted",
-    "task.due",
-    NULL,
+    "lead.created",   "lead.updated", "lead.status_changed",
+    "lead.assigned",  "lead.deleted", "activity.created",
+    "task.created",   "task.updated", "task.completed",
+    "task.reopened",  "task.deleted", "task.due",
+    "leads.imported", NULL,
 };
 
 #define EVENT_TYPES (sizeof(event_types) / sizeof(event_types[0]) - 1)

@@ -8,10 +8,10 @@
 #include "log.h"
 
 /* The header row: the columns of the lead_export statements, in their order. */
-static const char *const columns[] = {"id",         "name",       "email",     "phone", "company",
-                                      "source",     "status",     "value",     "notes", "owner_id",
-                                      "owner_name", "created_at", "updated_at"};
-#define NCOLS ((int)(sizeof(columns) / sizeof(columns[0])))
+const char *const lead_csv_columns[LEAD_CSV_NCOLS] = {
+    "id",    "name",  "email",    "phone",      "company",    "source",    "status",
+    "value", "notes", "owner_id", "owner_name", "created_at", "updated_at"};
+#define NCOLS LEAD_CSV_NCOLS
 
 /* What the stream needs after the head: the worker's database, the row already read. */
 struct export
@@ -42,7 +42,7 @@ stream_rows(struct crm_resp *resp, crm_put_fn put, void *sink)
     PGresult *row = x->row;
     enum crm_err err = CRM_OK;
     long long n = 0;
-    int rc = crm_csv_record(columns, NCOLS, put, sink);
+    int rc = crm_csv_record(lead_csv_columns, NCOLS, put, sink);
 
     while (row != NULL && rc == 0) {
         rc = put_row(row, put, sink);

@@ -7,10 +7,12 @@
 #include <libpq-fe.h>
 
 #include "http.h"
+#include "valid.h"
 
 int leads_create(struct crm_req *req, struct crm_resp *resp);
 int leads_list(struct crm_req *req, struct crm_resp *resp);
 int leads_export(struct crm_req *req, struct crm_resp *resp);
+int leads_import(struct crm_req *req, struct crm_resp *resp);
 int leads_get(struct crm_req *req, struct crm_resp *resp);
 int leads_update(struct crm_req *req, struct crm_resp *resp);
 int leads_delete(struct crm_req *req, struct crm_resp *resp);
@@ -30,6 +32,17 @@ int tasks_delete(struct crm_req *req, struct crm_resp *resp);
 /* The enums of a Lead, NULL-terminated. */
 extern const char *const lead_sources[];
 extern const char *const lead_statuses[];
+
+/* The members POST /api/leads takes, and their rules; a CSV import's rows are held to them. */
+#define LEAD_CREATE_NRULES 9
+extern const struct crm_field lead_create_rules[LEAD_CREATE_NRULES];
+
+/* The columns of the CSV export, its header row; an import takes the same names. */
+#define LEAD_CSV_NCOLS 13
+extern const char *const lead_csv_columns[LEAD_CSV_NCOLS];
+
+/* The largest CSV file POST /api/leads/import takes (nginx: client_max_body_size 10m). */
+#define LEAD_IMPORT_MAX ((size_t)10 * 1024 * 1024)
 
 /*
  * The filters of GET /api/leads (and of its export) as params[0..6] of the lead statements

@@ -31,15 +31,16 @@ const char *const lead_statuses[] = {"NEW",         "CONTACTED", "QUALIFIED", "P
 
 static const char *const lead_key[] = {"lead", "activities"};
 
+const struct crm_field lead_create_rules[LEAD_CREATE_NRULES] = {
+    LEAD_RULES(CRM_F_REQUIRED),
+    {"status", CRM_F_ENUM, CRM_F_NULLABLE, 0, 0, lead_statuses},
+    {"owner_id", CRM_F_ID, CRM_F_NULLABLE, 0, 0, NULL},
+};
+
 /* POST /api/leads */
 int
 leads_create(struct crm_req *req, struct crm_resp *resp)
 {
-    static const struct crm_field rules[] = {
-        LEAD_RULES(CRM_F_REQUIRED),
-        {"status", CRM_F_ENUM, CRM_F_NULLABLE, 0, 0, lead_statuses},
-        {"owner_id", CRM_F_ID, CRM_F_NULLABLE, 0, 0, NULL},
-    };
     char owner[21], location[64];
     const char *params[3];
     cJSON *body = NULL, *fields = NULL, *o;
@@ -49,7 +50,7 @@ leads_create(struct crm_req *req, struct crm_resp *resp)
 
     if ((err = crm_auth_require(req, CRM_ROLES_ALL)) != CRM_OK)
         return crm_resp_error(resp, err);
-    err = crm_valid_body(req, rules, sizeof(rules) / sizeof(rules[0]), &body, &fields);
+    err = crm_valid_body(req, lead_create_rules, LEAD_CREATE_NRULES, &body, &fields);
     if (err != CRM_OK)
         return crm_resp_fail(resp, err, fields);
     o = cJSON_GetObjectItemCaseSensitive(body, "owner_id");

@@ -5,12 +5,16 @@
 
 static const struct crm_route routes[] = {CRM_LEADS_ROUTES(CRM_ROUTE)};
 
+/* A CSV import is a file, not a JSON body: nginx allows the same for its location. */
+static const struct crm_body_limit body_limits[] = {{"/api/leads/import", LEAD_IMPORT_MAX}};
+
 int
 main(int argc, char **argv)
 {
-    const struct crm_app app = {"crm-leads",
-                                "Next-Gen CRM: leads, their activity timeline and tasks.", routes,
-                                sizeof(routes) / sizeof(routes[0])};
+    const struct crm_app app = {
+        "crm-leads", "Next-Gen CRM: leads, their activity timeline and tasks.",
+        routes,      sizeof(routes) / sizeof(routes[0]),
+        body_limits, sizeof(body_limits) / sizeof(body_limits[0])};
 
     return crm_fcgi_main(&app, argc, argv);
 }

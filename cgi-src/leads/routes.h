@@ -6,6 +6,7 @@
     X("POST", "/api/leads", leads_create)                                                          \
     X("GET", "/api/leads", leads_list)                                                             \
     X("GET", "/api/leads.csv", leads_export)                                                       \
+    X("POST", "/api/leads/import", leads_import)                                                   \
     X("GET", "/api/leads/:id", leads_get)                                                          \
     X("PATCH", "/api/leads/:id", leads_update)                                                     \
     X("DELETE", "/api/leads/:id", leads_delete)                                                    \

@@ -3,6 +3,8 @@ import http.client
 import itertools
 import json
 import os
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -83,6 +85,43 @@ def conforms_to_contract():
     yield
     seen = contract.take_violations()
     assert not seen, "responses that break docs/openapi.yaml:\n" + "\n".join(seen)
+
+
+def fcgi(path, params, body=b""):
+    """One FastCGI request (the records nginx sends: params, then body) to the worker listening
+    on the unix socket path, past nginx; returns the response's head and body, read as they
+    come."""
+    def record(rtype, content):
+        return struct.pack(">BBHHBx", 1, rtype, 1, len(content), 0) + content
+
+    def pair(k, v):
+        k, v = k.encode(), v.encode()
+        return bytes([len(k)]) + (struct.pack(">I", len(v) | 1 << 31) if len(v) > 127
+                                  else bytes([len(v)])) + k + v
+
+    stdin = b"".join(record(5, body[i:i + 65535]) for i in range(0, len(body), 65535))
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(60)
+    sock.connect(path)
+    sock.sendall(record(1, struct.pack(">HB5x", 1, 0)) +
+                 record(4, b"".join(pair(k, v) for k, v in params.items())) + record(4, b"") +
+                 stdin + record(5, b""))
+    out, buf = [], b""
+    while True:
+        while len(buf) >= 8:
+            _, rtype, _, clen, plen = struct.unpack(">BBHHB", buf[:7])
+            if len(buf) < 8 + clen + plen:
+                break
+            if rtype == 6:
+                out.append(buf[8:8 + clen])
+            elif rtype == 3:
+                sock.close()
+                head, _, body = b"".join(out).partition(b"\r\n\r\n")
+                return head.decode(), body
+            buf = buf[8 + clen + plen:]
+        chunk = sock.recv(65536)
+        assert chunk, "the worker closed the connection before the end of the request"
+        buf += chunk
 
 
 def env_file():

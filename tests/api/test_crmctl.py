@@ -266,6 +266,40 @@ def test_migrate_of_a_new_schema_waits_for_the_programs(tmp_path):
         assert scratch_sql(url, "SELECT count(*) FROM schema_applied") == ["2"]
 
 
+def test_migrate_to_csv_import(tmp_path):
+    """A database from before version 10, with an event, upgrades: events take leads.imported
+    without a lead, the old event stays, duplicates find an index, and a second migrate leaves
+    the type check alone."""
+    with scratch_db("v10") as url:
+        assert migrate(url, schema_before(tmp_path, 10)).stdout.splitlines()[0].startswith(
+            "schema version")
+
+        def q(query):
+            return subprocess.run(["psql", url, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                                   "-c", query], capture_output=True, text=True)
+
+        r = q("INSERT INTO users (name, email, password_hash, role) VALUES ('A', 'a@x.io', 'x',"
+              " 'ADMIN'); INSERT INTO leads (name, created_by) VALUES ('L', 1);"
+              " INSERT INTO events (type, lead_id, actor_id, payload)"
+              " VALUES ('lead.created', 1, 1, '{}')")
+        assert r.returncode == 0, r.stderr
+        imported = ("INSERT INTO events (type, lead_id, owner_id, actor_id, payload)"
+                    " VALUES ('leads.imported', NULL, 1, 1, '{\"count\": 2}')")
+        assert q(imported).returncode != 0
+        r = migrate(url, os.path.join(VAR, "schema.sql"))
+        assert r.returncode == 0, r.stderr
+        oid = q("SELECT oid FROM pg_constraint WHERE conname = 'events_type_check'").stdout
+        assert migrate(url, again(tmp_path)).returncode == 0
+        assert q("SELECT oid FROM pg_constraint WHERE conname = 'events_type_check'"
+                 ).stdout == oid
+        r = q(imported)
+        assert r.returncode == 0, r.stderr
+        assert q("SELECT type, lead_id FROM events ORDER BY id").stdout.split() == [
+            "lead.created|1", "leads.imported|"]
+        assert q("SELECT count(*) FROM pg_indexes WHERE indexname = 'leads_email_lower'"
+                 ).stdout.strip() == "1"
+
+
 def test_create_user_generated_password():
     email = unique_email("ctl")
     r = crmctl("create-user", "--role", "MANAGER", "--email", email, "--name", "Mo")

@@ -5,14 +5,13 @@ import http.client
 import io
 import os
 import socket
-import struct
 import subprocess
 import time
 import uuid
 
 import pytest
 
-from conftest import HOST, PORT, ROOT, VAR, make_user, next_source, request, sql
+from conftest import HOST, PORT, ROOT, VAR, fcgi, make_user, next_source, request, sql
 
 HEADER = ["id", "name", "email", "phone", "company", "source", "status", "value", "notes",
           "owner_id", "owner_name", "created_at", "updated_at"]
@@ -163,40 +162,10 @@ def peak_kb(pid):
 
 
 def fcgi_get(path, query, token):
-    """One FastCGI GET (the records nginx sends) to the worker listening on path; returns the
-    response's head and body, read as they come."""
-    def record(rtype, content):
-        return struct.pack(">BBHHBx", 1, rtype, 1, len(content), 0) + content
-
-    def pair(k, v):
-        k, v = k.encode(), v.encode()
-        return bytes([len(k)]) + (struct.pack(">I", len(v) | 1 << 31) if len(v) > 127
-                                  else bytes([len(v)])) + k + v
-
-    params = b"".join(pair(k, v) for k, v in (
-        ("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/api/leads.csv"), ("QUERY_STRING", query),
-        ("HTTP_AUTHORIZATION", "Bearer " + token), ("REMOTE_ADDR", "127.0.0.1")))
-    sock = socket.socket(socket.AF_UNIX)
-    sock.settimeout(60)
-    sock.connect(path)
-    sock.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, params) + record(4, b"") +
-                 record(5, b""))
-    out, buf = [], b""
-    while True:
-        while len(buf) >= 8:
-            _, rtype, _, clen, plen = struct.unpack(">BBHHB", buf[:7])
-            if len(buf) < 8 + clen + plen:
-                break
-            if rtype == 6:
-                out.append(buf[8:8 + clen])
-            elif rtype == 3:
-                sock.close()
-                head, _, body = b"".join(out).partition(b"\r\n\r\n")
-                return head.decode(), body
-            buf = buf[8 + clen + plen:]
-        chunk = sock.recv(65536)
-        assert chunk, "the worker closed the connection before the end of the request"
-        buf += chunk
+    """One FastCGI GET of the export (the records nginx sends) to the worker on path."""
+    return fcgi(path, {"REQUEST_METHOD": "GET", "DOCUMENT_URI": "/api/leads.csv",
+                       "QUERY_STRING": query, "HTTP_AUTHORIZATION": "Bearer " + token,
+                       "REMOTE_ADDR": "127.0.0.1"})
 
 
 # The sanitizer build's allocator keeps freed memory in a quarantine (256 MB) to catch uses
