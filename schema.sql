@@ -508,3 +508,42 @@ DROP INDEX IF EXISTS leads_email_trgm;
 DROP INDEX IF EXISTS leads_company_trgm;
 
 INSERT INTO schema_version (version) VALUES (8) ON CONFLICT DO NOTHING;
+
+-- Version 11: accounts for people and scripts (issue 17): the token epoch that ends sessions,
+-- personal API tokens.
+-- A user's token epoch: every token (a login's JWT, an API token) carries the epoch it was made
+-- in and is refused once the user's has moved on (lib/auth.c). Logout-all and a password change
+-- move it, which ends every session and API token of the user at once.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS token_epoch bigint NOT NULL DEFAULT 0;
+
+-- Replaces version 3's trigger: an epoch moved on also closes the user's SSE streams.
+CREATE OR REPLACE TRIGGER users_notify AFTER UPDATE OF role, active, token_epoch ON users
+    FOR EACH ROW WHEN (OLD.role IS DISTINCT FROM NEW.role OR OLD.active IS DISTINCT FROM NEW.active
+                       OR OLD.token_epoch IS DISTINCT FROM NEW.token_epoch)
+    EXECUTE FUNCTION crm_users_notify();
+
+-- Personal API tokens: only the SHA-256 of the secret is kept (hex), found by that hash; hint is
+-- the secret's first characters, for people to tell their tokens apart. A revoked token's row is
+-- deleted. epoch is the user's token_epoch when it was made.
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id      bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name         text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 100),
+    scope        text NOT NULL CHECK (scope IN ('read', 'write')),
+    token_hash   text NOT NULL UNIQUE,
+    hint         text NOT NULL,
+    epoch        bigint NOT NULL,
+    expires_at   timestamptz,
+    last_used_at timestamptz,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens (user_id, id);
+
+-- The API's Token object (never the secret nor its hash).
+CREATE OR REPLACE FUNCTION crm_token_json(t api_tokens) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT json_build_object('id', t.id, 'user_id', t.user_id, 'name', t.name,
+              'scope', t.scope, 'hint', t.hint, 'created_at', crm_ts(t.created_at),
+              'expires_at', crm_ts(t.expires_at), 'last_used_at', crm_ts(t.last_used_at)) $$;
+
+INSERT INTO schema_version (version) VALUES (11) ON CONFLICT DO NOTHING;
