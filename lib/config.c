@@ -326,6 +326,7 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         {"LOGIN_LOCKOUT_MAX_SECONDS", lmax, sizeof(lmax)},
         {"CORS_ORIGINS", cfg->cors_origins, sizeof(cfg->cors_origins)},
         {"METRICS_ALLOW", cfg->metrics_allow, sizeof(cfg->metrics_allow)},
+        {"PUBLIC_URL", cfg->public_url, sizeof(cfg->public_url)},
     };
     const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
 
@@ -354,9 +355,14 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         return fail(why, whysz, "%s must be off, auto or required", "MAIL_TLS");
     if (cfg->mail_dir[0] == '\0')
         snprintf(cfg->mail_dir, sizeof(cfg->mail_dir), "/var/lib/crm/mail");
-    if (check_lists(cfg, why, whysz) != 0)
+    if (check_lists(cfg, why, whysz) != 0 || check_numbers(cfg, texts, why, whysz) != 0)
         return -1;
-    return check_numbers(cfg, texts, why, whysz);
+    if (cfg->public_url[0] == '\0')
+        snprintf(cfg->public_url, sizeof(cfg->public_url), "http://localhost:%d", cfg->port);
+    if (bad_origin(cfg->public_url, strlen(cfg->public_url), NULL))
+        return fail(why, whysz, "%s must be an origin like https://crm.example.com[:port]",
+                    "PUBLIC_URL");
+    return 0;
 }
 
 const char *

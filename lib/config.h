@@ -32,6 +32,9 @@ struct crm_config {
     /* METRICS_ALLOW: the addresses and networks (CIDR) nginx lets reach /metrics/, separated by
      * spaces or commas; default loopback ("127.0.0.0/8 ::1"). */
     char metrics_allow[1024];
+    /* PUBLIC_URL: the origin users reach the console at (the password reset link points
+     * there); default http://localhost:PORT. */
+    char public_url[256];
 };
 
 /* Calls fn(item, len, arg) for each item of a list setting (CORS_ORIGINS, METRICS_ALLOW): the

@@ -136,6 +136,41 @@ static const struct crm_stmt stmts[] = {
          " WHERE id = $1 AND password_hash = $3 RETURNING " USER_COLS ", token_epoch"),
     STMT("user_logout_all",
          "UPDATE users SET token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1"),
+    /*
+     * POST /api/auth/password-reset: $1 the client's address, $2 the e-mail, $3 $4 the requests
+     * allowed per e-mail and per address in $5 seconds. Counts the request (crm_rate_hit) and,
+     * within the limits and for an active account only, queues the reset and its e-mail; the
+     * same statement either way, so the answer and its time do not tell whether the account
+     * exists. Returns the seconds to wait (0: within the limits).
+     */
+    STMT("reset_request",
+         "WITH w AS (SELECT greatest(crm_rate_hit('reset-ip:' || $1, $4, $5),"
+         " crm_rate_hit('reset-email:' || lower($2), $3, $5)) AS wait),"
+         " r AS (INSERT INTO password_resets (user_id) SELECT u.id FROM users u, w"
+         " WHERE w.wait = 0 AND lower(u.email) = lower($2) AND u.active RETURNING id, user_id),"
+         " m AS (INSERT INTO mail_outbox (kind, user_id, to_addr, to_name, data)"
+         " SELECT 'password_reset', u.id, u.email, u.name, jsonb_build_object('reset_id', r.id)"
+         " FROM r JOIN users u ON u.id = r.user_id RETURNING id)"
+         " SELECT w.wait, (SELECT count(*) FROM m WHERE pg_notify('mail_outbox', m.id::text)"
+         " IS NULL) FROM w"),
+    /* crm-mailer: the hash $2 of the secret it is sending for reset $1, if still usable. */
+    STMT("reset_arm", "UPDATE password_resets SET token_hash = $2 WHERE id = $1"
+                      " AND used_at IS NULL AND expires_at > now() RETURNING id"),
+    /*
+     * POST /api/auth/password-reset/confirm: uses the reset whose secret hashes to $1 (once,
+     * within its hour), and every other open one of its user; sets the password hash $2 of an
+     * active user with a new token epoch, and clears its login lockout. No row: not usable.
+     */
+    STMT("reset_use",
+         "WITH r AS (UPDATE password_resets SET used_at = now() WHERE token_hash = $1"
+         " AND used_at IS NULL AND expires_at > now() RETURNING id, user_id),"
+         " o AS (UPDATE password_resets p SET used_at = now() FROM r WHERE p.user_id = r.user_id"
+         " AND p.used_at IS NULL AND p.id <> r.id),"
+         " u AS (UPDATE users SET password_hash = $2, token_epoch = token_epoch + 1,"
+         " updated_at = now() FROM r WHERE users.id = r.user_id AND users.active"
+         " RETURNING users.id, users.email),"
+         " l AS (DELETE FROM login_failures f USING u WHERE f.email = lower(u.email))"
+         " SELECT id FROM u"),
     /* One statement, so the user and its welcome e-mail commit together or not at all. */
     STMT("user_register", "WITH u AS (INSERT INTO users (name, email, password_hash, role)"
                           " VALUES ($1, $2, $3, $4) RETURNING *),"
@@ -421,7 +456,7 @@ static const struct crm_stmt stmts[] = {
         " WHERE id = (SELECT id FROM mail_outbox WHERE status = 'pending'"
         " AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         " RETURNING id, to_addr, to_name, attempts, kind, data->>'title', data->>'lead',"
-        " data->>'due_at'"),
+        " data->>'due_at', data->>'reset_id'"),
     STMT("mail_sent", "UPDATE mail_outbox SET status = 'sent', sent_at = now(), last_error = NULL"
                       " WHERE id = $1"),
     /* $1 id, $2 error, $3 seconds to the next attempt, $4 the attempts allowed. */

@@ -35,6 +35,8 @@ int auth_login(struct crm_req *req, struct crm_resp *resp);
 int auth_me(struct crm_req *req, struct crm_resp *resp);
 int auth_password(struct crm_req *req, struct crm_resp *resp);
 int auth_logout_all(struct crm_req *req, struct crm_resp *resp);
+int auth_reset_request(struct crm_req *req, struct crm_resp *resp);
+int auth_reset_confirm(struct crm_req *req, struct crm_resp *resp);
 int auth_health(struct crm_req *req, struct crm_resp *resp);
 int tokens_create(struct crm_req *req, struct crm_resp *resp);
 int tokens_list(struct crm_req *req, struct crm_resp *resp);
