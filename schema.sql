@@ -444,9 +444,11 @@ BEGIN
 END $$;
 
 -- The outbox carries reminders too: data holds what the message says, as of when it was queued.
+-- It carries password resets too (version 11): one check with every kind, so that no later block
+-- narrows it again and each migrate finds it in place and scans nothing.
 ALTER TABLE mail_outbox ADD COLUMN IF NOT EXISTS data jsonb NOT NULL DEFAULT '{}';
 SELECT crm_set_check('mail_outbox', 'mail_outbox_kind_check',
-    'CHECK ((kind = ANY (ARRAY[''welcome''::text, ''task_due''::text])))');
+    'CHECK ((kind = ANY (ARRAY[''welcome''::text, ''task_due''::text, ''password_reset''::text])))');
 
 -- A completed task is on the lead's timeline (TASK_COMPLETED), and so is a lead's edit (UPDATED,
 -- version 6): one check with every type, so that no later block narrows it again and each
@@ -590,6 +592,89 @@ BEGIN
 END $$;
 
 INSERT INTO schema_version (version) VALUES (10) ON CONFLICT DO NOTHING;
+
+-- Version 11: accounts for people and scripts (issue 17): the token epoch that ends sessions,
+-- personal API tokens, password reset by e-mail.
+-- A user's token epoch: every token (a login's JWT, an API token) carries the epoch it was made
+-- in and is refused once the user's has moved on (lib/auth.c). Logout-all and a password change
+-- move it, which ends every session and API token of the user at once.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS token_epoch bigint NOT NULL DEFAULT 0;
+
+-- Replaces version 3's trigger: an epoch moved on also closes the user's SSE streams.
+CREATE OR REPLACE TRIGGER users_notify AFTER UPDATE OF role, active, token_epoch ON users
+    FOR EACH ROW WHEN (OLD.role IS DISTINCT FROM NEW.role OR OLD.active IS DISTINCT FROM NEW.active
+                       OR OLD.token_epoch IS DISTINCT FROM NEW.token_epoch)
+    EXECUTE FUNCTION crm_users_notify();
+
+-- Personal API tokens: only the SHA-256 of the secret is kept (hex), found by that hash; hint is
+-- the secret's first characters, for people to tell their tokens apart. A revoked token's row is
+-- deleted. epoch is the user's token_epoch when it was made.
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id      bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name         text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 100),
+    scope        text NOT NULL CHECK (scope IN ('read', 'write')),
+    token_hash   text NOT NULL UNIQUE,
+    hint         text NOT NULL,
+    epoch        bigint NOT NULL,
+    expires_at   timestamptz,
+    last_used_at timestamptz,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens (user_id, id);
+
+-- The API's Token object (never the secret nor its hash).
+CREATE OR REPLACE FUNCTION crm_token_json(t api_tokens) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT json_build_object('id', t.id, 'user_id', t.user_id, 'name', t.name,
+              'scope', t.scope, 'hint', t.hint, 'created_at', crm_ts(t.created_at),
+              'expires_at', crm_ts(t.expires_at), 'last_used_at', crm_ts(t.last_used_at)) $$;
+
+-- Password resets: a row per request for an active account. crm-mailer makes the link's secret
+-- when it sends the e-mail and keeps only its SHA-256 here (token_hash), so the secret is never
+-- stored; a retried send makes a new one. Single use (used_at), an hour to use it.
+CREATE TABLE IF NOT EXISTS password_resets (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id    bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    token_hash text UNIQUE,
+    expires_at timestamptz NOT NULL DEFAULT now() + interval '1 hour',
+    used_at    timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS password_resets_user ON password_resets (user_id) WHERE used_at IS NULL;
+-- Their e-mails are the outbox's kind 'password_reset', in version 5's check of the kinds.
+
+-- Fixed-window rate limits by key (a reset request per e-mail address and per client address):
+-- counts the hit and returns 0 while the window holds at most max_hits, else the seconds until
+-- it ends. A couple of day-old keys go with each call, so the table stays small.
+CREATE TABLE IF NOT EXISTS rate_hits (
+    key          text PRIMARY KEY,
+    hits         integer NOT NULL,
+    window_start timestamptz NOT NULL
+);
+CREATE OR REPLACE FUNCTION crm_rate_hit(k text, max_hits integer, window_secs integer)
+    RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    r rate_hits;
+BEGIN
+    INSERT INTO rate_hits AS h (key, hits, window_start) VALUES (k, 1, now())
+        ON CONFLICT (key) DO UPDATE SET
+            hits = CASE WHEN h.window_start <= now() - make_interval(secs => window_secs)
+                        THEN 1 ELSE h.hits + 1 END,
+            window_start = CASE WHEN h.window_start <= now() - make_interval(secs => window_secs)
+                                THEN now() ELSE h.window_start END
+        RETURNING * INTO r;
+    DELETE FROM rate_hits WHERE key IN (
+        SELECT key FROM rate_hits WHERE window_start < now() - interval '1 day'
+        ORDER BY window_start LIMIT 2 FOR UPDATE SKIP LOCKED);
+    IF r.hits <= max_hits THEN
+        RETURN 0;
+    END IF;
+    RETURN greatest(1, ceil(extract(epoch FROM
+        r.window_start + make_interval(secs => window_secs) - now())))::integer;
+END $$;
+
+INSERT INTO schema_version (version) VALUES (11) ON CONFLICT DO NOTHING;
 
 -- Version 12: webhooks (README "Webhooks"). An ADMIN registers an endpoint for event types; every
 -- such event queues a delivery in the event's own transaction (an outbox, as mail_outbox), with

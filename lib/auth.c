@@ -2,11 +2,13 @@
 #include "auth.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
 #include "db.h"
+#include "secret.h"
 #include "util.h"
 
 static const char *const role_names[] = {"ADMIN", "MANAGER", "SALES_EXECUTIVE"};
@@ -33,38 +35,108 @@ crm_role_name(enum crm_role role)
     }
 }
 
+/* Verifies the JWT token and takes its user id and epoch into req->who. */
+static enum crm_err
+claim_jwt(struct crm_req *req, const char *token)
+{
+    struct crm_jwt_claims c;
+
+    if (crm_jwt_verify((const unsigned char *)req->cfg->jwt_secret, req->cfg->jwt_secret_len, token,
+                       (int64_t)time(NULL), &c) != CRM_OK)
+        return CRM_EAUTH;
+    req->who.id = c.sub;
+    req->who.exp = c.exp;
+    req->who.epoch = c.ep;
+    return CRM_OK;
+}
+
+int
+crm_auth_api_token_shaped(const char *token)
+{
+    size_t n = strlen(CRM_API_TOKEN_PREFIX);
+
+    return strncmp(token, CRM_API_TOKEN_PREFIX, n) == 0 && strlen(token + n) == 43 &&
+           strspn(token + n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+               43;
+}
+
 /*
- * Verifies token and takes the user id it names into req->who (id, idstr, exp); the user is not
- * yet known to exist, so req->authed stays 0.
+ * Finds the API token by its hash (token_use: neither revoked nor expired) and takes its user
+ * id, epoch, scope and expiry into req->who.
+ */
+static enum crm_err
+claim_api_token(struct crm_req *req, const char *token)
+{
+    char hash[CRM_SECRET_HASH];
+    const char *params[1] = {hash};
+    PGresult *res;
+    enum crm_err err;
+
+    /* Anything else is refused without a round trip to the database. */
+    if (!crm_auth_api_token_shaped(token) || crm_secret_hash(token, hash) != 0)
+        return CRM_EAUTH;
+    if ((err = crm_db_exec(req->db, "token_use", 1, params, &res)) != CRM_OK)
+        return err;
+    if (PQntuples(res) != 1 || crm_parse_id(PQgetvalue(res, 0, 0), &req->who.token_id) != 0 ||
+        crm_parse_id(PQgetvalue(res, 0, 1), &req->who.id) != 0)
+        err = CRM_EAUTH;
+    else {
+        req->who.epoch = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        req->who.read_only = strcmp(PQgetvalue(res, 0, 3), "read") == 0;
+        req->who.exp =
+            PQgetisnull(res, 0, 4) ? INT64_MAX : strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    }
+    PQclear(res);
+    return err;
+}
+
+/*
+ * Takes the caller that token names into req->who: an API token (CRM_API_TOKEN_PREFIX) from the
+ * database, a login's JWT by its signature. The user is not yet known to exist, nor the token
+ * to be of the user's current epoch, so req->authed stays 0 until crm_auth_row.
  */
 static enum crm_err
 claim(struct crm_req *req, const char *token)
 {
-    struct crm_jwt_claims c;
+    enum crm_err err;
 
     if (token == NULL || token[0] == '\0')
         return CRM_EAUTH;
-    if (crm_jwt_verify((const unsigned char *)req->cfg->jwt_secret, req->cfg->jwt_secret_len, token,
-                       (int64_t)time(NULL), &c) != CRM_OK ||
-        crm_fmt_id(req->who.idstr, sizeof(req->who.idstr), c.sub) != 0)
-        return CRM_EAUTH;
-    req->who.id = c.sub;
-    req->who.exp = c.exp;
-    return CRM_OK;
+    err = strncmp(token, CRM_API_TOKEN_PREFIX, strlen(CRM_API_TOKEN_PREFIX)) == 0
+              ? claim_api_token(req, token)
+              : claim_jwt(req, token);
+    if (err == CRM_OK && crm_fmt_id(req->who.idstr, sizeof(req->who.idstr), req->who.id) != 0)
+        err = CRM_EAUTH;
+    return err;
 }
 
-/* Only active users exist for auth, and roles decides what they may do. */
+/* Whether req only reads: all a read-only API token may do. */
+static int
+reads_only(const struct crm_req *req)
+{
+    return req->method != NULL &&
+           (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0);
+}
+
+/*
+ * Only active users exist for auth, and only with a token of their current epoch (logout-all
+ * and a password change move it on); roles decides what they may do, and a read-only API token
+ * may only read.
+ */
 enum crm_err
 crm_auth_row(struct crm_req *req, const PGresult *res, int col, unsigned roles)
 {
     enum crm_role role;
 
     if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, col + 1), "t") != 0 ||
-        (role = crm_role_parse(PQgetvalue(res, 0, col))) == 0)
+        (role = crm_role_parse(PQgetvalue(res, 0, col))) == 0 ||
+        strtoll(PQgetvalue(res, 0, col + 2), NULL, 10) != req->who.epoch)
         return CRM_EAUTH;
     req->who.role = role;
     req->who.owner = role == CRM_ROLE_SALES ? req->who.idstr : NULL;
     req->authed = 1;
+    if (req->who.read_only && !reads_only(req))
+        return CRM_EFORBIDDEN;
     return (role & roles) != 0 ? CRM_OK : CRM_EFORBIDDEN;
 }
 
@@ -82,7 +154,7 @@ authenticate(struct crm_req *req, const char *token, unsigned roles, cJSON **use
     if ((err = claim(req, token)) != CRM_OK ||
         (err = crm_db_exec(req->db, "user_get", 1, params, &res)) != CRM_OK)
         return err;
-    err = crm_auth_row(req, res, 3, roles);
+    err = crm_auth_row(req, res, 6, roles);
     if (err == CRM_OK && user != NULL && (*user = crm_user_from_row(res, 0, 0)) == NULL)
         err = CRM_ENOMEM;
     PQclear(res);
@@ -128,10 +200,10 @@ crm_auth_me(struct crm_req *req, cJSON **user)
 }
 
 enum crm_err
-crm_auth_issue(const struct crm_config *cfg, int64_t id, enum crm_role role, char *out,
-               size_t outsz)
+crm_auth_issue(const struct crm_config *cfg, int64_t id, enum crm_role role, int64_t epoch,
+               char *out, size_t outsz)
 {
-    struct crm_jwt_claims c = {.sub = id, .iat = (int64_t)time(NULL)};
+    struct crm_jwt_claims c = {.sub = id, .iat = (int64_t)time(NULL), .ep = epoch};
 
     c.exp = c.iat + cfg->jwt_ttl;
     snprintf(c.role, sizeof(c.role), "%s", crm_role_name(role));

@@ -339,6 +339,7 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         {"WEBHOOK_TIMEOUT_SECONDS", wtime, sizeof(wtime)},
         {"WEBHOOK_RETRY_SECONDS", wretry, sizeof(wretry)},
         {"WEBHOOK_MAX_FAILURES", wfail, sizeof(wfail)},
+        {"PUBLIC_URL", cfg->public_url, sizeof(cfg->public_url)},
     };
     const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
 
@@ -367,9 +368,14 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         return fail(why, whysz, "%s must be off, auto or required", "MAIL_TLS");
     if (cfg->mail_dir[0] == '\0')
         snprintf(cfg->mail_dir, sizeof(cfg->mail_dir), "/var/lib/crm/mail");
-    if (check_lists(cfg, why, whysz) != 0)
+    if (check_lists(cfg, why, whysz) != 0 || check_numbers(cfg, texts, why, whysz) != 0)
         return -1;
-    return check_numbers(cfg, texts, why, whysz);
+    if (cfg->public_url[0] == '\0')
+        snprintf(cfg->public_url, sizeof(cfg->public_url), "http://localhost:%d", cfg->port);
+    if (bad_origin(cfg->public_url, strlen(cfg->public_url), NULL))
+        return fail(why, whysz, "%s must be an origin like https://crm.example.com[:port]",
+                    "PUBLIC_URL");
+    return 0;
 }
 
 const char *

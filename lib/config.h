@@ -38,6 +38,9 @@ struct crm_config {
     long webhook_timeout;     /* WEBHOOK_TIMEOUT_SECONDS: one delivery attempt, default 10 */
     long webhook_retry;       /* WEBHOOK_RETRY_SECONDS: the first backoff, default 10 */
     int webhook_max_failures; /* WEBHOOK_MAX_FAILURES: failures in a row that disable, 20 */
+    /* PUBLIC_URL: the origin users reach the console at (the password reset link points
+     * there); default http://localhost:PORT. */
+    char public_url[256];
 };
 
 /* Calls fn(item, len, arg) for each item of a list setting (CORS_ORIGINS, METRICS_ALLOW): the

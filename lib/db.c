@@ -31,6 +31,8 @@ struct crm_stmt {
 
 /* Columns of a User, in the order crm_user_from_row() reads them. */
 #define USER_COLS "id, name, email, role, active, crm_ts(created_at)"
+/* What crm_auth_row admits a caller by, in its order, from the users row t. */
+#define AUTH_COLS(t) t "role, " t "active, " t "token_epoch"
 
 /*
  * Leads. OWN_n is the row filter: $n is the caller's id for a SALES_EXECUTIVE (only its own
@@ -119,24 +121,95 @@ struct crm_stmt {
 /* Every statement any program runs: prepared once per connection, and again after reconnecting. */
 static const struct crm_stmt stmts[] = {
     STMT("health", "SELECT 1"),
-    STMT("user_get", "SELECT " USER_COLS " FROM users WHERE id = $1"),
-    STMT("user_login",
-         "SELECT " USER_COLS ", password_hash FROM users WHERE lower(email) = lower($1)"),
+    /* The caller re-read by lib/auth.c: its User, then AUTH_COLS. */
+    STMT("user_get", "SELECT " USER_COLS ", " AUTH_COLS("") " FROM users WHERE id = $1"),
+    STMT("user_login", "SELECT " USER_COLS ", password_hash, token_epoch FROM users"
+                       " WHERE lower(email) = lower($1)"),
     /* $1 e-mail, $2..$4 the lockout settings: seconds locked out, or 0 and the attempt counted. */
     STMT("login_attempt", "SELECT crm_login_attempt(lower($1), $2, $3, $4)"),
     STMT("login_succeeded", "DELETE FROM login_failures WHERE email = lower($1)"),
+    /* POST /api/auth/password: the caller's e-mail and hash, then the new hash $2 set if the
+     * hash is still $3, with a new token epoch. */
+    STMT("user_password_get", "SELECT email, password_hash FROM users WHERE id = $1"),
+    STMT("user_password_set",
+         "UPDATE users SET password_hash = $2, token_epoch = token_epoch + 1, updated_at = now()"
+         " WHERE id = $1 AND password_hash = $3 RETURNING " USER_COLS ", token_epoch"),
+    STMT("user_logout_all",
+         "UPDATE users SET token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1"),
+    /*
+     * POST /api/auth/password-reset: $1 the client's address, $2 the e-mail, $3 $4 the requests
+     * allowed per e-mail and per address in $5 seconds. Counts the request (crm_rate_hit) and,
+     * within the limits and for an active account only, queues the reset and its e-mail; the
+     * same statement either way, so the answer and its time do not tell whether the account
+     * exists. Returns the seconds to wait (0: within the limits).
+     */
+    STMT("reset_request",
+         "WITH w AS (SELECT greatest(crm_rate_hit('reset-ip:' || $1, $4, $5),"
+         " crm_rate_hit('reset-email:' || lower($2), $3, $5)) AS wait),"
+         " r AS (INSERT INTO password_resets (user_id) SELECT u.id FROM users u, w"
+         " WHERE w.wait = 0 AND lower(u.email) = lower($2) AND u.active RETURNING id, user_id),"
+         " m AS (INSERT INTO mail_outbox (kind, user_id, to_addr, to_name, data)"
+         " SELECT 'password_reset', u.id, u.email, u.name, jsonb_build_object('reset_id', r.id)"
+         " FROM r JOIN users u ON u.id = r.user_id RETURNING id)"
+         " SELECT w.wait, (SELECT count(*) FROM m WHERE pg_notify('mail_outbox', m.id::text)"
+         " IS NULL) FROM w"),
+    /* crm-mailer: the hash $2 of the secret it is sending for reset $1, if still usable. */
+    STMT("reset_arm", "UPDATE password_resets SET token_hash = $2 WHERE id = $1"
+                      " AND used_at IS NULL AND expires_at > now() RETURNING id"),
+    /*
+     * POST /api/auth/password-reset/confirm: uses the reset whose secret hashes to $1 (once,
+     * within its hour), and every other open one of its user; sets the password hash $2 of an
+     * active user with a new token epoch, and clears its login lockout. No row: not usable.
+     */
+    STMT("reset_use",
+         "WITH r AS (UPDATE password_resets SET used_at = now() WHERE token_hash = $1"
+         " AND used_at IS NULL AND expires_at > now() RETURNING id, user_id),"
+         " o AS (UPDATE password_resets p SET used_at = now() FROM r WHERE p.user_id = r.user_id"
+         " AND p.used_at IS NULL AND p.id <> r.id),"
+         " u AS (UPDATE users SET password_hash = $2, token_epoch = token_epoch + 1,"
+         " updated_at = now() FROM r WHERE users.id = r.user_id AND users.active"
+         " RETURNING users.id, users.email),"
+         " l AS (DELETE FROM login_failures f USING u WHERE f.email = lower(u.email))"
+         " SELECT id FROM u"),
     /* One statement, so the user and its welcome e-mail commit together or not at all. */
     STMT("user_register", "WITH u AS (INSERT INTO users (name, email, password_hash, role)"
                           " VALUES ($1, $2, $3, $4) RETURNING *),"
                           " m AS (INSERT INTO mail_outbox (kind, user_id, to_addr, to_name)"
                           " SELECT 'welcome', u.id, u.email, u.name FROM u RETURNING id AS mail_id)"
                           " SELECT u.id, u.name, u.email, u.role, u.active, crm_ts(u.created_at),"
-                          " pg_notify('mail_outbox', m.mail_id::text) IS NULL FROM u, m"),
+                          " pg_notify('mail_outbox', m.mail_id::text) IS NULL, u.token_epoch"
+                          " FROM u, m"),
     STMT("user_count", "SELECT count(*) FROM users"),
     STMT("user_list", "SELECT " USER_COLS " FROM users ORDER BY id LIMIT $1 OFFSET $2"),
     STMT("user_update", "UPDATE users SET name = coalesce($2, name), role = coalesce($3, role),"
                         " active = coalesce($4::boolean, active), updated_at = now()"
                         " WHERE id = $1 RETURNING " USER_COLS),
+
+    /*
+     * Personal API tokens (cgi-src/auth/tokens.c). token_use finds a live token by the hash $1
+     * of its secret for lib/auth.c, and marks it used at most once a minute, so a busy script
+     * does not write on every request.
+     */
+    STMT("token_use",
+         "WITH t AS (SELECT id, user_id, epoch, scope, expires_at, last_used_at FROM api_tokens"
+         " WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > now())),"
+         " u AS (UPDATE api_tokens a SET last_used_at = now() FROM t WHERE a.id = t.id"
+         " AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'))"
+         " SELECT id, user_id, epoch, scope, floor(extract(epoch FROM expires_at))::bigint FROM t"),
+    /* $1 user, $2 name, $3 scope, $4 hash, $5 hint, $6 epoch, $7 expiry: no row when it is past. */
+    STMT("token_create",
+         "INSERT INTO api_tokens (user_id, name, scope, token_hash, hint, epoch, expires_at)"
+         " SELECT $1, $2, $3, $4, $5, $6, $7 WHERE $7::timestamptz IS NULL OR $7 > now()"
+         " RETURNING crm_token_json(api_tokens), id"),
+    /* $1 the user whose tokens, or NULL for all; $2 limit, $3 offset. */
+    STMT("token_count", "SELECT count(*) FROM api_tokens WHERE $1::bigint IS NULL OR user_id = $1"),
+    STMT("token_list",
+         "SELECT crm_token_json(t) FROM api_tokens t"
+         " WHERE $1::bigint IS NULL OR t.user_id = $1 ORDER BY t.id LIMIT $2 OFFSET $3"),
+    /* $1 token, $2 its user or NULL (ADMIN). Its user's streams close (crm-events). */
+    STMT("token_delete",
+         "WITH d AS (DELETE FROM api_tokens WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)"
+         " RETURNING user_id) SELECT pg_notify('crm_users', user_id::text) IS NULL FROM d"),
     STMT("admin_count", "SELECT count(*) FROM users WHERE role = 'ADMIN' AND active"),
     /* Serialises the changes that may remove an ADMIN (cgi-src/auth/users.c); ids in one order. */
     STMT("admin_lock",
@@ -147,12 +220,13 @@ static const struct crm_stmt stmts[] = {
      * round trip: $1 lead, $2 the caller's user id. The lead is NULL when the caller may not
      * see it (inactive, or a SALES_EXECUTIVE who does not own it); no row when it is gone.
      */
-    STMT("lead_get", "SELECT CASE WHEN l.id IS NOT NULL THEN crm_lead_json(l) END,"
-                     " (SELECT coalesce(json_agg(crm_activity_json(t.a)"
-                     " ORDER BY (t.a).id DESC), '[]') FROM (SELECT a FROM activities a"
-                     " WHERE a.lead_id = l.id ORDER BY a.id DESC LIMIT 50) t), u.role, u.active"
-                     " FROM users u LEFT JOIN leads l ON l.id = $1 AND u.active"
-                     " AND (u.role <> 'SALES_EXECUTIVE' OR l.owner_id = u.id) WHERE u.id = $2"),
+    STMT("lead_get",
+         "SELECT CASE WHEN l.id IS NOT NULL THEN crm_lead_json(l) END,"
+         " (SELECT coalesce(json_agg(crm_activity_json(t.a)"
+         " ORDER BY (t.a).id DESC), '[]') FROM (SELECT a FROM activities a"
+         " WHERE a.lead_id = l.id ORDER BY a.id DESC LIMIT 50) t), " AUTH_COLS(
+             "u.") " FROM users u LEFT JOIN leads l ON l.id = $1 AND u.active"
+                   " AND (u.role <> 'SALES_EXECUTIVE' OR l.owner_id = u.id) WHERE u.id = $2"),
     /* Every change to a lead starts here, in a transaction: $1 lead, $2 row filter. */
     STMT("lead_lock", "SELECT l.version, l.status, l.owner_id FROM leads l"
                       " WHERE l.id = $1 AND " OWN_2 " FOR UPDATE"),
@@ -398,7 +472,7 @@ static const struct crm_stmt stmts[] = {
         " WHERE id = (SELECT id FROM mail_outbox WHERE status = 'pending'"
         " AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         " RETURNING id, to_addr, to_name, attempts, kind, data->>'title', data->>'lead',"
-        " data->>'due_at'"),
+        " data->>'due_at', data->>'reset_id'"),
     STMT("mail_sent", "UPDATE mail_outbox SET status = 'sent', sent_at = now(), last_error = NULL"
                       " WHERE id = $1"),
     /* $1 id, $2 error, $3 seconds to the next attempt, $4 the attempts allowed. */

@@ -24,7 +24,10 @@ struct crm_principal {
     int64_t id;
     enum crm_role role;
     char idstr[21];
-    int64_t exp; /* when the token that authenticated it expires (Unix seconds) */
+    int64_t exp;      /* when the token that authenticated it expires (Unix seconds) */
+    int64_t epoch;    /* the token epoch its token was made in: the user's must still be it */
+    int64_t token_id; /* the API token that authenticated it; 0 for a login's token (a JWT) */
+    int read_only;    /* an API token of scope read: GET and HEAD only */
     /* The SQL row filter: the caller's id for a SALES_EXECUTIVE, NULL for roles that see all. */
     const char *owner;
 };

@@ -50,8 +50,8 @@ crm_jwt_sign(const unsigned char *key, size_t keylen, const struct crm_jwt_claim
 
     n = snprintf(payload, sizeof(payload),
                  "{\"sub\":\"%" PRId64 "\",\"role\":\"%s\",\"iat\":%" PRId64 ",\"exp\":%" PRId64
-                 "}",
-                 c->sub, c->role, c->iat, c->exp);
+                 ",\"ep\":%" PRId64 "}",
+                 c->sub, c->role, c->iat, c->exp, c->ep);
     if (n < 0 || (size_t)n >= sizeof(payload) || strpbrk(c->role, "\"\\") != NULL)
         return CRM_EINTERNAL;
     n = snprintf(out, outsz, "%s.", HEADER_B64);
@@ -114,13 +114,16 @@ claims_from(const char *s, size_t n, struct crm_jwt_claims *c)
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(p, "role");
     const cJSON *iat = cJSON_GetObjectItemCaseSensitive(p, "iat");
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(p, "exp");
+    const cJSON *ep = cJSON_GetObjectItemCaseSensitive(p, "ep");
     int rc = -1;
 
+    /* A token made before epochs existed has none: it belongs to epoch 0, every user's first. */
     if (!cJSON_IsString(sub) || crm_parse_id(sub->valuestring, &c->sub) != 0 || !seconds(exp) ||
-        (iat != NULL && !seconds(iat)))
+        (iat != NULL && !seconds(iat)) || (ep != NULL && !seconds(ep)))
         goto out;
     c->exp = (int64_t)exp->valuedouble;
     c->iat = iat != NULL ? (int64_t)iat->valuedouble : 0;
+    c->ep = ep != NULL ? (int64_t)ep->valuedouble : 0;
     c->role[0] = '\0';
     if (cJSON_IsString(role) && strlen(role->valuestring) < sizeof(c->role))
         memcpy(c->role, role->valuestring, strlen(role->valuestring) + 1);

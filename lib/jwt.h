@@ -13,6 +13,7 @@ struct crm_jwt_claims {
     int64_t sub;
     char role[32];
     int64_t iat, exp;
+    int64_t ep; /* the user's token epoch when it was made (lib/auth.h); 0 when absent */
 };
 
 /*

@@ -1,4 +1,7 @@
-/* mail.c: builds the outbox's messages (welcome, task reminder) and the retry schedule. */
+/*
+ * mail.c: builds the outbox's messages (welcome, task reminder, password reset) and the retry
+ * schedule.
+ */
 #include "mail.h"
 
 #include <math.h>
@@ -290,6 +293,38 @@ crm_mail_task_due(const char *from, const char *to_addr, const char *to_name, lo
     }
     free(subject.p);
     return msg;
+}
+
+char *
+crm_mail_password_reset(const char *from, const char *to_addr, const char *to_name, long long id,
+                        time_t now, const char *link)
+{
+    struct buf text = {0}, html = {0};
+
+    if (strpbrk(link, " \t\r\n\"<>") != NULL || !crm_utf8_valid(link, strlen(link)))
+        return NULL;
+    puts_(&text, "Hello ");
+    puts_(&text, to_name);
+    puts_(&text, ",\r\n\r\nSomeone asked to reset the password of your Next-Gen CRM account ");
+    puts_(&text, to_addr);
+    puts_(&text, ". To choose a new one, open this link within an hour (it works once):\r\n\r\n");
+    puts_(&text, link);
+    puts_(&text, "\r\n\r\nIf it was not you, ignore this e-mail: your password stays as it is."
+                 "\r\n\r\nThe Next-Gen CRM team\r\n");
+    puts_(&html, "<!DOCTYPE html>\r\n<html><body>\r\n<p>Hello <strong>");
+    put_html_escaped(&html, to_name);
+    puts_(&html, "</strong>,</p>\r\n<p>Someone asked to reset the password of your Next-Gen CRM"
+                 " account ");
+    put_html_escaped(&html, to_addr);
+    puts_(&html, ". To choose a new one, open this link within an hour (it works once):</p>"
+                 "\r\n<p><a href=\"");
+    put_html_escaped(&html, link);
+    puts_(&html, "\">");
+    put_html_escaped(&html, link);
+    puts_(&html, "</a></p>\r\n<p>If it was not you, ignore this e-mail: your password stays as it"
+                 " is.</p>\r\n<p>The Next-Gen CRM team</p>\r\n</body></html>\r\n");
+    return compose(from, to_addr, to_name, "password_reset", id, now,
+                   "Reset your Next-Gen CRM password", &text, &html);
 }
 
 long

@@ -31,6 +31,15 @@ char *crm_mail_task_due(const char *from, const char *to_addr, const char *to_na
                         time_t now, const char *title, const char *lead, const char *due_at);
 
 /*
+ * The password reset e-mail for outbox row id: the one-time link (an absolute URL without
+ * spaces, quotes or angle brackets, else NULL) in both parts, with a Message-ID
+ * <password_reset-id@domain>, and the same shape and checks as crm_mail_welcome. NULL when out of
+ * memory or an argument is unusable.
+ */
+char *crm_mail_password_reset(const char *from, const char *to_addr, const char *to_name,
+                              long long id, time_t now, const char *link);
+
+/*
  * Seconds to wait after failed attempt number attempts (1, 2, ...): base * 2^(attempts-1), at
  * most 6 hours, spread by +/-20% with r in [0, 1) so that many failures do not retry in step.
  */

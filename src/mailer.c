@@ -24,9 +24,12 @@
 #include "db.h"
 #include "log.h"
 #include "mail.h"
+#include "secret.h"
 #include "util.h"
 
 #define LEASE_SECONDS "300"
+/* What a password reset link's secret starts with, so that secret scanners recognise it. */
+#define RESET_PREFIX "crm_rst_"
 #define POLL_SECONDS 30
 #define REMIND_BATCH "100"
 
@@ -160,17 +163,58 @@ settle(struct crm_db *db, const struct crm_config *cfg, const PGresult *row, con
                 wait, err);
 }
 
-/* The message of the claimed row (mail_claim's columns), by its kind. */
+/*
+ * The password reset e-mail of the claimed row: a new secret for its reset, whose hash is kept
+ * (reset_arm) before the e-mail goes, so the secret itself is never stored; a retry makes another
+ * and the older link stops working. NULL with err set when the reset was used or has expired.
+ */
 static char *
-build(const struct crm_config *cfg, const PGresult *row)
+reset_mail(struct crm_db *db, const struct crm_config *cfg, const PGresult *row, char *err,
+           size_t errsz)
+{
+    char secret[CRM_SECRET_MAX], hash[CRM_SECRET_HASH], link[512];
+    const char *params[2] = {PQgetvalue(row, 0, 8), hash};
+    PGresult *res = NULL;
+    char *msg = NULL;
+    int n;
+
+    if (crm_secret_new(RESET_PREFIX, secret, sizeof(secret), hash) != 0 ||
+        crm_db_exec(db, "reset_arm", 2, params, &res) != CRM_OK)
+        snprintf(err, errsz, "cannot make the reset link");
+    else if (PQntuples(res) != 1)
+        snprintf(err, errsz, "the password reset was used or has expired");
+    else if ((n = snprintf(link, sizeof(link), "%s/#/reset-password?token=%s", cfg->public_url,
+                           secret)) < 0 ||
+             (size_t)n >= sizeof(link) ||
+             (msg = crm_mail_password_reset(
+                  cfg->mail_from, PQgetvalue(row, 0, 1), PQgetvalue(row, 0, 2),
+                  strtoll(PQgetvalue(row, 0, 0), NULL, 10), time(NULL), link)) == NULL)
+        snprintf(err, errsz, "cannot build the message");
+    PQclear(res);
+    explicit_bzero(secret, sizeof(secret));
+    explicit_bzero(link, sizeof(link));
+    return msg;
+}
+
+/* The message of the claimed row (mail_claim's columns), by its kind; NULL with err set. */
+static char *
+build(struct crm_db *db, const struct crm_config *cfg, const PGresult *row, char *err, size_t errsz)
 {
     const char *to = PQgetvalue(row, 0, 1), *name = PQgetvalue(row, 0, 2);
+    const char *kind = PQgetvalue(row, 0, 4);
     long long id = strtoll(PQgetvalue(row, 0, 0), NULL, 10);
+    char *msg;
 
-    if (strcmp(PQgetvalue(row, 0, 4), "task_due") == 0)
-        return crm_mail_task_due(cfg->mail_from, to, name, id, time(NULL), PQgetvalue(row, 0, 5),
-                                 PQgetvalue(row, 0, 6), PQgetvalue(row, 0, 7));
-    return crm_mail_welcome(cfg->mail_from, to, name, id, time(NULL));
+    if (strcmp(kind, "password_reset") == 0)
+        return reset_mail(db, cfg, row, err, errsz);
+    if (strcmp(kind, "task_due") == 0)
+        msg = crm_mail_task_due(cfg->mail_from, to, name, id, time(NULL), PQgetvalue(row, 0, 5),
+                                PQgetvalue(row, 0, 6), PQgetvalue(row, 0, 7));
+    else
+        msg = crm_mail_welcome(cfg->mail_from, to, name, id, time(NULL));
+    if (msg == NULL)
+        snprintf(err, errsz, "cannot build the message");
+    return msg;
 }
 
 /*
@@ -218,9 +262,9 @@ deliver_one(struct crm_db *db, const struct crm_config *cfg)
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     sigprocmask(SIG_BLOCK, &stop_signals, NULL);
-    msg = build(cfg, row);
+    msg = build(db, cfg, row, err, sizeof(err));
     if (msg == NULL)
-        rc = (snprintf(err, sizeof(err), "cannot build the message"), -1);
+        rc = -1;
     else if (cfg->mail_host[0] == '\0')
         rc = write_eml(cfg->mail_dir, PQgetvalue(row, 0, 0), msg, err, sizeof(err));
     else
@@ -294,8 +338,8 @@ usage(FILE *f)
                "failed (crmctl mail list / retry). SIGTERM: finishes the message in flight.\n\n"
                "Environment: DATABASE_URL, JWT_SECRET, MAIL_HOST, MAIL_PORT, MAIL_USER,\n"
                "MAIL_PASS, MAIL_FROM, MAIL_TLS (off, auto, required), MAIL_MAX_ATTEMPTS,\n"
-               "MAIL_RETRY_SECONDS, MAIL_DIR, CRM_ENV_FILE (an env file with the same keys;\n"
-               "default /etc/crm/crm.env).\n");
+               "MAIL_RETRY_SECONDS, MAIL_DIR, PUBLIC_URL (the reset link's origin),\n"
+               "CRM_ENV_FILE (an env file with the same keys; default /etc/crm/crm.env).\n");
     return f == stdout ? 0 : 2;
 }
 

@@ -1,4 +1,7 @@
-/* auth.c: POST /api/auth/register, POST /api/auth/login, GET /api/auth/me, GET /api/health. */
+/*
+ * auth.c: POST /api/auth/register, POST /api/auth/login, GET /api/auth/me, POST
+ * /api/auth/password, POST /api/auth/logout-all, GET /api/health.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,18 +16,19 @@
 
 static const char *const role_values[] = {"ADMIN", "MANAGER", "SALES_EXECUTIVE", NULL};
 
-/* {"token", "user"} for the user in row 0 of res. */
-static int
-token_response(struct crm_req *req, struct crm_resp *resp, int status, const PGresult *res)
+int
+auth_token_response(struct crm_req *req, struct crm_resp *resp, int status, const PGresult *res,
+                    int epoch_col)
 {
     char token[CRM_JWT_MAX];
     cJSON *root = cJSON_CreateObject();
     cJSON *user = crm_user_from_row(res, 0, 0);
     int64_t id = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(user, "id"));
     enum crm_role role = crm_role_parse(PQgetvalue(res, 0, 3));
+    int64_t epoch = strtoll(PQgetvalue(res, 0, epoch_col), NULL, 10);
 
     if (root == NULL || user == NULL ||
-        crm_auth_issue(req->cfg, id, role, token, sizeof(token)) != CRM_OK ||
+        crm_auth_issue(req->cfg, id, role, epoch, token, sizeof(token)) != CRM_OK ||
         cJSON_AddStringToObject(root, "token", token) == NULL ||
         !cJSON_AddItemToObject(root, "user", user)) {
         cJSON_Delete(user);
@@ -59,7 +63,7 @@ auth_register(struct crm_req *req, struct crm_resp *resp)
     static const struct crm_field rules[] = {
         {"name", CRM_F_STRING, CRM_F_REQUIRED | CRM_F_TRIM, 1, 100, NULL},
         {"email", CRM_F_EMAIL, CRM_F_REQUIRED | CRM_F_TRIM, 0, 254, NULL},
-        {"password", CRM_F_BYTES, CRM_F_REQUIRED, 8, 72, NULL},
+        AUTH_NEW_PASSWORD("password"),
         {"role", CRM_F_ENUM, 0, 0, 0, role_values},
     };
     char hash[CRM_HASH_MAX];
@@ -86,7 +90,7 @@ auth_register(struct crm_req *req, struct crm_resp *resp)
         return crm_resp_errorf(resp, err, "email: already registered");
     if (err != CRM_OK)
         return crm_resp_fail(resp, err, fields);
-    status = token_response(req, resp, 201, res);
+    status = auth_token_response(req, resp, 201, res, 7);
     crm_log(CRM_LOG_INFO, req, "registered user %s as %s", PQgetvalue(res, 0, 0),
             crm_role_name(role));
     PQclear(res);
@@ -112,8 +116,8 @@ dummy_hash(int cost)
  * attempt then counted as a failure until a success clears it; CRM_ERATE with the seconds left
  * in *wait while the e-mail is locked out.
  */
-static enum crm_err
-login_allowed(struct crm_req *req, const char *email, long *wait)
+enum crm_err
+auth_login_allowed(struct crm_req *req, const char *email, long *wait)
 {
     char max[12], first[21], most[21];
     const char *params[4] = {email, max, first, most};
@@ -130,16 +134,16 @@ login_allowed(struct crm_req *req, const char *email, long *wait)
     return *wait > 0 ? CRM_ERATE : CRM_OK;
 }
 
-/* 429 for a locked-out e-mail, with the seconds left in Retry-After. */
-static int
-locked_out(struct crm_resp *resp, long wait)
+int
+auth_locked_out(struct crm_resp *resp, long wait)
 {
     char secs[21];
 
     snprintf(secs, sizeof(secs), "%ld", wait);
     crm_resp_header(resp, "Retry-After", secs);
-    return crm_resp_errorf(resp, CRM_ERATE,
-                           "too many failed logins for this e-mail, try again in %ld s", wait);
+    return crm_resp_errorf(
+        resp, CRM_ERATE,
+        "too many failed logins or password checks for this account, try again in %ld s", wait);
 }
 
 /* POST /api/auth/login */
@@ -162,7 +166,7 @@ auth_login(struct crm_req *req, struct crm_resp *resp)
         return crm_resp_fail(resp, err, fields);
     params[0] = cJSON_GetObjectItem(body, "email")->valuestring;
     /* A locked-out e-mail's password is not checked at all: else the lockout would be no limit. */
-    if ((err = login_allowed(req, params[0], &wait)) == CRM_OK &&
+    if ((err = auth_login_allowed(req, params[0], &wait)) == CRM_OK &&
         (err = crm_db_exec(req->db, "user_login", 1, params, &res)) == CRM_OK) {
         found = PQntuples(res) == 1;
         ok = crm_password_verify(cJSON_GetObjectItem(body, "password")->valuestring,
@@ -172,7 +176,7 @@ auth_login(struct crm_req *req, struct crm_resp *resp)
     }
     cJSON_Delete(body);
     if (err == CRM_ERATE)
-        status = locked_out(resp, wait);
+        status = auth_locked_out(resp, wait);
     else if (err != CRM_OK)
         status = crm_resp_error(resp, err);
     else if (!found || !ok)
@@ -180,7 +184,7 @@ auth_login(struct crm_req *req, struct crm_resp *resp)
     else if (strcmp(PQgetvalue(res, 0, 4), "t") != 0)
         status = crm_resp_errorf(resp, CRM_EAUTH, "this account is deactivated");
     else
-        status = token_response(req, resp, 200, res);
+        status = auth_token_response(req, resp, 200, res, 7);
     PQclear(res);
     return status;
 }
@@ -201,6 +205,100 @@ auth_me(struct crm_req *req, struct crm_resp *resp)
         return crm_resp_error(resp, CRM_ENOMEM);
     }
     return crm_resp_json(resp, 200, root);
+}
+
+/*
+ * Checks the caller's current password under the per-account limit of logins (a stolen session
+ * must not be a way to guess it). CRM_OK when it is right; CRM_EINVAL when it is wrong; CRM_ERATE
+ * with *wait while the account is locked out. *hash gets the hash it was checked against.
+ */
+static enum crm_err
+current_password_ok(struct crm_req *req, const char *password, char *hash, size_t hashsz,
+                    long *wait)
+{
+    const char *params[1] = {req->who.idstr};
+    PGresult *res = NULL;
+    enum crm_err err;
+
+    if ((err = crm_db_exec(req->db, "user_password_get", 1, params, &res)) != CRM_OK)
+        return err;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return CRM_EAUTH;
+    }
+    params[0] = PQgetvalue(res, 0, 0);
+    snprintf(hash, hashsz, "%s", PQgetvalue(res, 0, 1));
+    if ((err = auth_login_allowed(req, params[0], wait)) == CRM_OK)
+        err = crm_password_verify(password, hash)
+                  ? crm_db_run(req->db, "login_succeeded", 1, params)
+                  : CRM_EINVAL;
+    PQclear(res);
+    return err;
+}
+
+/*
+ * POST /api/auth/password {"current_password", "new_password"}: a new password, and a new token
+ * epoch, which ends every session and API token of the user, this request's included; the
+ * answer carries a fresh token for the caller to go on with.
+ */
+int
+auth_password(struct crm_req *req, struct crm_resp *resp)
+{
+    static const struct crm_field rules[] = {
+        {"current_password", CRM_F_BYTES, CRM_F_REQUIRED, 1, 1024, NULL},
+        AUTH_NEW_PASSWORD("new_password"),
+    };
+    char old[CRM_HASH_MAX], hash[CRM_HASH_MAX];
+    const char *params[3] = {req->who.idstr, hash, old};
+    cJSON *body = NULL, *fields = NULL;
+    PGresult *res = NULL;
+    enum crm_err err;
+    long wait = 0;
+    int status;
+
+    if ((err = crm_auth_require(req, CRM_ROLES_ALL)) != CRM_OK)
+        return crm_resp_error(resp, err);
+    err = crm_valid_body(req, rules, sizeof(rules) / sizeof(rules[0]), &body, &fields);
+    if (err == CRM_OK)
+        err = current_password_ok(req, cJSON_GetObjectItem(body, "current_password")->valuestring,
+                                  old, sizeof(old), &wait);
+    if (err == CRM_OK)
+        err = crm_password_hash(cJSON_GetObjectItem(body, "new_password")->valuestring,
+                                req->cfg->bcrypt_cost, hash, sizeof(hash));
+    cJSON_Delete(body);
+    /* Set only if unchanged since it was checked: of two changes at once, one wins. */
+    if (err == CRM_OK &&
+        (err = crm_db_exec(req->db, "user_password_set", 3, params, &res)) == CRM_OK &&
+        PQntuples(res) != 1)
+        err = CRM_ECONFLICT;
+    if (err == CRM_ERATE)
+        status = auth_locked_out(resp, wait);
+    else if (err == CRM_EINVAL && fields == NULL)
+        status = crm_resp_invalid_field(resp, "current_password", "is wrong");
+    else if (err == CRM_ECONFLICT)
+        status = crm_resp_errorf(resp, err, "the password was changed meanwhile");
+    else if (err != CRM_OK)
+        status = crm_resp_fail(resp, err, fields);
+    else {
+        status = auth_token_response(req, resp, 200, res, 6);
+        crm_log(CRM_LOG_INFO, req, "user %s changed its password", req->who.idstr);
+    }
+    PQclear(res);
+    return status;
+}
+
+/* POST /api/auth/logout-all: a new token epoch ends every session and API token of the caller. */
+int
+auth_logout_all(struct crm_req *req, struct crm_resp *resp)
+{
+    const char *params[1] = {req->who.idstr};
+    enum crm_err err;
+
+    if ((err = crm_auth_require(req, CRM_ROLES_ALL)) != CRM_OK ||
+        (err = crm_db_run(req->db, "user_logout_all", 1, params)) != CRM_OK)
+        return crm_resp_error(resp, err);
+    crm_log(CRM_LOG_INFO, req, "user %s logged out everywhere", req->who.idstr);
+    return crm_resp_empty(resp, 204);
 }
 
 /* GET /api/health: 200 when the database answers, else 503 that still says what is down. */

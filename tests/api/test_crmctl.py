@@ -82,13 +82,13 @@ def migrate(url, schema):
 
 def test_migrate_refuses_a_schema_the_programs_do_not_fit(tmp_path):
     """A schema without version 2 and later (no leads, no login lockout) applies, but statements
-    cannot prepare against it (the first in the table: login_attempt, of version 4), and migrate
-    says so instead of letting the first request find out."""
+    cannot prepare against it (the first in the table: user_get, which reads the token epoch of
+    version 11), and migrate says so instead of letting the first request find out."""
     with scratch_db("v1") as url:
         r = migrate(url, schema_before(tmp_path, 2))
         assert r.returncode == 1
         assert r.stdout.splitlines() == ["schema version 1"]
-        assert "login_attempt" in r.stderr and "does not prepare" in r.stderr
+        assert "prepare user_get" in r.stderr and "does not prepare" in r.stderr
 
 
 def test_migrate_upgrades_an_existing_database(tmp_path):

@@ -2,8 +2,9 @@
  * fuzz_auth.c: the Authorization header and the JWT inside it. The first byte picks the path
  * (its value modulo 3):
  *  0: the rest is the Authorization header, through crm_auth_require as every handler calls it
- *     (the "Bearer" scheme, then crm_jwt_verify). Its key is random for the run, so no input
- *     carries a valid MAC and the database is never reached;
+ *     (the "Bearer" scheme, then crm_jwt_verify, or the shape of a personal API token). Its key
+ *     is random for the run, so no input carries a valid MAC; a well-formed API token, which
+ *     only the database can judge, is left out, so the database is never reached;
  *  1: the rest is a token's signing input (header.payload in base64url); the target signs it
  *     with a known key and appends the MAC, so that crm_jwt_verify goes on past the MAC to the
  *     base64url decoding of both parts, the header's alg and the claims;
@@ -12,6 +13,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
 #include "config.h"
@@ -30,7 +32,12 @@ header_path(const uint8_t *data, size_t size)
 {
     struct crm_req req;
     char *h = fuzz_cstr(data, size);
+    const char *bearer = h + (strncasecmp(h, "Bearer ", 7) == 0 ? 7 + strspn(h + 7, " ") : 0);
 
+    if (crm_auth_api_token_shaped(bearer)) {
+        free(h);
+        return;
+    }
     memset(&req, 0, sizeof(req));
     req.cfg = &cfg;
     req.authorization = h;
@@ -53,7 +60,7 @@ check_resign(const struct crm_jwt_claims *c)
         return;
     fuzz_check(crm_jwt_verify(key, KEYLEN, tok, NOW, &back) == CRM_OK,
                "a re-signed token verifies");
-    fuzz_check(back.sub == c->sub && back.exp == c->exp && back.iat == c->iat &&
+    fuzz_check(back.sub == c->sub && back.exp == c->exp && back.iat == c->iat && back.ep == c->ep &&
                    strcmp(back.role, c->role) == 0,
                "a re-signed token keeps its claims");
 }

@@ -31,7 +31,8 @@ static const char *const keys[] = {"DATABASE_URL",
                                    "LOGIN_LOCKOUT_SECONDS",
                                    "LOGIN_LOCKOUT_MAX_SECONDS",
                                    "CORS_ORIGINS",
-                                   "METRICS_ALLOW"};
+                                   "METRICS_ALLOW",
+                                   "PUBLIC_URL"};
 
 static int
 clear_env(void **state)
@@ -260,6 +261,32 @@ test_config_lists(void **state)
     }
 }
 
+/* PUBLIC_URL: an origin, by default this host's PORT; it goes into e-mailed links. */
+static void
+test_config_public_url(void **state)
+{
+    static const char *const bad[] = {"crm.example.com", "https://crm.example.com/",
+                                      "https://crm.example.com/x", "javascript:alert(1)",
+                                      "https://a b"};
+    struct crm_config cfg;
+    char why[256];
+
+    (void)state;
+    setenv("DATABASE_URL", URL, 1);
+    setenv("JWT_SECRET", SECRET, 1);
+    setenv("PORT", "8443", 1);
+    assert_int_equal(crm_config_load(NULL, &cfg, why, sizeof(why)), 0);
+    assert_string_equal(cfg.public_url, "http://localhost:8443");
+    setenv("PUBLIC_URL", "https://crm.example.com", 1);
+    assert_int_equal(crm_config_load(NULL, &cfg, why, sizeof(why)), 0);
+    assert_string_equal(cfg.public_url, "https://crm.example.com");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setenv("PUBLIC_URL", bad[i], 1);
+        assert_int_equal(crm_config_load(NULL, &cfg, why, sizeof(why)), -1);
+        assert_non_null(strstr(why, "PUBLIC_URL"));
+    }
+}
+
 int
 main(void)
 {
@@ -272,6 +299,7 @@ main(void)
         cmocka_unit_test_setup(test_config_env_file, clear_env),
         cmocka_unit_test_setup(test_config_env_file_long_line, clear_env),
         cmocka_unit_test_setup(test_config_lists, clear_env),
+        cmocka_unit_test_setup(test_config_public_url, clear_env),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

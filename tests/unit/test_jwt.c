@@ -50,12 +50,15 @@ test_jwt_verifies_foreign_token(void **state)
     assert_int_equal(c.sub, 42);
     assert_string_equal(c.role, "ADMIN");
     assert_int_equal(c.exp, 4102444800LL);
+    /* A token without "ep" (made before token epochs) is of epoch 0. */
+    assert_int_equal(c.ep, 0);
 }
 
 static void
 test_jwt_sign_then_verify(void **state)
 {
-    struct crm_jwt_claims in = {.sub = 7, .role = "MANAGER", .iat = NOW, .exp = NOW + 60}, out;
+    struct crm_jwt_claims in = {.sub = 7, .role = "MANAGER", .iat = NOW, .exp = NOW + 60, .ep = 3},
+                          out;
     char tok[CRM_JWT_MAX];
 
     (void)state;
@@ -63,6 +66,7 @@ test_jwt_sign_then_verify(void **state)
     assert_int_equal(crm_jwt_verify(key, KEYLEN, tok, NOW + 59, &out), CRM_OK);
     assert_int_equal(out.sub, 7);
     assert_string_equal(out.role, "MANAGER");
+    assert_int_equal(out.ep, 3);
 }
 
 static void

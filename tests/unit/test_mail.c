@@ -106,6 +106,30 @@ test_mail_addr(void **state)
 }
 
 static void
+test_password_reset_carries_the_link(void **state)
+{
+    static const char link[] = "https://crm.example/reset-password#token=crm_rst_abc-_x";
+    char *msg = crm_mail_password_reset(FROM, "asha@example.com", "Asha <Rao>", 7, NOW, link);
+    char body[4096];
+
+    (void)state;
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "\r\nSubject: Reset your Next-Gen CRM password\r\n"));
+    assert_non_null(strstr(msg, "\r\nMessage-ID: <password_reset-7@crm.example>\r\n"));
+    part(msg, "text/plain; charset=UTF-8", body, sizeof(body));
+    assert_non_null(strstr(body, "\r\n\r\n"
+                                 "https://crm.example/reset-password#token=crm_rst_abc-_x\r\n"));
+    part(msg, "text/html; charset=UTF-8", body, sizeof(body));
+    assert_non_null(
+        strstr(body, "<a href=\"https://crm.example/reset-password#token=crm_rst_abc-_x\">"));
+    assert_non_null(strstr(body, "<strong>Asha &lt;Rao&gt;</strong>"));
+    free(msg);
+    /* A link that could break out of the href is refused. */
+    assert_null(
+        crm_mail_password_reset(FROM, "asha@example.com", "Asha", 7, NOW, "https://x/\"><script>"));
+}
+
+static void
 test_welcome_headers_and_parts(void **state)
 {
     char *msg = crm_mail_welcome(FROM, "asha@example.com", "Asha Rao", 42, NOW);
@@ -250,6 +274,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mail_addr),
         cmocka_unit_test(test_welcome_headers_and_parts),
+        cmocka_unit_test(test_password_reset_carries_the_link),
         cmocka_unit_test(test_welcome_non_ascii_and_html_name),
         cmocka_unit_test(test_welcome_long_name_splits_words),
         cmocka_unit_test(test_welcome_refuses_injection),
