@@ -23,7 +23,7 @@ PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/cr
 
 .SECONDARY:
 .PHONY: all run stop test soak unit api asan format lint clean deps bench bench-sse bench-console \
-	bench-metrics \
+	bench-metrics bench-webhooks \
 	screenshots install deb fuzz fuzz-bins
 all: $(PROGS)
 
@@ -95,6 +95,12 @@ bench: deps all $(BUILD)/sse-bench
 	/usr/bin/python3 bench/sse.py
 	/usr/bin/python3 bench/console.py
 	/usr/bin/python3 bench/metrics.py
+	/usr/bin/python3 bench/webhooks.py
+
+# Only the webhook part of make bench: deliveries per second and commit-to-delivery latency
+# against local receivers; writes its section of bench/results.md.
+bench-webhooks: deps all
+	/usr/bin/python3 bench/webhooks.py
 
 # Only the metrics part of make bench: req/s with and without the figures of /metrics; writes its
 # section of bench/results.md.

@@ -60,8 +60,9 @@ lease_seconds(void)
 /*
  * Moves *horizon up to the newest event id that is final, as crm-events does for its streams:
  * the same statements and lib/evorder. *started says whether the start point is known yet.
+ * Returns 1 when an id may still commit below newer ones (read again soon), else 0.
  */
-static void
+static int
 advance(struct crm_db *db, struct crm_evorder *order, int *started)
 {
     char cursor[21], limit[8];
@@ -70,7 +71,7 @@ advance(struct crm_db *db, struct crm_evorder *order, int *started)
     struct crm_snap snap;
     PGresult *res;
     size_t n, k;
-    int again;
+    int again = 0;
 
     do {
         int head = !*started;
@@ -80,10 +81,10 @@ advance(struct crm_db *db, struct crm_evorder *order, int *started)
         snprintf(limit, sizeof(limit), "%d", READ_LIMIT);
         if (crm_db_exec(db, head ? "events_head" : "events_read", head ? 0 : 2, params, &res) !=
             CRM_OK)
-            return;
+            return 0;
         if (PQntuples(res) < 1 || crm_snap_parse(PQgetvalue(res, 0, 0), &snap) != 0) {
             PQclear(res);
-            return;
+            return 0;
         }
         snap.next = PQgetisnull(res, 0, 1) ? 0 : strtoull(PQgetvalue(res, 0, 1), NULL, 10);
         if (head) {
@@ -98,6 +99,7 @@ advance(struct crm_db *db, struct crm_evorder *order, int *started)
         crm_snap_free(&snap);
         PQclear(res);
     } while (*started && n == READ_LIMIT && k == n);
+    return again || !*started;
 }
 
 /* Refuses a connection to an address webhooks may not reach, at the moment curl makes it. */
@@ -301,8 +303,14 @@ finished(struct crm_db *db, CURLM *multi, struct job *j, CURLcode rc, int64_t ho
     crm_log(CRM_LOG_INFO, NULL, "webhook %s event %s delivered: HTTP %ld", j->webhook, j->event,
             status);
     j->failures = 0;
-    if (stopping || job_next(db, multi, j, horizon) != 1)
+    if (stopping) {
+        const char *hook[1] = {j->webhook};
+
+        crm_db_run(db, "webhook_release", 1, hook); /* another daemon may go on at once */
         job_free(j);
+    } else if (job_next(db, multi, j, horizon) != 1) {
+        job_free(j);
+    }
 }
 
 /* Settles the transfers that have finished. */
@@ -394,10 +402,10 @@ main(int argc, char **argv)
     while (!stopping || in_flight() > 0) {
         PGconn *conn;
         struct curl_waitfd pg = {.events = CURL_WAIT_POLLIN};
-        int running;
+        int running, soon = 0;
 
         if (!stopping && crm_db_listen(db, &listened, listens, 1) >= 0) {
-            advance(db, &order, &started);
+            soon = advance(db, &order, &started);
             if (started)
                 claim(db, multi, order.cursor);
         }
@@ -405,7 +413,7 @@ main(int argc, char **argv)
         settle(db, multi, order.cursor);
         conn = crm_db_conn(db);
         pg.fd = conn != NULL && PQstatus(conn) == CONNECTION_OK ? PQsocket(conn) : -1;
-        curl_multi_poll(multi, pg.fd >= 0 ? &pg : NULL, pg.fd >= 0 ? 1 : 0, 1000, NULL);
+        curl_multi_poll(multi, pg.fd >= 0 ? &pg : NULL, pg.fd >= 0 ? 1 : 0, soon ? 50 : 1000, NULL);
         drain(db);
     }
     crm_log(CRM_LOG_INFO, NULL, "stopped");
