@@ -172,9 +172,10 @@ def test_tasks_screen_filters_match_the_api_and_link_to_the_lead(browsers, worke
     for f in ("overdue", "today", "upcoming", "done", "all", "open"):
         b.click(".tabs a[data-filter=%s]" % f)
         want = api_ids(token, "filter=" + f)
-        b.wait(lambda: b.hash().startswith("#/tasks") and shown_ids(b) == want,
+        # The new screen (its tab current) with its list loaded.
+        b.wait(lambda: b.js("return (document.querySelector('.tabs a[aria-current=page]') || {})"
+                            ".dataset.filter") == f and shown_ids(b) == want,
                what="the %s tasks %s" % (f, want))
-        assert b.text(".tabs a[aria-current=page]") == b.text(".tabs a[data-filter=%s]" % f)
         assert ("filter=" + f in b.hash()) == (f != "open")
     # What each filter means, not only that the two agree.
     assert api_ids(token, "filter=overdue") == [ids["overdue"]]
