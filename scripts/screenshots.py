@@ -3,9 +3,12 @@
 
 Starts a stack of the optimised build under var/screens with a modest seeded data set (crmctl
 seed), signs in through the console's sign-in screen in headless Chromium at 1440 px wide and
-saves docs/screen-leads.png (the leads page), docs/screen-lead.png (a lead, with its timeline)
-and docs/screen-dashboard.png. Settings (environment): SCREENS_PORT (default 18093).
+saves docs/screen-leads.png (the leads page), docs/screen-lead.png (a lead, with its tasks and
+timeline), docs/screen-tasks.png (the ADMIN's tasks) and docs/screen-dashboard.png. crmctl seed
+makes no tasks: a few are added through the API, on the newest lead, whose edit is recorded too.
+Settings (environment): SCREENS_PORT (default 18093).
 """
+import datetime
 import os
 import sys
 import time
@@ -53,6 +56,37 @@ def save(driver, name, full_page):
                                                  os.path.getsize(path) // 1024))
 
 
+def at(hours):
+    """An RFC 3339 time hours from now, on the minute."""
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=hours)
+    return t.strftime("%Y-%m-%dT%H:%M:00Z")
+
+
+TASKS = [  # title, hours from now, notes, done
+    ("Call back about the renewal", -20, "Asked for a discount on two seats.", False),
+    ("Send the revised proposal", 2, None, False),
+    ("Book a demo with their IT lead", 26, "Prefers mornings.", False),
+    ("Check the contract draft", 75, None, False),
+    ("First call", -50, None, True),
+]
+
+
+def add_tasks(stack):
+    """The ADMIN's tasks on the newest lead (the one screen-lead.png shows), and an edit of it."""
+    token, user = stack.login()
+    lead = stack.api("GET", "leads?limit=1", token=token)["data"][0]
+    for title, hours, notes, done in TASKS:
+        body = {"title": title, "due_at": at(hours), "user_id": user["id"]}
+        if notes:
+            body["notes"] = notes
+        task = stack.api("POST", "leads/%d/tasks" % lead["id"], body, token=token)["task"]
+        if done:
+            stack.api("POST", "tasks/%d/complete" % task["id"], token=token)
+    stack.api("PATCH", "leads/%d" % lead["id"],
+              {"phone": "+1 555 0100", "value": round(float(lead["value"] or 0) + 2500, 2)},
+              token=token)
+
+
 def main():
     stack = Stack("screens", int(os.environ.get("SCREENS_PORT", "18093")), CRM_BCRYPT_COST="10")
     stack.start()
@@ -61,6 +95,7 @@ def main():
         # A modest demo set, the same every time (--seed): 8 users, 240 leads and their timelines.
         stack.crmctl("seed", "--leads", "240", "--users", "8", "--seed", "13")
         stack.psql("VACUUM ANALYZE")
+        add_tasks(stack)
         driver = chromium.start(WIDTH, HEIGHT)
         chromium.viewport(driver, WIDTH, HEIGHT)
         driver.get(stack.base + "#/login")
@@ -78,6 +113,13 @@ def main():
         screen_ready(driver, driver.execute_script(
             "return document.getElementById('lead-title').textContent"))
         save(driver, "screen-lead.png", True)
+        driver.execute_script("document.querySelector('#menu a[href=\"#/tasks\"]').click()")
+        screen_ready(driver, "Tasks")
+        driver.execute_script("document.querySelector('.tabs a[data-filter=all]').click()")
+        wait(driver, "/filter=all/.test(location.hash) && "
+                     "document.querySelectorAll('.tasks li[data-task-id]').length === %d" % len(TASKS),
+             "tasks")
+        save(driver, "screen-tasks.png", False)
         driver.execute_script("document.querySelector('#menu a[href=\"#/dashboard\"]').click()")
         screen_ready(driver, "Dashboard")
         wait(driver, "document.querySelector('#by-status svg g[data-status]') && "

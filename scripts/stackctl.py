@@ -60,10 +60,18 @@ class Stack:
         with open(os.path.join(self.var, "admin.txt")) as f:
             return dict(line.strip().split("=", 1) for line in f if "=" in line)
 
+    def api(self, method, path, body=None, token=None):
+        """One JSON request to the stack's API (path from /api/ on); its JSON answer."""
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        req = urllib.request.Request(self.base + "api/" + path.lstrip("/"),
+                                     None if body is None else json.dumps(body).encode(),
+                                     headers, method=method)
+        with urllib.request.urlopen(req) as r:
+            return json.load(r) if r.status != 204 else None
+
     def login(self):
         """Signs the first ADMIN in through the API: (token, user)."""
-        req = urllib.request.Request(self.base + "api/auth/login",
-                                     json.dumps(self.admin()).encode(),
-                                     {"Content-Type": "application/json"})
-        body = json.load(urllib.request.urlopen(req))
+        body = self.api("POST", "auth/login", self.admin())
         return body["token"], body["user"]

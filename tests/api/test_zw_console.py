@@ -533,7 +533,7 @@ def menu(b):
 def test_sales_executive_sees_no_dashboard_or_users(sales_browser):
     b = sales_browser
     b.open("/leads")
-    assert menu(b) == ["Leads"]
+    assert menu(b) == ["Leads", "Tasks"]
     for screen in ("/dashboard", "/users"):
         b.open(screen)
         b.wait_text("main h1", "Not allowed")
@@ -545,7 +545,7 @@ def test_sales_executive_sees_no_dashboard_or_users(sales_browser):
 def test_manager_has_the_dashboard_but_not_users(browsers, admin):
     b = browsers()
     b.use_session(*make_user(admin["token"], "MANAGER"))
-    assert menu(b) == ["Leads", "Dashboard"]
+    assert menu(b) == ["Leads", "Tasks", "Dashboard"]
     b.open("/users")
     b.wait_text("main h1", "Not allowed")
     b.open("/dashboard")
@@ -558,7 +558,7 @@ def test_manager_has_the_dashboard_but_not_users(browsers, admin):
 def test_dashboard_figures_chart_period_and_live(admin_browser, admin, sales_user):
     b = admin_browser
     b.open("/dashboard")
-    assert menu(b) == ["Leads", "Dashboard", "Users"]
+    assert menu(b) == ["Leads", "Tasks", "Dashboard", "Users"]
     stats = request("GET", "/api/dashboard/stats", token=admin["token"]).json
 
     def shown(key):
@@ -717,6 +717,9 @@ def test_no_horizontal_scroll_at_360_px(browsers, admin):
     lead = new_lead(admin["token"], name=long, company=long, email=long[:60] + "@example.com")
     request("POST", "/api/leads/%d/activity" % lead["id"], {"type": "NOTE", "content": long},
             token=admin["token"])
+    r = request("POST", "/api/leads/%d/tasks" % lead["id"],
+                {"title": long, "notes": long, "due_at": "2031-01-01T09:00:00Z"}, token=admin["token"])
+    assert r.status == 201, r.text
     b = browsers()
     chromium.viewport(b.driver, 360, 740)
     wide = {}
@@ -732,6 +735,7 @@ def test_no_horizontal_scroll_at_360_px(browsers, admin):
         check(screen)
     b.use_session(admin["token"], admin["user"])
     for screen in ("/leads", "/leads?q=supercalifragilistic", "/leads/new",
-                   "/leads/%d" % lead["id"], "/dashboard", "/users"):
+                   "/leads/%d" % lead["id"], "/tasks?filter=all&user_id=%d" % admin["user"]["id"],
+                   "/dashboard", "/users"):
         check(screen)
     assert wide == {}

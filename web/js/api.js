@@ -41,33 +41,63 @@ export function clearSession() {
   usersCache = null;
 }
 
-/** Sends a request; resolves to the parsed body (null for 204), rejects with an ApiError. */
-export async function api(method, path, body, opts = {}) {
+function headers(accept, opts) {
   const s = session();
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (s && s.token) headers.Authorization = "Bearer " + s.token;
-  if (opts.version !== undefined) headers["If-Match"] = '"' + opts.version + '"';
-  let res;
+  const out = { Accept: accept };
+  if (s && s.token) out.Authorization = "Bearer " + s.token;
+  if (opts.version !== undefined) out["If-Match"] = '"' + opts.version + '"';
+  return out;
+}
+
+async function send(path, init) {
   try {
-    res = await fetch("/api" + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: "no-store",
-    });
+    return await fetch("/api" + path, { ...init, cache: "no-store" });
   } catch {
     throw new ApiError(0, { error: { code: "network", message: "The server cannot be reached. Check your connection and try again." } });
   }
-  const data = res.status === 204 ? null : await res.json().catch(() => null);
-  if (res.ok) return data;
-  const err = new ApiError(res.status, data);
+}
+
+/** The ApiError for a refused answer; a 401 also ends the session. */
+function refused(res, data, opts) {
   // A 401 on sign-in itself is a wrong password, not an ended session.
   if (res.status === 401 && !opts.public) {
     clearSession();
     onUnauthorized("Your session has ended (expired or revoked). Please sign in again.");
   }
-  throw err;
+  return new ApiError(res.status, data);
+}
+
+/** Sends a request; resolves to the parsed body (null for 204), rejects with an ApiError. */
+export async function api(method, path, body, opts = {}) {
+  const h = headers("application/json", opts);
+  if (body !== undefined) h["Content-Type"] = "application/json";
+  const res = await send(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = res.status === 204 ? null : await res.json().catch(() => null);
+  if (res.ok) return data;
+  throw refused(res, data, opts);
+}
+
+/**
+ * GETs path (a file the API sends as an attachment) and hands it to the browser as a download
+ * named as the API names it. The API takes the token in the Authorization header only, which a
+ * plain link cannot send, so the file is fetched and saved from a Blob: the browser holds the
+ * whole file in memory. Resolves to its size in bytes; rejects with an ApiError.
+ */
+export async function download(path, accept, fallbackName) {
+  const res = await send(path, { method: "GET", headers: headers(accept + ", application/json", {}) });
+  if (!res.ok) throw refused(res, await res.json().catch(() => null), {});
+  const blob = await res.blob();
+  const named = /filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") || "");
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = named ? named[1] : fallbackName;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // Some browsers start reading the Blob after click() returns: it is freed a little later.
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  return blob.size;
 }
 
 /** A query string from an object, leaving out empty values. */

@@ -9,6 +9,7 @@ import * as leadForm from "./views/lead-new.js";
 import * as lead from "./views/lead.js";
 import * as dashboard from "./views/dashboard.js";
 import * as users from "./views/users.js";
+import * as tasks from "./views/tasks.js";
 
 const MANAGERS = ["ADMIN", "MANAGER"];
 const ROUTES = [
@@ -17,11 +18,13 @@ const ROUTES = [
   { re: /^leads$/, view: leads },
   { re: /^leads\/new$/, view: leadForm },
   { re: /^leads\/(\d+)$/, view: lead },
+  { re: /^tasks$/, view: tasks },
   { re: /^dashboard$/, view: dashboard, roles: MANAGERS },
   { re: /^users$/, view: users, roles: ["ADMIN"] },
 ];
 const MENU = [
   { href: "#/leads", label: "Leads", path: /^leads/ },
+  { href: "#/tasks", label: "Tasks", path: /^tasks/ },
   { href: "#/dashboard", label: "Dashboard", path: /^dashboard/, roles: MANAGERS },
   { href: "#/users", label: "Users", path: /^users/, roles: ["ADMIN"] },
 ];

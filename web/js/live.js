@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import { h, mount, fmt } from "./dom.js";
 
-const TYPES = ["lead.created", "lead.updated", "lead.status_changed", "lead.assigned", "lead.deleted", "activity.created"];
+const TYPES = ["lead.created", "lead.updated", "lead.status_changed", "lead.assigned", "lead.deleted", "activity.created", "task.created", "task.updated", "task.completed", "task.reopened", "task.deleted", "task.due"];
 const KEEP = 50; // events the bell lists
 
 let source = null;
@@ -82,13 +82,19 @@ function receive(m) {
   lastId = m.lastEventId || lastId;
   setState("live", "Live");
   handler(ev);
-  // One's own changes are already on one's screen: no toast, no bell.
-  if (ev.actor && me && ev.actor.id === me.id) return;
+  if (!worthTelling(ev)) return;
   recent.unshift(ev);
   recent.length = Math.min(recent.length, KEEP);
   if (document.getElementById("bell-panel").hidden) unseen++;
   renderBell();
-  toast(describe(ev));
+  toast(describe(ev), ev.type === "task.due" ? "due" : "");
+}
+
+/** One's own changes are already on one's screen: no toast, no bell. A task coming due is the
+ * reminder of its assignee only (its actor), not news to the others who may see it. */
+function worthTelling(ev) {
+  const mine = ev.actor && me && ev.actor.id === me.id;
+  return ev.type === "task.due" ? mine : !mine;
 }
 
 /** "Asha changed the status of lead #7 to Won" */
@@ -96,6 +102,7 @@ export function describe(ev) {
   const who = (ev.actor && ev.actor.name) || "Someone";
   const d = ev.data || {};
   const lead = d.name ? '"' + d.name + '"' : "lead #" + ev.lead_id;
+  const task = '"' + d.title + '"';
   switch (ev.type) {
     case "lead.created":
       return who + " created " + lead;
@@ -109,6 +116,18 @@ export function describe(ev) {
       return who + " deleted lead #" + ev.lead_id;
     case "activity.created":
       return who + " added a " + fmt.label(d.type) + " to lead #" + ev.lead_id;
+    case "task.created":
+      return who + " added the task " + task + " to lead #" + ev.lead_id;
+    case "task.updated":
+      return who + " edited the task " + task;
+    case "task.completed":
+      return who + " completed the task " + task;
+    case "task.reopened":
+      return who + " reopened the task " + task;
+    case "task.deleted":
+      return who + " deleted a task of lead #" + ev.lead_id;
+    case "task.due":
+      return "Due now: " + task + " (lead #" + ev.lead_id + ")";
     default:
       return who + " changed lead #" + ev.lead_id;
   }
@@ -129,7 +148,7 @@ function renderBell() {
     h(
       "li",
       {},
-      ev.type === "lead.deleted" ? describe(ev) : h("a", { href: "#/leads/" + ev.lead_id }, describe(ev)),
+      ev.type.endsWith(".deleted") ? describe(ev) : h("a", { href: "#/leads/" + ev.lead_id }, describe(ev)),
       h("time", { datetime: ev.at }, fmt.date(ev.at)),
     ),
   );

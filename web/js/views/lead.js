@@ -1,10 +1,11 @@
-// lead.js: one lead: its facts, the edit form (If-Match, with a conflict screen on 412), status
-// change, assignment and deletion (ADMIN, MANAGER), and the timeline. Live events for this lead
-// update it in place.
+// lead.js: one lead: its facts, the edit form (If-Match, with a conflict screen on 412), its
+// follow-up tasks, status change, assignment and deletion (ADMIN, MANAGER), and the timeline
+// (edits with their field history). Live events for this lead update it in place.
 import { api, query, allUsers } from "../api.js";
 import { h, mount, fmt, select, field, showFieldErrors, alertBox, say, STATUSES } from "../dom.js";
 import { leadFields, leadBody, EDITABLE } from "./lead-new.js";
 import { toast } from "../live.js";
+import { taskList, newTaskForm } from "./tasks.js";
 
 const TYPES = ["NOTE", "CALL", "MEETING", "EMAIL"];
 let s = null; // the screen's state while it is on show
@@ -40,12 +41,13 @@ export async function render(main, ctx) {
       "div",
       { class: "detail" },
       h("div", {}, h("section", { class: "card", "aria-labelledby": "h-facts" }, h("h2", { id: "h-facts" }, "Details"), s.facts), editCard(), timelineCard()),
-      h("div", {}, statusCard(), manager ? assignCard() : null, manager ? deleteCard() : null),
+      h("div", {}, tasksCard(), statusCard(), manager ? assignCard() : null, manager ? deleteCard() : null),
     ),
   );
   showLead(r.lead);
   fillForm(r.lead);
   drawTimeline();
+  await s.tasks.reload();
 }
 
 function showLead(l) {
@@ -141,6 +143,35 @@ async function conflict(mine) {
   );
   s.conflict.hidden = false;
   s.conflict.querySelector("#reapply").focus();
+}
+
+// --- tasks ----------------------------------------------------------------------------------
+
+function tasksCard() {
+  const cur = s;
+  s.tasks = taskList({
+    manager: s.manager,
+    empty: "No tasks yet.",
+    load: async () => {
+      const r = await api("GET", "/leads/" + cur.id + "/tasks" + query({ limit: 100 }));
+      return s === cur ? r : null;
+    },
+    // Completing a task writes its TASK_COMPLETED entry on the timeline.
+    onChange: (what, r) => {
+      if (r && r.activity && s === cur) {
+        addActivities([r.activity]);
+        drawTimeline();
+      }
+    },
+  });
+  const form = newTaskForm(s.id, { manager: s.manager, onCreated: () => cur.tasks.reload() });
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "h-tasks", id: "lead-tasks" },
+    h("h2", { id: "h-tasks" }, "Tasks"),
+    s.tasks.el,
+    h("details", { class: "add-task" }, h("summary", {}, "Add a task"), form),
+  );
 }
 
 // --- status, owner, delete -------------------------------------------------------------------
@@ -262,19 +293,35 @@ async function loadMore() {
   drawTimeline();
 }
 
+/* The names the edit form gives the fields, for the field history. */
+const FIELD_LABELS = { name: "Name", company: "Company", email: "E-mail", phone: "Phone", source: "Source", status: "Status", value: "Value", notes: "Notes", owner_id: "Owner" };
+
 function describe(a) {
   if (a.type === "STATUS_CHANGE" && a.meta && a.meta.to) return "Status: " + fmt.label(a.meta.from) + " → " + fmt.label(a.meta.to);
   if (a.type === "ASSIGNMENT") return "Assigned";
   if (a.type === "CREATED") return "Created";
-  if (a.type === "UPDATED" && a.meta && a.meta.changes) return "Edited " + a.meta.changes.map((c) => fmt.label(c.field)).join(", ");
+  if (a.type === "UPDATED" && a.meta && a.meta.changes) return "Edited " + a.meta.changes.map((c) => (FIELD_LABELS[c.field] || c.field).toLowerCase()).join(", ");
   return fmt.label(a.type);
 }
 
-/** An edit's field history, one line a field: "Phone: (none) → +1 555 0100". */
+/** A field's value in the history, as the details show it. */
+function changeValue(field, v) {
+  if (v === null || v === undefined || v === "") return "(none)";
+  if (field === "value") return fmt.money(v);
+  if (field === "source" || field === "status") return fmt.label(v);
+  return String(v);
+}
+
+/** An edit's field history, one entry a field: "Phone: (none) → +1 555 0100". */
 function changeLines(a) {
   if (a.type !== "UPDATED" || !a.meta || !a.meta.changes) return null;
-  const text = (v) => (v === null || v === "" ? "(none)" : String(v));
-  return a.meta.changes.map((c) => h("div", { class: "content" }, fmt.label(c.field) + ": " + text(c.from) + " → " + text(c.to)));
+  return h(
+    "ul",
+    { class: "changes" },
+    a.meta.changes.map((c) =>
+      h("li", { "data-field": c.field }, h("span", { class: "field-name" }, FIELD_LABELS[c.field] || c.field), ": ", h("del", {}, changeValue(c.field, c.from)), " → ", h("ins", {}, changeValue(c.field, c.to))),
+    ),
+  );
 }
 
 function drawTimeline() {
@@ -302,6 +349,12 @@ function drawTimeline() {
 export async function onEvent(ev) {
   if (!s || ev.lead_id !== s.id) return;
   const cur = s;
+  if (ev.type.startsWith("task.")) {
+    s.tasks.later();
+    // A completion writes a timeline entry that the event does not carry.
+    if (ev.type === "task.completed") await refreshTimeline(cur);
+    return;
+  }
   if (ev.type === "lead.deleted") {
     say(s.banner, "This lead was deleted" + (ev.actor ? " by " + ev.actor.name : "") + ".", "warn");
     for (const b of document.querySelectorAll("main form button, #delete-lead")) b.disabled = true;
@@ -325,6 +378,11 @@ export async function onEvent(ev) {
     drawTimeline();
     return;
   }
+  await refreshTimeline(cur);
+}
+
+/** Fetches the newest page of the timeline of the lead cur shows. */
+async function refreshTimeline(cur) {
   try {
     const r = await api("GET", "/leads/" + cur.id + "/activities?limit=20");
     if (s !== cur) return;

@@ -1,7 +1,8 @@
 // leads.js: the leads table. The view (filters, search, sort, page) lives in the URL's hash,
-// so a reload, the back button or a shared link shows the same thing.
-import { api, query, allUsers } from "../api.js";
-import { h, mount, fmt, select, STATUSES, SOURCES } from "../dom.js";
+// so a reload, the back button or a shared link shows the same thing. Export CSV downloads
+// every lead of the view (its filters and sort, all pages).
+import { api, query, allUsers, download } from "../api.js";
+import { h, mount, fmt, select, alertBox, say, STATUSES, SOURCES } from "../dom.js";
 
 const PAGE = 20;
 const SORTABLE = [
@@ -54,12 +55,28 @@ export async function render(main, ctx) {
     if (e.target.tagName === "SELECT") set({ [e.target.name]: e.target.value, q: search.value.trim() });
   });
 
+  const exportMsg = alertBox();
+  const exportButton = h("button", { type: "button", id: "export-csv" }, "Export CSV");
+  exportButton.addEventListener("click", async () => {
+    exportButton.disabled = true;
+    say(exportMsg, "Exporting…");
+    try {
+      // The list's own filters and sort; the export has no pages.
+      const bytes = await download("/leads.csv" + query({ q: v.q, status: v.status, source: v.source, owner_id: v.owner_id, sort: v.sort }), "text/csv", "leads.csv");
+      say(exportMsg, "Exported leads.csv (" + fmt.number(bytes) + " bytes).", "ok");
+    } catch (e) {
+      say(exportMsg, "The export failed: " + e.message, "error");
+    } finally {
+      exportButton.disabled = false;
+    }
+  });
   const status = h("p", { class: "muted", id: "leads-status", role: "status" }, "Loading…");
   const table = h("div", { class: "table-wrap" });
   const pager = h("nav", { class: "pager", "aria-label": "Pages" });
   mount(
     main,
-    h("div", { class: "title-row" }, h("h1", {}, "Leads"), h("a", { href: "#/leads/new", class: "button primary" }, "New lead")),
+    h("div", { class: "title-row" }, h("h1", {}, "Leads"), h("div", { class: "actions" }, exportButton, h("a", { href: "#/leads/new", class: "button primary" }, "New lead"))),
+    exportMsg,
     form,
     status,
     table,
@@ -160,9 +177,10 @@ function drawPager(pager, status, page, rows, v, ctx) {
   );
 }
 
-/** A change anywhere may move rows in or out of this view: fetch it again (once per burst). */
-export function onEvent() {
-  if (!state) return;
+/** A change to any lead may move rows in or out of this view: fetch it again (once per burst).
+ * Tasks change no lead. */
+export function onEvent(ev) {
+  if (!state || ev.type.startsWith("task.")) return;
   const s = state;
   clearTimeout(s.timer);
   s.timer = setTimeout(() => s.load().catch(() => {}), 150);
