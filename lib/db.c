@@ -542,13 +542,21 @@ static const struct crm_stmt stmts[] = {
                          " JOIN webhooks w ON w.id = d.webhook_id AND w.active"
                          " WHERE d.webhook_id = $1 AND d.status = 'pending' AND d.event_id <= $2"
                          " ORDER BY d.event_id LIMIT 1"),
-    /* Delivery $1 answered $2 (2xx): the endpoint's lease is renewed for $3 seconds. */
+    /*
+     * Delivery $1 answered $2 (2xx): the endpoint's lease is renewed for $3 seconds, and its next
+     * delivery up to event $4 returned as webhook_next does, in the same round trip (the query
+     * sees the rows as before the update: the next is after the one just delivered).
+     */
     STMT("webhook_delivered",
          "WITH d AS (UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1,"
          " last_status = $2::int, last_error = NULL, delivered_at = now() WHERE id = $1"
-         " AND status = 'pending' RETURNING webhook_id) UPDATE webhooks SET failures = 0,"
+         " AND status = 'pending' RETURNING webhook_id, event_id),"
+         " w AS (UPDATE webhooks SET failures = 0,"
          " lease_until = now() + make_interval(secs => $3::int)"
-         " WHERE id = (SELECT webhook_id FROM d)"),
+         " WHERE id = (SELECT webhook_id FROM d) RETURNING id, active)"
+         " SELECT n.id, n.event_id, n.event_type, n.body FROM d, w, webhook_deliveries n"
+         " WHERE w.active AND n.webhook_id = w.id AND n.status = 'pending'"
+         " AND n.event_id > d.event_id AND n.event_id <= $4 ORDER BY n.event_id LIMIT 1"),
     /*
      * Delivery $1 failed, with HTTP status $2 (or NULL) and error $3: the endpoint waits $4
      * seconds, and is disabled at its $5th failure in a row. Returns the failures, the state.

@@ -186,23 +186,22 @@ job_request(struct job *j)
 }
 
 /*
- * Takes endpoint j->webhook's next delivery up to horizon and starts it on multi. Returns 1
- * when one started; 0 when its queue is empty (its lease is released), -1 on failure (the
- * lease runs out).
+ * Starts the delivery that statement name (webhook_next or webhook_delivered) returns for j's
+ * endpoint on multi. Returns 1 when one started; 0 when there was none (the endpoint's lease is
+ * released), -1 on failure (the lease runs out).
  */
 static int
-job_next(struct crm_db *db, CURLM *multi, struct job *j, int64_t horizon)
+job_next(struct crm_db *db, CURLM *multi, struct job *j, const char *name,
+         const char *const *params, int n)
 {
-    char upto[21];
-    const char *params[2] = {j->webhook, upto};
+    const char *hook[1] = {j->webhook};
     PGresult *res;
 
-    crm_fmt_id(upto, sizeof(upto), horizon);
-    if (crm_db_exec(db, "webhook_next", 2, params, &res) != CRM_OK)
+    if (crm_db_exec(db, name, n, params, &res) != CRM_OK)
         return -1;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        crm_db_run(db, "webhook_release", 1, params);
+        crm_db_run(db, "webhook_release", 1, hook);
         return 0;
     }
     snprintf(j->delivery, sizeof(j->delivery), "%s", PQgetvalue(res, 0, 0));
@@ -221,7 +220,7 @@ static void
 claim(struct crm_db *db, CURLM *multi, int64_t horizon)
 {
     char upto[21], lease[21], limit[12];
-    const char *params[3] = {upto, lease, limit};
+    const char *params[3] = {upto, lease, limit}, *next[2] = {NULL, upto};
     PGresult *res;
     int free_slots = 0;
 
@@ -244,7 +243,9 @@ claim(struct crm_db *db, CURLM *multi, int64_t horizon)
         j->url = strdup(PQgetvalue(res, r, 1));
         j->secret = strdup(PQgetvalue(res, r, 2));
         j->failures = atoi(PQgetvalue(res, r, 3));
-        if (j->url == NULL || j->secret == NULL || job_next(db, multi, j, horizon) != 1)
+        next[0] = j->webhook;
+        if (j->url == NULL || j->secret == NULL ||
+            job_next(db, multi, j, "webhook_next", next, 2) != 1)
             job_free(j);
     }
     PQclear(res);
@@ -276,14 +277,15 @@ failed(struct crm_db *db, struct job *j, long status)
 }
 
 /*
- * A finished transfer: a 2xx answer marks it delivered and starts the endpoint's next delivery;
- * anything else is a failure. The job's slot is freed when its endpoint is done for now.
+ * A finished transfer: a 2xx answer marks it delivered and starts the endpoint's next delivery
+ * (none once stopping: the lease is released for another daemon); anything else is a failure.
+ * The job's slot is freed when its endpoint is done for now.
  */
 static void
 finished(struct crm_db *db, CURLM *multi, struct job *j, CURLcode rc, int64_t horizon)
 {
-    char code[24], lease[24];
-    const char *params[3] = {j->delivery, code, lease};
+    char code[24], lease[24], upto[21];
+    const char *params[4] = {j->delivery, code, lease, upto};
     long status = 0;
 
     curl_multi_remove_handle(multi, j->easy);
@@ -294,23 +296,15 @@ finished(struct crm_db *db, CURLM *multi, struct job *j, CURLcode rc, int64_t ho
         job_free(j);
         return;
     }
+    crm_log(CRM_LOG_INFO, NULL, "webhook %s event %s answered HTTP %ld", j->webhook, j->event,
+            status);
     snprintf(code, sizeof(code), "%ld", status);
     snprintf(lease, sizeof(lease), "%ld", lease_seconds());
-    if (crm_db_run(db, "webhook_delivered", 3, params) != CRM_OK) {
-        job_free(j); /* the lease runs out, and the delivery is made again */
-        return;
-    }
-    crm_log(CRM_LOG_INFO, NULL, "webhook %s event %s delivered: HTTP %ld", j->webhook, j->event,
-            status);
+    crm_fmt_id(upto, sizeof(upto), stopping ? 0 : horizon);
     j->failures = 0;
-    if (stopping) {
-        const char *hook[1] = {j->webhook};
-
-        crm_db_run(db, "webhook_release", 1, hook); /* another daemon may go on at once */
+    /* On a failure to record it, the lease runs out and the delivery is made again. */
+    if (job_next(db, multi, j, "webhook_delivered", params, 4) != 1)
         job_free(j);
-    } else if (job_next(db, multi, j, horizon) != 1) {
-        job_free(j);
-    }
 }
 
 /* Settles the transfers that have finished. */
@@ -340,17 +334,28 @@ in_flight(void)
     return n;
 }
 
-/* Frees the notifications libpq has read: they only wake the loop. */
-static void
+/* Frees the notifications libpq has read (they only wake the loop); how many there were. */
+static int
 drain(struct crm_db *db)
 {
     PGconn *conn = crm_db_conn(db);
     PGnotify *n;
+    int count = 0;
 
     if (conn == NULL || PQconsumeInput(conn) == 0)
-        return;
-    while ((n = PQnotifies(conn)) != NULL)
+        return 0;
+    for (; (n = PQnotifies(conn)) != NULL; count++)
         PQfreemem(n);
+    return count;
+}
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int
@@ -399,22 +404,32 @@ main(int argc, char **argv)
         (db = crm_db_open(config.database_url)) == NULL)
         return 1;
     crm_log(CRM_LOG_INFO, NULL, "started");
-    while (!stopping || in_flight() > 0) {
+    /*
+     * New events and claimable endpoints are looked for when an event is notified, and every
+     * second (retries come due, a lease runs out), every 50 ms while an id may still commit
+     * below newer ones; in between, the loop only drives the transfers in flight.
+     */
+    for (long long last = 0, wait = 0; !stopping || in_flight() > 0;) {
         PGconn *conn;
         struct curl_waitfd pg = {.events = CURL_WAIT_POLLIN};
-        int running, soon = 0;
+        int running, woken;
 
-        if (!stopping && crm_db_listen(db, &listened, listens, 1) >= 0) {
-            soon = advance(db, &order, &started);
+        if (!stopping && now_ms() - last >= wait && crm_db_listen(db, &listened, listens, 1) >= 0) {
+            wait = advance(db, &order, &started) ? 50 : 1000;
             if (started)
                 claim(db, multi, order.cursor);
+            last = now_ms();
         }
         curl_multi_perform(multi, &running);
         settle(db, multi, order.cursor);
         conn = crm_db_conn(db);
         pg.fd = conn != NULL && PQstatus(conn) == CONNECTION_OK ? PQsocket(conn) : -1;
-        curl_multi_poll(multi, pg.fd >= 0 ? &pg : NULL, pg.fd >= 0 ? 1 : 0, soon ? 50 : 1000, NULL);
-        drain(db);
+        /* Until the next look, or sooner: a notification, or a transfer (curl's own timeouts). */
+        curl_multi_poll(multi, pg.fd >= 0 ? &pg : NULL, pg.fd >= 0 ? 1 : 0,
+                        (int)(wait - (now_ms() - last) > 0 ? wait - (now_ms() - last) : 0), NULL);
+        woken = drain(db);
+        if (woken > 0)
+            wait = 0;
     }
     crm_log(CRM_LOG_INFO, NULL, "stopped");
     curl_multi_cleanup(multi);
