@@ -518,6 +518,74 @@ DROP INDEX IF EXISTS leads_company_trgm;
 
 INSERT INTO schema_version (version) VALUES (8) ON CONFLICT DO NOTHING;
 
+-- Version 9: the notification inbox (README "Notifications"). Each user's inbox holds the events
+-- that concern it, materialised when the event is written, in its transaction: an event is kept
+-- for 24 hours only (crm-events' replay), an inbox for good, and the unread count is an index
+-- count. A notification's id is its event's, so a client marks read what the stream pushed it.
+CREATE TABLE IF NOT EXISTS notifications (
+    user_id    bigint NOT NULL REFERENCES users (id),
+    event_id   bigint NOT NULL,  -- no foreign key: the event is purged, its notification stays
+    type       text NOT NULL,    -- the event's
+    reason     text NOT NULL CHECK (reason IN
+                   ('ASSIGNED', 'UNASSIGNED', 'STATUS_CHANGED', 'ACTIVITY', 'TASK_DUE')),
+    lead_id    bigint NOT NULL,
+    actor_id   bigint NOT NULL,
+    payload    jsonb NOT NULL,
+    activity   jsonb,
+    created_at timestamptz NOT NULL,
+    read_at    timestamptz,
+    PRIMARY KEY (user_id, event_id)
+);
+-- The unread count and the unread=1 page read this small index only.
+CREATE INDEX IF NOT EXISTS notifications_unread ON notifications (user_id, event_id)
+    WHERE read_at IS NULL;
+
+-- The inbox rows of event e, one per user it concerns: the owner it assigns a lead to (also at
+-- its creation) and the owner it takes one from, the owner of a lead whose status changes or
+-- that gets an activity, each unless that user did it; the assignee of a task that falls due
+-- (its own reminder).
+CREATE OR REPLACE FUNCTION crm_event_notifications(e events) RETURNS SETOF notifications
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT r.user_id, e.id, e.type, r.reason, e.lead_id, e.actor_id, e.payload, e.activity,
+                 e.created_at, NULL::timestamptz
+          FROM (VALUES
+              (CASE WHEN e.type IN ('lead.created', 'lead.assigned') THEN e.owner_id END,
+               'ASSIGNED', true),
+              (CASE WHEN e.type = 'lead.assigned' THEN e.prev_owner_id END, 'UNASSIGNED', true),
+              (CASE WHEN e.type = 'lead.status_changed' THEN e.owner_id END, 'STATUS_CHANGED',
+               true),
+              (CASE WHEN e.type = 'activity.created' THEN e.owner_id END, 'ACTIVITY', true),
+              (CASE WHEN e.type = 'task.due' THEN e.prev_owner_id END, 'TASK_DUE', false))
+              AS r (user_id, reason, others_only)
+          WHERE r.user_id IS NOT NULL AND NOT (r.others_only AND r.user_id = e.actor_id) $$;
+
+-- Every statement that writes events fills the inboxes in its transaction.
+CREATE OR REPLACE FUNCTION crm_events_notifications() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO notifications SELECT n.* FROM new_rows e, crm_event_notifications(e) n;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER events_notifications AFTER INSERT ON events
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION crm_events_notifications();
+
+CREATE OR REPLACE FUNCTION crm_notification_json(n notifications) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT json_build_object('id', n.event_id, 'type', n.type, 'reason', n.reason,
+              'lead_id', n.lead_id, 'actor', crm_user_ref(n.actor_id), 'data', n.payload,
+              'activity', n.activity, 'created_at', crm_ts(n.created_at),
+              'read_at', crm_ts(n.read_at)) $$;
+
+-- An upgraded database's inbox starts with the events it still holds (the last 24 hours), once.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 9) THEN
+        INSERT INTO notifications SELECT n.* FROM events e, crm_event_notifications(e) n
+            WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = n.user_id);
+    END IF;
+END $$;
+
+INSERT INTO schema_version (version) VALUES (9) ON CONFLICT DO NOTHING;
+
 -- Version 10: CSV import (POST /api/leads/import, cgi-src/leads/import.c). The rows are copied
 -- into a temporary table lead_import of the import's transaction (lib/db.c lead_import_table),
 -- which these functions read: plpgsql, so that they are planned when called, when the table

@@ -461,6 +461,29 @@ static const struct crm_stmt stmts[] = {
          " ORDER BY (t).due_at, (t).id LIMIT $4 OFFSET $5) p)"),
 
     /*
+     * The notification inbox (cgi-src/leads/notifications.c; schema.sql fills it). $1 is always
+     * the caller: an inbox is personal, for every role. A page, newest first: $2 true for the
+     * unread only, $3 limit, $4 the id its page starts below (a cursor) or NULL; each row with
+     * its id, to make the next cursor from. Planned per call, so that the unread page reads
+     * the unread index.
+     */
+    PER_CALL("notification_page",
+             "SELECT crm_notification_json(n), n.event_id FROM notifications n"
+             " WHERE n.user_id = $1 AND ($2::boolean IS NOT TRUE OR n.read_at IS NULL)"
+             " AND ($4::bigint IS NULL OR n.event_id < $4) ORDER BY n.event_id DESC LIMIT $3"),
+    STMT("notification_unread",
+         "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL"),
+    /* $2 the notification: read now, or kept as read when it was (no row: not the caller's). */
+    STMT("notification_read",
+         "UPDATE notifications n SET read_at = coalesce(n.read_at, now())"
+         " WHERE n.user_id = $1 AND n.event_id = $2 RETURNING crm_notification_json(n)"),
+    /* The unread ones up to id $2 (NULL: all), read now; how many. */
+    STMT("notification_read_all",
+         "WITH r AS (UPDATE notifications SET read_at = now() WHERE user_id = $1"
+         " AND read_at IS NULL AND ($2::bigint IS NULL OR event_id <= $2) RETURNING 1)"
+         " SELECT count(*) FROM r"),
+
+    /*
      * The e-mail outbox. A claim takes the oldest due row no other mailer holds and leases it:
      * its next attempt moves $1 seconds ahead, so a mailer that dies mid-send delays it only.
      */

@@ -28,6 +28,10 @@ int tasks_update(struct crm_req *req, struct crm_resp *resp);
 int tasks_complete(struct crm_req *req, struct crm_resp *resp);
 int tasks_reopen(struct crm_req *req, struct crm_resp *resp);
 int tasks_delete(struct crm_req *req, struct crm_resp *resp);
+int notifications_list(struct crm_req *req, struct crm_resp *resp);
+int notifications_unread(struct crm_req *req, struct crm_resp *resp);
+int notifications_read(struct crm_req *req, struct crm_resp *resp);
+int notifications_read_all(struct crm_req *req, struct crm_resp *resp);
 
 /* The enums of a Lead, NULL-terminated. */
 extern const char *const lead_sources[];

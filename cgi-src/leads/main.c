@@ -1,4 +1,7 @@
-/* crm-leads: leads, their activity timeline, status changes, assignment and follow-up tasks. */
+/*
+ * crm-leads: leads, their activity timeline, status changes, assignment, follow-up tasks, and
+ * the notification inbox of what happened to them.
+ */
 #include "fcgi.h"
 #include "handlers.h"
 #include "routes.h"
@@ -12,7 +15,7 @@ int
 main(int argc, char **argv)
 {
     const struct crm_app app = {
-        "crm-leads", "Next-Gen CRM: leads, their activity timeline and tasks.",
+        "crm-leads", "Next-Gen CRM: leads, their activity timeline, tasks and notifications.",
         routes,      sizeof(routes) / sizeof(routes[0]),
         body_limits, sizeof(body_limits) / sizeof(body_limits[0])};
 

@@ -21,6 +21,10 @@
     X("PATCH", "/api/tasks/:id", tasks_update)                                                     \
     X("DELETE", "/api/tasks/:id", tasks_delete)                                                    \
     X("POST", "/api/tasks/:id/complete", tasks_complete)                                           \
-    X("POST", "/api/tasks/:id/reopen", tasks_reopen)
+    X("POST", "/api/tasks/:id/reopen", tasks_reopen)                                               \
+    X("GET", "/api/notifications", notifications_list)                                             \
+    X("GET", "/api/notifications/unread-count", notifications_unread)                              \
+    X("POST", "/api/notifications/:id/read", notifications_read)                                   \
+    X("POST", "/api/notifications/read-all", notifications_read_all)
 
 #endif

@@ -26,20 +26,27 @@ def snapshot():
 
 
 def wait_healthy():
+    """Until every pool answers: the supervisor starts the released daemons one after the other,
+    so crm-auth's /api/health may answer while crm-leads is not listening yet (a 503 from nginx;
+    unauthenticated, a pool that is up answers 401)."""
     deadline = time.time() + 30
     while time.time() < deadline:
-        if request("GET", "/api/health").status == 200:
+        if (request("GET", "/api/health").status == 200
+                and request("GET", "/api/leads").status == 401
+                and request("GET", "/api/dashboard/stats").status == 401):
             return
         time.sleep(0.2)
     raise AssertionError("the stack did not come back")
 
 
 def some_data(admin):
-    """A user (its outbox row), a lead, an activity and their events."""
+    """A user (its outbox row), a lead of its, an activity by the ADMIN, their events and the
+    user's notifications of them."""
     r = register()
     assert r.status == 201, r.text
     lead = request("POST", "/api/leads", {"name": "Backup Co", "email": "b@backup.example",
-                                          "value": 42.5}, token=admin["token"])
+                                          "value": 42.5, "owner_id": r.json["user"]["id"]},
+                   token=admin["token"])
     assert lead.status == 201, lead.text
     lead_id = lead.json["lead"]["id"]
     r = request("POST", "/api/leads/%d/activity" % lead_id, {"type": "NOTE", "content": "kept"},
@@ -57,7 +64,7 @@ def test_backup_wipe_restore_round_trip(admin, tmp_path):
         stack("hold", d)
     try:
         before = snapshot()
-        for t in ("users", "leads", "activities", "events", "mail_outbox"):
+        for t in ("users", "leads", "activities", "events", "mail_outbox", "notifications"):
             assert before[0][t], t + " is empty: the round trip would show nothing"
         r = crmctl("backup", dump)
         assert r.returncode == 0, r.stderr

@@ -300,6 +300,39 @@ def test_migrate_to_csv_import(tmp_path):
                  ).stdout.strip() == "1"
 
 
+def test_migrate_to_the_inbox_fills_it_from_the_events_once(tmp_path):
+    """A database of version 8 with events upgrades to 9 (the notification inbox): the events it
+    holds fill the inboxes they concern (an assignment: the new and the previous owner, not the
+    actor), later events fill them as they are written, and a second migrate neither adds rows
+    nor undoes a read."""
+    with scratch_db("v8") as url:
+        r = migrate(url, schema_before(tmp_path, 9))
+        assert r.stdout.splitlines()[0] == "schema version 8"
+        scratch_sql(url, "INSERT INTO users (name, email, password_hash, role) VALUES"
+                         " ('M', 'm@x.example', 'x', 'MANAGER'), ('A', 'a@x.example', 'x',"
+                         " 'SALES_EXECUTIVE'), ('B', 'b@x.example', 'x', 'SALES_EXECUTIVE');"
+                         " INSERT INTO leads (name, owner_id, created_by) VALUES ('L', 3, 1);"
+                         " INSERT INTO events (type, lead_id, owner_id, prev_owner_id, actor_id,"
+                         " payload) VALUES ('lead.assigned', 1, 3, 2, 1, '{}'),"
+                         " ('lead.updated', 1, 3, NULL, 1, '{}')")
+        inbox = "SELECT user_id || ':' || event_id || ':' || reason || ':' ||" \
+                " CASE WHEN read_at IS NULL THEN 'unread' ELSE 'read' END" \
+                " FROM notifications ORDER BY user_id, event_id"
+        expected = ["2:1:UNASSIGNED:unread", "3:1:ASSIGNED:unread"]
+        # The second time another text: all of it runs again (the same text would not).
+        for schema in (os.path.join(VAR, "schema.sql"), again(tmp_path)):
+            r = migrate(url, schema)
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.splitlines()[0] == "schema version %d" % schema_versions()[-1]
+            assert scratch_sql(url, inbox) == expected
+            scratch_sql(url, "UPDATE notifications SET read_at = now() WHERE user_id = 2")
+            expected = ["2:1:UNASSIGNED:read", "3:1:ASSIGNED:unread"]
+        # From now on, the trigger: an activity by the manager on B's lead.
+        scratch_sql(url, "INSERT INTO events (type, lead_id, owner_id, actor_id, payload)"
+                         " VALUES ('activity.created', 1, 3, 1, '{}')")
+        assert scratch_sql(url, inbox) == expected + ["3:3:ACTIVITY:unread"]
+
+
 def test_create_user_generated_password():
     email = unique_email("ctl")
     r = crmctl("create-user", "--role", "MANAGER", "--email", email, "--name", "Mo")
