@@ -242,6 +242,36 @@ def test_sign_in_wrong_password_then_sign_in_and_out(browsers, admin):
     assert b.one("#top").is_displayed() is False
 
 
+def test_a_forgotten_password_is_reset_through_the_e_mailed_link(browsers, smtp):
+    """Sign-in screen -> "Forgot your password?" -> the e-mail's link opens the console's reset
+    screen -> the new password signs in; the same link a second time is refused, in words."""
+    from test_password import reset_links
+    email = unique_email("forgot")
+    assert register(name="Forgetful Fay", email=email, password="password123").status == 201
+    b = browsers()
+    b.open("/login")
+    b.click("a[href='#/forgot-password']")
+    b.wait_text("main h1", "Forgot your password")
+    b.fill("form", email=email)
+    b.click("form button[type=submit]")
+    b.wait_text("form .alert", "link")
+    [token] = reset_links(smtp, email)
+    b.open("/reset-password?token=" + token)
+    b.wait_text("main h1", "Choose a new password")
+    b.fill("form", password="brand-new-pass-1")
+    b.click("form button[type=submit]")
+    b.wait_text("main h1", "Sign in")
+    b.wait_text("main .alert", "password is set")
+    assert login(email, "password123").status == 401
+    assert login(email, "brand-new-pass-1").status == 200
+    b.open("/reset-password?token=" + token)
+    b.wait_text("main h1", "Choose a new password")
+    b.fill("form", password="yet-another-pass-2")
+    b.click("form button[type=submit]")
+    b.wait_text("form .alert.error", "used or has expired")
+    assert login(email, "yet-another-pass-2").status == 401
+
+
 def test_register_lands_on_the_leads(browsers):
     b = browsers()
     b.open("/register")

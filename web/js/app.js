@@ -15,6 +15,8 @@ const MANAGERS = ["ADMIN", "MANAGER"];
 const ROUTES = [
   { re: /^login$/, view: auth.signIn, public: true },
   { re: /^register$/, view: auth.register, public: true },
+  { re: /^forgot-password$/, view: auth.forgot, public: true },
+  { re: /^reset-password$/, view: auth.reset, public: true },
   { re: /^leads$/, view: leads },
   { re: /^leads\/new$/, view: leadForm },
   { re: /^leads\/(\d+)$/, view: lead },
@@ -109,6 +111,7 @@ async function route() {
       return n;
     },
     signedIn,
+    signedOut: signOut,
     go,
   };
   main.setAttribute("aria-busy", "true");
