@@ -28,7 +28,7 @@ export async function render(main, ctx) {
       file,
       h("span", { class: "hint", id: "import-file-hint" }, "At most 10 MiB. The first row names the columns, as Export CSV writes them: name (required), email, phone, company, source, status, value, notes, owner_id."),
     ),
-    h("div", { class: "field" }, h("label", { for: "import-skip" }, skip, " Skip rows whose e-mail is already there")),
+    h("div", { class: "field" }, h("label", { for: "import-skip", class: "check" }, skip, " Skip rows whose e-mail is already there")),
     h("div", { class: "actions" }, check, run, h("a", { href: "#/leads", class: "button" }, "Back to the leads")),
   );
   mount(main, h("h1", {}, "Import leads from CSV"), form, summary, report);
@@ -120,7 +120,7 @@ function problems(r) {
       h(
         "tbody",
         {},
-        r.errors.map((e) => h("tr", {}, h("td", { class: "num" }, String(e.row)), h("td", {}, e.field === null ? "(the whole row)" : e.field), h("td", {}, e.problem))),
+        r.errors.map((e) => h("tr", {}, h("td", {}, String(e.row)), h("td", {}, e.field === null ? "(the whole row)" : e.field), h("td", {}, e.problem))),
       ),
     ),
   );
