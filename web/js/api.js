@@ -14,6 +14,7 @@ export class ApiError extends Error {
     this.status = status;
     this.code = e.code || "http_" + status;
     this.fields = e.fields || null;
+    this.body = body; // the whole answer: a CSV import's 422 carries its report beside "error"
   }
 }
 
@@ -67,14 +68,29 @@ function refused(res, data, opts) {
   return new ApiError(res.status, data);
 }
 
-/** Sends a request; resolves to the parsed body (null for 204), rejects with an ApiError. */
-export async function api(method, path, body, opts = {}) {
-  const h = headers("application/json", opts);
-  if (body !== undefined) h["Content-Type"] = "application/json";
-  const res = await send(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+/** Sends a request with headers h; resolves to the parsed JSON answer (null for 204), rejects
+ * with an ApiError. */
+async function call(method, path, h, body, opts) {
+  const res = await send(path, { method, headers: h, body });
   const data = res.status === 204 ? null : await res.json().catch(() => null);
   if (res.ok) return data;
   throw refused(res, data, opts);
+}
+
+/** Sends a request with a JSON body (or none); resolves and rejects as call(). */
+export function api(method, path, body, opts = {}) {
+  const h = headers("application/json", opts);
+  if (body !== undefined) h["Content-Type"] = "application/json";
+  return call(method, path, h, body === undefined ? undefined : JSON.stringify(body), opts);
+}
+
+/** POSTs a file (a Blob, such as a File from an <input type=file>) as the body, as is, with
+ * type as its Content-Type; the browser reads it from disk as it sends it. Resolves and
+ * rejects as api(). */
+export function upload(path, file, type) {
+  const h = headers("application/json", {});
+  h["Content-Type"] = type;
+  return call("POST", path, h, file, {});
 }
 
 /**

@@ -6,6 +6,7 @@ import * as live from "./live.js";
 import * as auth from "./views/auth.js";
 import * as leads from "./views/leads.js";
 import * as leadForm from "./views/lead-new.js";
+import * as leadImport from "./views/lead-import.js";
 import * as lead from "./views/lead.js";
 import * as dashboard from "./views/dashboard.js";
 import * as users from "./views/users.js";
@@ -19,6 +20,7 @@ const ROUTES = [
   { re: /^reset-password$/, view: auth.reset, public: true },
   { re: /^leads$/, view: leads },
   { re: /^leads\/new$/, view: leadForm },
+  { re: /^leads\/import$/, view: leadImport },
   { re: /^leads\/(\d+)$/, view: lead },
   { re: /^tasks$/, view: tasks },
   { re: /^dashboard$/, view: dashboard, roles: MANAGERS },

@@ -1,6 +1,6 @@
 // leads.js: the leads table. The view (filters, search, sort, page) lives in the URL's hash,
 // so a reload, the back button or a shared link shows the same thing. Export CSV downloads
-// every lead of the view (its filters and sort, all pages).
+// every lead of the view (its filters and sort, all pages); Import CSV opens #/leads/import.
 import { api, query, allUsers, download } from "../api.js";
 import { h, mount, fmt, select, alertBox, say, STATUSES, SOURCES } from "../dom.js";
 
@@ -75,7 +75,7 @@ export async function render(main, ctx) {
   const pager = h("nav", { class: "pager", "aria-label": "Pages" });
   mount(
     main,
-    h("div", { class: "title-row" }, h("h1", {}, "Leads"), h("div", { class: "actions" }, exportButton, h("a", { href: "#/leads/new", class: "button primary" }, "New lead"))),
+    h("div", { class: "title-row" }, h("h1", {}, "Leads"), h("div", { class: "actions" }, exportButton, h("a", { href: "#/leads/import", class: "button", id: "import-csv" }, "Import CSV"), h("a", { href: "#/leads/new", class: "button primary" }, "New lead"))),
     exportMsg,
     form,
     status,
