@@ -288,7 +288,7 @@ def test_task_due_from_the_stream_shows_a_notice_and_refreshes_the_list(browsers
     b.wait_text(".toast.due", title, timeout=20)
     b.wait(lambda: shown_ids(b) == [t["id"]], timeout=5, what="the task in the overdue list")
     b.click("#bell")
-    b.wait_text("#bell-list", "Due now: \"%s\"" % title)
+    b.wait_text("#bell-list", "Task due: %s (lead #%d)" % (title, lead["id"]))
     b.click("#bell")
 
 
