@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evorder.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -202,10 +203,11 @@ static const struct crm_stmt stmts[] = {
          " SELECT $1, $2, $3, $4, $5, $6, $7 WHERE $7::timestamptz IS NULL OR $7 > now()"
          " RETURNING crm_token_json(api_tokens), id"),
     /* $1 the user whose tokens, or NULL for all; $2 limit, $3 offset. */
-    STMT("token_count", "SELECT count(*) FROM api_tokens WHERE $1::bigint IS NULL OR user_id = $1"),
-    STMT("token_list",
-         "SELECT crm_token_json(t) FROM api_tokens t"
-         " WHERE $1::bigint IS NULL OR t.user_id = $1 ORDER BY t.id LIMIT $2 OFFSET $3"),
+    STMT("token_page",
+         "SELECT (SELECT count(*) FROM api_tokens WHERE $1::bigint IS NULL OR user_id = $1),"
+         " (SELECT coalesce(json_agg(crm_token_json(p.t) ORDER BY (p.t).id), '[]') FROM"
+         " (SELECT t FROM api_tokens t WHERE $1::bigint IS NULL OR t.user_id = $1"
+         " ORDER BY t.id LIMIT $2 OFFSET $3) p)"),
     /* $1 token, $2 its user or NULL (ADMIN). Its user's streams close (crm-events). */
     STMT("token_delete",
          "WITH d AS (DELETE FROM api_tokens WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)"
@@ -1101,4 +1103,15 @@ crm_resp_page(struct crm_resp *resp, enum crm_err err, PGresult *res, long limit
     if (err != CRM_OK)
         return crm_resp_error(resp, err);
     return crm_resp_json(resp, 200, body);
+}
+
+int
+crm_db_snapshot(const PGresult *res, struct crm_snap *snap)
+{
+    if (PQntuples(res) < 1 || crm_snap_parse(PQgetvalue(res, 0, 0), snap) != 0) {
+        crm_log(CRM_LOG_ERR, NULL, "unreadable snapshot");
+        return -1;
+    }
+    snap->next = PQgetisnull(res, 0, 1) ? 0 : strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+    return 0;
 }

@@ -70,6 +70,14 @@ cJSON *crm_db_page_json(const PGresult *count, const PGresult *rows, long limit,
                         cJSON *(*item)(const PGresult *res, int row, int col));
 
 struct crm_resp;
+struct crm_snap;
+
+/*
+ * The snapshot of events_head or events_read (column 0 of row 0) and the xid assigned after it
+ * (column 1; NULL: 0), for lib/evorder: crm-events and crm-webhooks read them so. 0, or -1
+ * (logged; nothing to free).
+ */
+int crm_db_snapshot(const PGresult *res, struct crm_snap *snap);
 
 /*
  * Answers a page whose statement returned one row: the total in column 0 and the items as a

@@ -82,11 +82,10 @@ advance(struct crm_db *db, struct crm_evorder *order, int *started)
         if (crm_db_exec(db, head ? "events_head" : "events_read", head ? 0 : 2, params, &res) !=
             CRM_OK)
             return 0;
-        if (PQntuples(res) < 1 || crm_snap_parse(PQgetvalue(res, 0, 0), &snap) != 0) {
+        if (crm_db_snapshot(res, &snap) != 0) {
             PQclear(res);
             return 0;
         }
-        snap.next = PQgetisnull(res, 0, 1) ? 0 : strtoull(PQgetvalue(res, 0, 1), NULL, 10);
         if (head) {
             *started =
                 crm_evorder_start(order, &snap, strtoll(PQgetvalue(res, 0, 2), NULL, 10)) == 1;

@@ -33,18 +33,6 @@ feed_exec(struct server *srv, const char *name, int n, const char *const *params
     return err;
 }
 
-/* The snapshot in column 0 of row 0 of a read, and the later xid in column 1 (NULL: 0). */
-static int
-read_snapshot(const PGresult *res, struct crm_snap *snap)
-{
-    if (PQntuples(res) < 1 || crm_snap_parse(PQgetvalue(res, 0, 0), snap) != 0) {
-        crm_log(CRM_LOG_ERR, NULL, "events: unreadable snapshot");
-        return -1;
-    }
-    snap->next = PQgetisnull(res, 0, 1) ? 0 : strtoull(PQgetvalue(res, 0, 1), NULL, 10);
-    return 0;
-}
-
 int
 feed_start(struct server *srv)
 {
@@ -55,7 +43,7 @@ feed_start(struct server *srv)
 
     if (feed_exec(srv, "events_head", 0, NULL, &res) != CRM_OK)
         return -1;
-    if (read_snapshot(res, &snap) == 0) {
+    if (crm_db_snapshot(res, &snap) == 0) {
         if (crm_parse_int(PQgetvalue(res, 0, 2), 0, INT64_MAX, &head) == 0 &&
             crm_evorder_start(&srv->order, &snap, head) == 1)
             rc = 0;
@@ -296,7 +284,7 @@ feed_read(struct server *srv)
     snprintf(limit, sizeof(limit), "%d", READ_LIMIT);
     if (feed_exec(srv, "events_read", 2, params, &res) != CRM_OK)
         return;
-    if (read_snapshot(res, &snap) != 0) {
+    if (crm_db_snapshot(res, &snap) != 0) {
         PQclear(res);
         return;
     }

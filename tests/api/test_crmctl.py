@@ -1,5 +1,6 @@
 """crmctl against the test database: idempotent migrate, create-user with either password source."""
 import contextlib
+import functools
 import os
 import re
 import select
@@ -101,9 +102,16 @@ def test_migrate_upgrades_an_existing_database(tmp_path):
         assert r.stdout.splitlines()[0] == "schema version %d" % schema_versions()[-1]
 
 
-def scratch_sql(url, query):
+def scratch_psql(url, query):
+    """psql's run of query in the scratch database at url (its exit status, output, errors)."""
     return subprocess.run(["psql", url, "-XtAq", "-v", "ON_ERROR_STOP=1", "-c", query],
-                          capture_output=True, text=True, check=True).stdout.split()
+                          capture_output=True, text=True)
+
+
+def scratch_sql(url, query):
+    r = scratch_psql(url, query)
+    r.check_returncode()
+    return r.stdout.split()
 
 
 def test_migrate_to_the_search_column(tmp_path):
@@ -135,9 +143,7 @@ def test_migrate_to_tasks_keeps_the_rows_and_widens_the_checks(tmp_path):
         assert migrate(url, schema_before(tmp_path, 5)).stdout.splitlines() == [
             "schema version 4"]
 
-        def q(query):
-            return subprocess.run(["psql", url, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-                                   "-c", query], capture_output=True, text=True)
+        q = functools.partial(scratch_psql, url)
 
         seed = q("INSERT INTO users (name, email, password_hash, role) VALUES ('A', 'a@b.io',"
                  " 'x', 'ADMIN'); INSERT INTO mail_outbox (kind, to_addr, to_name)"
@@ -181,9 +187,7 @@ def test_migrate_upgrades_to_field_history(tmp_path):
         assert migrate(url, schema_before(tmp_path, 5)).stdout.splitlines() == [
             "schema version 4"]
 
-        def q(query):
-            return subprocess.run(["psql", url, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-                                   "-c", query], capture_output=True, text=True)
+        q = functools.partial(scratch_psql, url)
 
         r = q("INSERT INTO users (name, email, password_hash, role) VALUES ('A', 'a@x.io', 'x',"
               " 'ADMIN'); INSERT INTO leads (name, created_by) VALUES ('L', 1);"
@@ -274,9 +278,7 @@ def test_migrate_to_csv_import(tmp_path):
         assert migrate(url, schema_before(tmp_path, 10)).stdout.splitlines()[0].startswith(
             "schema version")
 
-        def q(query):
-            return subprocess.run(["psql", url, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-                                   "-c", query], capture_output=True, text=True)
+        q = functools.partial(scratch_psql, url)
 
         r = q("INSERT INTO users (name, email, password_hash, role) VALUES ('A', 'a@x.io', 'x',"
               " 'ADMIN'); INSERT INTO leads (name, created_by) VALUES ('L', 1);"
