@@ -118,6 +118,32 @@ def test_lead_page_adds_completes_reopens_and_deletes_a_task(sales_browser, sale
     b.wait(lambda: tid not in shown_ids(b), what="the task gone from the list")
 
 
+def test_a_live_reload_keeps_the_focus_in_an_open_question_or_form(sales_browser, sales_user):
+    """Another task added to the lead (its task.created event reloads the list) while this
+    task's delete question, then its edit form, is open: the focus stays where the user left it
+    (CI once saw it lost after a reopen's own event re-rendered the list)."""
+    token, _ = sales_user
+    b = sales_browser
+    lead = new_lead(token)
+    tid = new_task(token, lead["id"])["id"]
+    b.open("/leads/%d" % lead["id"])
+    b.one(in_task(tid, "button.delete"))
+    b.click(in_task(tid, "button.delete"))
+    b.wait(lambda: b.js("return document.activeElement.className") == "delete-no",
+           what="focus on Cancel")
+    other = new_task(token, lead["id"])["id"]
+    b.wait(lambda: other in shown_ids(b), what="the other task shown live")
+    assert b.js("return document.activeElement.className") == "delete-no"
+    b.click(in_task(tid, "button.delete-no"))
+
+    b.click(in_task(tid, "button.edit"))
+    b.wait(lambda: b.js("return document.activeElement.id") == "et-%d-title" % tid,
+           what="focus in the edit form")
+    third = new_task(token, lead["id"])["id"]
+    b.wait(lambda: third in shown_ids(b), what="the third task shown live")
+    assert b.js("return document.activeElement.id") == "et-%d-title" % tid
+
+
 def test_manager_assigns_a_new_task_and_the_form_shows_field_errors(admin_browser, admin,
                                                                       sales_user):
     b = admin_browser

@@ -152,8 +152,11 @@ export function taskList({ load, showLead, manager, empty, onChange = () => {} }
   function draw() {
     const focused = document.activeElement && ul.contains(document.activeElement) ? document.activeElement : null;
     mount(ul, tasks.length ? tasks.map(item) : h("li", { class: "empty" }, empty));
-    // A re-render keeps the focus where it was (on the same task's same button).
-    if (focused && !ul.contains(focused) && focused.dataset.action) {
+    // A re-render keeps the focus where it was: in the open question or form, which is moved
+    // into the new entry (moving an element blurs it), or on the same task's same button.
+    if (focused && ul.contains(focused)) {
+      if (document.activeElement !== focused) focused.focus();
+    } else if (focused && focused.dataset.action) {
       const again = ul.querySelector("[data-task-id='" + focused.closest("[data-task-id]")?.dataset.taskId + "'] [data-action=" + focused.dataset.action + "]");
       if (again) again.focus();
     }
