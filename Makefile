@@ -23,7 +23,7 @@ PROGS := $(BUILD)/crm-auth $(BUILD)/crm-leads $(BUILD)/crm-dashboard $(BUILD)/cr
 
 .SECONDARY:
 .PHONY: all run stop test soak unit api asan format lint clean deps bench bench-sse bench-console \
-	bench-metrics bench-webhooks \
+	bench-metrics bench-webhooks bench-cluster cluster cluster-stop test-cluster \
 	screenshots install deb fuzz fuzz-bins
 all: $(PROGS)
 
@@ -80,6 +80,17 @@ test: deps all
 	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" CFLAGS="-O1 -g" all unit-bins
 	$(MAKE) fuzz-bins
 	scripts/test.sh build/asan
+
+# Several machines on this one, as root (scripts/cluster.sh: network namespaces): a front nginx,
+# two application hosts installed as `make install` lays them out, a PostgreSQL primary and its
+# synchronous standby, an SMTP server; README "Several hosts". make test-cluster runs its test
+# (tests/cluster: it builds and removes a deployment of its own), which make test runs too.
+cluster: deps all
+	scripts/cluster.sh up
+cluster-stop:
+	scripts/cluster.sh down
+test-cluster: deps all
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider -s tests/cluster
 
 # The chaos soak (tests/soak/soak.py): the sanitized stack under mixed load while its parts are
 # killed at random, then its invariants, PASS/FAIL. Its own stack under var/soak on

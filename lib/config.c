@@ -300,6 +300,8 @@ check_lists(struct crm_config *cfg, char *why, size_t whysz)
         snprintf(cfg->metrics_allow, sizeof(cfg->metrics_allow), "127.0.0.0/8 ::1");
     if (crm_config_each(cfg->metrics_allow, bad_network, NULL) != 0)
         return fail(why, whysz, "%s must list addresses or networks (CIDR)", "METRICS_ALLOW");
+    if (crm_config_each(cfg->trusted_proxies, bad_network, NULL) != 0)
+        return fail(why, whysz, "%s must list addresses or networks (CIDR)", "TRUSTED_PROXIES");
     if (crm_config_each(cfg->webhook_allow_nets, bad_network, NULL) != 0)
         return fail(why, whysz, "%s must list addresses or networks (CIDR)", "WEBHOOK_ALLOW_NETS");
     return 0;
@@ -335,6 +337,7 @@ crm_config_load(const char *path, struct crm_config *cfg, char *why, size_t whys
         {"LOGIN_LOCKOUT_MAX_SECONDS", lmax, sizeof(lmax)},
         {"CORS_ORIGINS", cfg->cors_origins, sizeof(cfg->cors_origins)},
         {"METRICS_ALLOW", cfg->metrics_allow, sizeof(cfg->metrics_allow)},
+        {"TRUSTED_PROXIES", cfg->trusted_proxies, sizeof(cfg->trusted_proxies)},
         {"WEBHOOK_ALLOW_NETS", cfg->webhook_allow_nets, sizeof(cfg->webhook_allow_nets)},
         {"WEBHOOK_TIMEOUT_SECONDS", wtime, sizeof(wtime)},
         {"WEBHOOK_RETRY_SECONDS", wretry, sizeof(wretry)},

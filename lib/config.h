@@ -32,6 +32,9 @@ struct crm_config {
     /* METRICS_ALLOW: the addresses and networks (CIDR) nginx lets reach /metrics/, separated by
      * spaces or commas; default loopback ("127.0.0.0/8 ::1"). */
     char metrics_allow[1024];
+    /* TRUSTED_PROXIES: the addresses and networks (CIDR) of load balancers in front of this
+     * host's nginx, whose X-Forwarded-For names the client; empty (the default): none. */
+    char trusted_proxies[1024];
     /* Webhooks (README "Webhooks"). WEBHOOK_ALLOW_NETS: the loopback, private or link-local
      * addresses and networks (CIDR) webhooks may reach after all; empty (the default): none. */
     char webhook_allow_nets[1024];

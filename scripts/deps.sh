@@ -15,6 +15,8 @@ pkgs+=(python3-prometheus-client)
 # The fuzz targets (make fuzz, tests/fuzz): clang and its runtime libraries (libFuzzer, the
 # sanitizers).
 pkgs+=(clang-14 libclang-rt-14-dev)
+# The cluster (scripts/cluster.sh, make test-cluster): network namespaces, veth and a bridge.
+pkgs+=(iproute2)
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done

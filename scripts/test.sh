@@ -95,6 +95,23 @@ if [ -z "${CRM_TEST_ARGS:-}" ] && [ "${CRM_TEST_SOAK_SECONDS:-90}" -gt 0 ]; then
         soak_failed=1
     fi
 fi
+# The deployment of several machines (tests/cluster: network namespaces, so as root only), of the
+# optimised build as it ships (make install's layout).
+cluster_passed=0 cluster_failed=0
+if [ -z "${CRM_TEST_ARGS:-}" ] && [ "${CRM_TEST_CLUSTER:-1}" != 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "cluster: not run (it needs root: network namespaces); make test-cluster as root runs it"
+    else
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider -s tests/cluster 2>&1 |
+            tee "$ROOT/var/pytest-cluster.out"
+        cluster_rc=${PIPESTATUS[0]}
+        cluster_line=$(tail -n 1 "$ROOT/var/pytest-cluster.out")
+        cluster_passed=$(printf '%s' "$cluster_line" | sed -n 's/.*\b\([0-9][0-9]*\) passed.*/\1/p')
+        cluster_failed=$(printf '%s' "$cluster_line" |
+            sed -n 's/.*\b\([0-9][0-9]*\) \(failed\|error\).*/\1/p')
+        [ "$cluster_rc" -eq 0 ] || [ "${cluster_failed:-0}" -gt 0 ] || cluster_failed=1
+    fi
+fi
 api_line=$(tail -n 1 "$ROOT/var/pytest.out")
 api_passed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) passed.*/\1/p')
 api_failed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) \(failed\|error\).*/\1/p')
@@ -103,8 +120,11 @@ echo "unit: $((unit_run - unit_failed)) passed, $unit_failed failed"
 echo "fuzz: ${fuzz_passed:-0} passed, ${fuzz_failed:-0} failed"
 echo "api: ${api_passed:-0} passed, ${api_failed:-0} failed"
 echo "soak: $soak_passed passed, $soak_failed failed"
+echo "cluster: ${cluster_passed:-0} passed, ${cluster_failed:-0} failed"
 # A sanitizer report counts as one failure, so the closing line agrees with the exit status.
-echo "total: $((unit_run - unit_failed + ${fuzz_passed:-0} + ${api_passed:-0} + soak_passed)) passed," \
-    "$((unit_failed + ${fuzz_failed:-0} + ${api_failed:-0} + san + soak_failed)) failed"
+echo "total: $((unit_run - unit_failed + ${fuzz_passed:-0} + ${api_passed:-0} + soak_passed + \
+    ${cluster_passed:-0})) passed," \
+    "$((unit_failed + ${fuzz_failed:-0} + ${api_failed:-0} + san + soak_failed + \
+    ${cluster_failed:-0})) failed"
 [ "$unit_failed" -eq 0 ] && [ "${fuzz_failed:-0}" -eq 0 ] && [ "$api_rc" -eq 0 ] && [ "$san" -eq 0 ] &&
-    [ "$soak_failed" -eq 0 ]
+    [ "$soak_failed" -eq 0 ] && [ "${cluster_failed:-0}" -eq 0 ]

@@ -474,6 +474,14 @@ print_network(const char *item, size_t len, void *arg)
     return 0;
 }
 
+static int
+print_proxy(const char *item, size_t len, void *arg)
+{
+    (void)arg;
+    printf("set_real_ip_from %.*s;\n", (int)len, item);
+    return 0;
+}
+
 /*
  * crmctl nginx-settings: the http-level part of the site that follows the env file, made from
  * the checked settings (lib/config.c), so nginx never reads a value the programs would refuse.
@@ -492,6 +500,14 @@ cmd_nginx_settings(const struct crm_config *cfg)
     crm_config_each(cfg->cors_origins, print_origin, NULL);
     /* Answers depend on Origin only when there are origins: else nothing changes. */
     printf("}\nmap $http_origin $crm_cors_vary {\n    default \"%s\";\n}\n", cors ? "Origin" : "");
+    /* Behind a load balancer every request comes from it: the client is the address it adds to
+     * X-Forwarded-For, the last one not itself trusted (so a client cannot name itself). Rate
+     * limits, logs and the programs' REMOTE_ADDR then see the client. */
+    printf("# TRUSTED_PROXIES: load balancers whose X-Forwarded-For names the client.\n");
+    if (cfg->trusted_proxies[strspn(cfg->trusted_proxies, " \t,")] != '\0') {
+        crm_config_each(cfg->trusted_proxies, print_proxy, NULL);
+        printf("real_ip_header X-Forwarded-For;\nreal_ip_recursive on;\n");
+    }
     return 0;
 }
 

@@ -49,9 +49,10 @@ class Response:
 
 
 def request(method, path, body=None, token=None, headers=None, raw=None, source=None,
-            barrier=None):
+            barrier=None, addr=None):
     """Sends one request and returns a Response. body is JSON-encoded; raw is sent as is. With a
-    threading.Barrier, the connection is made first and the request sent when all have arrived."""
+    threading.Barrier, the connection is made first and the request sent when all have arrived.
+    addr: (host, port) of another nginx than the test stack's (the cluster test's hosts)."""
     hdrs = {}
     data = raw
     if body is not None:
@@ -60,7 +61,8 @@ def request(method, path, body=None, token=None, headers=None, raw=None, source=
     if token:
         hdrs["Authorization"] = "Bearer " + token
     hdrs.update(headers or {})
-    conn = http.client.HTTPConnection(HOST, PORT, timeout=30,
+    host, port = addr or (HOST, PORT)
+    conn = http.client.HTTPConnection(host, port, timeout=30,
                                       source_address=(source or next_source(), 0))
     try:
         if barrier is not None:

@@ -28,7 +28,8 @@ class Stream:
     dicts with id, event, data, and the time they arrived; comments in .comments."""
 
     def __init__(self, token=None, query_token=None, last_id=None, last_id_query=None,
-                 headers=None, rcvbuf=None, read=True, accept="text/event-stream"):
+                 headers=None, rcvbuf=None, read=True, accept="text/event-stream", addr=None,
+                 source=None):
         query = {}
         if query_token:
             query["access_token"] = query_token
@@ -45,9 +46,9 @@ class Stream:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.bind((next_source(), 0))
+        self.sock.bind((source or next_source(), 0))
         self.sock.settimeout(30)
-        self.sock.connect((HOST, PORT))
+        self.sock.connect(addr or (HOST, PORT))
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         self.messages, self.comments, self.retry, self.position = [], [], None, None
         self.closed = False

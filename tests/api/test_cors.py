@@ -133,6 +133,15 @@ def test_nothing_changes_without_origins():
     r = subprocess.run([os.path.join(VAR, "bin", "crmctl"), "nginx-settings"], env=env,
                        capture_output=True, text=True)
     assert r.returncode == 1 and "CORS_ORIGINS" in r.stderr and r.stdout == ""
+    # Behind a load balancer, nginx takes the client from the X-Forwarded-For it adds (the
+    # cluster test, tests/cluster, shows the rate limits then count each client apart).
+    env.pop("CORS_ORIGINS")
+    assert "set_real_ip_from" not in out
+    env["TRUSTED_PROXIES"] = "10.77.0.2, 10.78.0.0/16"
+    out = subprocess.run([os.path.join(VAR, "bin", "crmctl"), "nginx-settings"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.endswith("set_real_ip_from 10.77.0.2;\nset_real_ip_from 10.78.0.0/16;\n"
+                        "real_ip_header X-Forwarded-For;\nreal_ip_recursive on;\n")
 
 
 PROBE = """

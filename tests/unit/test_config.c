@@ -32,6 +32,7 @@ static const char *const keys[] = {"DATABASE_URL",
                                    "LOGIN_LOCKOUT_MAX_SECONDS",
                                    "CORS_ORIGINS",
                                    "METRICS_ALLOW",
+                                   "TRUSTED_PROXIES",
                                    "PUBLIC_URL"};
 
 static int
@@ -210,8 +211,8 @@ test_config_env_file_long_line(void **state)
     }
 }
 
-/* CORS_ORIGINS and METRICS_ALLOW go into nginx's configuration: only exact origins and
- * addresses get through. */
+/* CORS_ORIGINS, METRICS_ALLOW and TRUSTED_PROXIES go into nginx's configuration: only exact origins
+ * and addresses get through. */
 static void
 test_config_lists(void **state)
 {
@@ -258,6 +259,16 @@ test_config_lists(void **state)
         setenv("METRICS_ALLOW", bad_nets[i], 1);
         assert_int_equal(load(why), -1);
         assert_non_null(strstr(why, "METRICS_ALLOW"));
+    }
+    unsetenv("METRICS_ALLOW");
+    for (size_t i = 0; i < sizeof(good_nets) / sizeof(good_nets[0]); i++) {
+        setenv("TRUSTED_PROXIES", good_nets[i], 1);
+        assert_int_equal(crm_config_load(NULL, &cfg, why, sizeof(why)), 0);
+    }
+    for (size_t i = 0; i < sizeof(bad_nets) / sizeof(bad_nets[0]); i++) {
+        setenv("TRUSTED_PROXIES", bad_nets[i], 1);
+        assert_int_equal(load(why), -1);
+        assert_non_null(strstr(why, "TRUSTED_PROXIES"));
     }
 }
 
