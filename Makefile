@@ -113,6 +113,11 @@ bench: deps all $(BUILD)/sse-bench
 bench-webhooks: deps all
 	/usr/bin/python3 bench/webhooks.py
 
+# What the synchronous standby costs, on the cluster (as root): POST /api/leads and pgbench commits
+# with and without it; writes bench/results-cluster.md.
+bench-cluster: deps all
+	/usr/bin/python3 bench/cluster.py
+
 # Only the metrics part of make bench: req/s with and without the figures of /metrics; writes its
 # section of bench/results.md.
 bench-metrics: deps all
