@@ -198,6 +198,7 @@ def test_host_a_nginx_killed_mid_load_moves_every_request_to_host_b():
 def test_failover_under_write_load_loses_no_acknowledged_lead():
     token = new_user()
     tag = uuid.uuid4().hex[:8]
+    stream = sse.Stream(token=token, addr=B, source=source())
     load = Load(token, 4, lambda i, n: ("POST", "/api/leads", {"name": "fo-%s-%d-%d" % (tag, i, n)}))
     time.sleep(2)
     cluster("crash", "pg1")
@@ -233,3 +234,20 @@ def test_failover_under_write_load_loses_no_acknowledged_lead():
              back - promoted, back - before))
     assert back - promoted < 10
     assert sql("pg2", "SELECT pg_is_in_recovery()") == ["f"]
+    assert sum(r.status == 503 for *_, r in records) > 0  # the gap was seen, and answered 503
+
+    # The stream held on host B through all of it: every acknowledged lead's event reaches it,
+    # or its reconnection with Last-Event-ID (as an EventSource would) when the stream ended.
+    want = {r.json["lead"]["id"] for *_, r in records if r.status == 201}
+    seen = set()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        stream.wait(lambda ms: want <= {json.loads(m["data"])["lead_id"] for m in ms}, timeout=2)
+        seen |= {json.loads(m["data"])["lead_id"] for m in stream.messages}
+        if want <= seen:
+            break
+        if stream.closed:
+            stream = sse.Stream(token=token, last_id=(stream.ids() or [stream.position])[-1],
+                                addr=B, source=source())
+    stream.close()
+    assert want - seen == set(), "events of acknowledged leads never streamed"
