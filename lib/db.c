@@ -78,17 +78,42 @@ struct crm_stmt {
  * its page starts after (a cursor, lib/cursor.h), or NULL; each row comes with its sort key and
  * id to make the next cursor from.
  */
-#define LEAD_FILTER                                                                                \
+#define LEAD_ROWS                                                                                  \
     " FROM leads l WHERE " OWN_1 " AND ($2::text[] IS NULL OR l.status = ANY ($2))"                \
     " AND ($3::text IS NULL OR l.source = $3) AND ($4::bigint IS NULL OR l.owner_id = $4)"         \
-    " AND ($5::text IS NULL OR l.search LIKE lower($5))"                                           \
     " AND ($6::timestamptz IS NULL OR l.created_at >= $6)"                                         \
     " AND ($7::timestamptz IS NULL OR l.created_at <= $7)"
+#define LEAD_FILTER LEAD_ROWS " AND ($5::text IS NULL OR l.search LIKE lower($5))"
+/* The rows after the cursor's key $10 and id $11, if any. */
+#define AFTER(r, col, type, after)                                                                 \
+    " ($10::text IS NULL OR (" r "." col ", " r ".id) " after " ($10::" type ", $11::bigint))"
+#define SORTED(key, id, dir) " ORDER BY " key dir ", " id dir
+/* How many rows of the sort's order lead_walk looks through for a search's page at most. */
+#define WALK_MAX "5000"
+/*
+ * Three plans of one page; cgi-src/leads/list.c picks one by the count, so that the planner
+ * never chooses on a guess of how many rows a search matches (a rare term's page walking the
+ * whole sort index, a common term's sorting every match). lead_few, when the count found every
+ * match (at most its bound): the matches gathered by whatever index the filters suit (the
+ * search's trigram index for q), then sorted; it costs the matches. lead_walk, for a search
+ * with more matches: the first WALK_MAX rows of the sort's index, searched as they come; a page
+ * it does not fill (matches rare at the head of that order) is made by lead_few instead.
+ * lead_list, with no search: the sort's index, filtered as it goes.
+ */
 #define LEAD_LIST(key, col, type, dir, after)                                                      \
-    PER_CALL("lead_list:" key,                                                                     \
-             "SELECT crm_lead_json(l), l." col "::text, l.id" LEAD_FILTER                          \
-             " AND ($10::text IS NULL OR (l." col ", l.id) " after " ($10::" type                  \
-             ", $11::bigint)) ORDER BY l." col dir ", l.id" dir " LIMIT $8 OFFSET $9")
+    PER_CALL("lead_list:" key, "SELECT crm_lead_json(l), l." col "::text, l.id" LEAD_FILTER        \
+                               " AND" AFTER("l", col, type, after)                                 \
+                                   SORTED("l." col, "l.id", dir) " LIMIT $8 OFFSET $9"),           \
+        PER_CALL("lead_few:" key,                                                                  \
+                 "WITH m AS MATERIALIZED (SELECT l" LEAD_FILTER ") SELECT crm_lead_json(m.l),"     \
+                 " (m.l)." col "::text, (m.l).id FROM m WHERE" AFTER("(m.l)", col, type, after)    \
+                     SORTED("(m.l)." col, "(m.l).id", dir) " LIMIT $8 OFFSET $9"),                 \
+        PER_CALL("lead_walk:" key,                                                                 \
+                 "SELECT crm_lead_json(w.l), w.k::text, w.i FROM (SELECT l, l." col " AS k,"       \
+                 " l.id AS i" LEAD_ROWS " AND" AFTER("l", col, type, after) SORTED(                \
+                     "l." col, "l.id", dir) " LIMIT " WALK_MAX ") w"                               \
+                                            " WHERE (w.l).search LIKE lower($5::text)" SORTED(     \
+                                                "w.k", "w.i", dir) " LIMIT $8 OFFSET $9")
 /*
  * GET /api/leads.csv: every lead the list's filters $1..$7 match, in its sort, as the export's
  * columns (cgi-src/leads/export.c names them), read row by row (crm_db_stream).

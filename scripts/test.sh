@@ -72,7 +72,7 @@ if ! scripts/stack.sh start; then
     tail -n 50 "$CRM_VAR"/log/*.log
     exit 1
 fi
-/usr/bin/python3 -m pytest -q -p no:cacheprovider ${CRM_TEST_ARGS:-tests/api} 2>&1 | tee "$ROOT/var/pytest.out"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider ${CRM_TEST_ARGS:-tests/api} 2>&1 | tee "$CRM_VAR.pytest.out"
 api_rc=${PIPESTATUS[0]}
 scripts/stack.sh stop
 
@@ -112,7 +112,7 @@ if [ -z "${CRM_TEST_ARGS:-}" ] && [ "${CRM_TEST_CLUSTER:-1}" != 0 ]; then
         [ "$cluster_rc" -eq 0 ] || [ "${cluster_failed:-0}" -gt 0 ] || cluster_failed=1
     fi
 fi
-api_line=$(tail -n 1 "$ROOT/var/pytest.out")
+api_line=$(tail -n 1 "$CRM_VAR.pytest.out")
 api_passed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) passed.*/\1/p')
 api_failed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) \(failed\|error\).*/\1/p')
 [ "$api_rc" -eq 0 ] || [ "${api_failed:-0}" -gt 0 ] || api_failed=1

@@ -213,6 +213,36 @@ page_extend(struct crm_req *req, cJSON *body, const PGresult *count, const PGres
     return CRM_OK;
 }
 
+/*
+ * The page's rows (and the one past it), by the plan that bounds its cost (lib/db.c LEAD_LIST):
+ * every match counted (exact) gathers them; a search with more walks the head of the sort's
+ * order, and gathers its matches after all when that head holds too few.
+ */
+static enum crm_err
+page_rows(struct crm_req *req, const char *sort, int exact, long limit, const char **params,
+          PGresult **rows)
+{
+    int walk = !exact && params[4] != NULL;
+    const char *stmt = lead_sort_stmt(req,
+                                      exact  ? "lead_few"
+                                      : walk ? "lead_walk"
+                                             : "lead_list",
+                                      sort);
+    enum crm_err err;
+
+    if (stmt == NULL)
+        return CRM_ENOMEM;
+    err = crm_db_exec(req->db, stmt, 11, params, rows);
+    if (err != CRM_OK || !walk || PQntuples(*rows) > limit)
+        return err;
+    /* The head of the order held too few matches for the page (or this is the last page). */
+    PQclear(*rows);
+    *rows = NULL;
+    if ((stmt = lead_sort_stmt(req, "lead_few", sort)) == NULL)
+        return CRM_ENOMEM;
+    return crm_db_exec(req->db, stmt, 11, params, rows);
+}
+
 /* GET /api/leads?limit&offset|cursor&status&source&owner_id&q&created_from&created_to&sort */
 int
 leads_list(struct crm_req *req, struct crm_resp *resp)
@@ -239,7 +269,7 @@ leads_list(struct crm_req *req, struct crm_resp *resp)
     params[7] = cbuf; /* the count's bound, then the list's limit */
     if ((err = crm_db_exec(req->db, "lead_count", 8, params, &count)) == CRM_OK) {
         params[7] = lbuf;
-        err = crm_db_exec(req->db, stmt, 11, params, &rows);
+        err = page_rows(req, sort, *PQgetvalue(count, 0, 1) == 't', limit, params, &rows);
     }
     if (err == CRM_OK &&
         ((body = crm_db_page_json(count, rows, limit, offset, crm_db_json)) == NULL ||

@@ -220,6 +220,34 @@ def test_total_is_bounded_and_says_so(admin):
         sql("DELETE FROM leads WHERE company = :'p1'", tag)
 
 
+def test_a_search_whose_matches_lie_far_down_the_order(admin):
+    """More matches than the count's bound (the page walks the head of the sort's order), all of
+    them behind 5 001 newer leads that do not match (more than the walk looks through): the
+    first page is made from the matches themselves, later pages by walking from the cursor, and
+    every page is exact and complete, by cursor and by offset (lib/db.c LEAD_LIST)."""
+    tok, uid = admin["token"], admin["user"]["id"]
+    tag, newer = "Deep%s" % uuid.uuid4().hex[:8], "Newer%s" % uuid.uuid4().hex[:8]
+    sql("INSERT INTO leads (name, company, created_by, created_at) SELECT 'deep ' || i, :'p1',"
+        " :'p2', now() - interval '1 day' - i * interval '1 second'"
+        " FROM generate_series(1, 1001) i", tag, uid)
+    sql("INSERT INTO leads (name, company, created_by, created_at) SELECT 'newer ' || i, :'p1',"
+        " :'p2', now() + interval '1 hour' + i * interval '1 second'"
+        " FROM generate_series(1, 5001) i", newer, uid)
+    try:
+        want = [int(r[0]) for r in sql("SELECT id FROM leads WHERE company = :'p1'"
+                                       " ORDER BY created_at DESC, id DESC", tag)]
+        rows, pages = walk(tok, "q=%s" % tag, 100)
+        assert pages[0]["total_exact"] is False and len(pages) == 11
+        assert ids(rows) == want
+        r = request("GET", "/api/leads?q=%s&offset=500&limit=50&sort=-created_at" % tag, token=tok)
+        assert r.status == 200 and ids(r.json["data"]) == want[500:550]
+        # The same in the other direction: the matches come first, the walk fills each page.
+        rows, _ = walk(tok, "q=%s&sort=created_at" % tag, 100)
+        assert ids(rows) == want[::-1]
+    finally:
+        sql("DELETE FROM leads WHERE company IN (:'p1', :'p2')", tag, newer)
+
+
 @pytest.mark.parametrize("query,pick", [
     ("status=WON", lambda l: l["status"] == "WON"),
     ("status=NEW,LOST,WON", lambda l: l["status"] in ("NEW", "LOST", "WON")),

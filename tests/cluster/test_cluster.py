@@ -59,7 +59,9 @@ def deployment():
     if os.geteuid() != 0:
         pytest.skip("the cluster needs root (network namespaces)")
     up = cluster("up", check=False)
-    assert up.returncode == 0, up.stdout + up.stderr
+    if up.returncode != 0:
+        cluster("down", check=False)
+        pytest.fail("scripts/cluster.sh up failed:\n" + up.stdout + up.stderr)
     yield
     if not os.environ.get("CRM_CLUSTER_KEEP"):
         cluster("down")
