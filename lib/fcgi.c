@@ -2,6 +2,7 @@
 #include "fcgi.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +23,26 @@
 #define CRM_MAX_WORKERS 64
 
 static volatile sig_atomic_t stopping;
+static int devnull = -1;
 
+/*
+ * Not FCGX_ShutdownPending(): raised while libfcgi 2.4.2's OS_Accept vets a fresh connection
+ * (it waits up to 2 s for its first bytes, and a signal cuts that wait short), it makes
+ * OS_Accept drop the connection, then loop forever on the closed descriptor (poll, close, ...)
+ * without ever returning. Instead this process's fd 0 becomes /dev/null: every later accept()
+ * fails at once (ENOTSOCK), so FCGX_Accept_r returns however the signal fell (in accept(),
+ * while vetting, or just before accept()), and the pool's other workers keep the socket.
+ */
 static void
 on_stop(int sig)
 {
+    int saved = errno;
+
     (void)sig;
     stopping = 1;
-    FCGX_ShutdownPending();
+    if (devnull >= 0)
+        dup2(devnull, 0);
+    errno = saved;
 }
 
 /* Installed without SA_RESTART, so a blocked accept() returns and the loop can end. */
@@ -37,6 +51,7 @@ install_signals(void)
 {
     struct sigaction sa;
 
+    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop;
     sigemptyset(&sa.sa_mask);
@@ -240,16 +255,26 @@ worker(const struct crm_app *app, const struct crm_config *cfg)
     return 0;
 }
 
+void
+crm_fcgi_follow_pool(pid_t pool)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* After the request, not before: a pool that died before it shows here (the worker has been
+     * adopted), one that dies after it sends the signal. */
+    if (getppid() != pool)
+        _exit(0);
+}
+
 /* Forks the worker of metrics slot i (a successor takes over the slot of the one it replaces). */
 static pid_t
 spawn(const struct crm_app *app, const struct crm_config *cfg, int i)
 {
+    pid_t pool = getpid();
     pid_t pid = fork();
 
     if (pid != 0)
         return pid;
-    /* A worker must not outlive its pool, even when the pool is killed outright. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    crm_fcgi_follow_pool(pool);
     crm_metrics_attach(i);
     exit(worker(app, cfg));
 }

@@ -3,6 +3,7 @@
 #define CRM_FCGI_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "router.h"
 
@@ -37,5 +38,12 @@ int crm_fcgi_main(const struct crm_app *app, int argc, char **argv);
  * Exposed so tests can drive the router and error paths without a socket.
  */
 int crm_fcgi_dispatch(const struct crm_app *app, struct crm_req *req, struct crm_resp *resp);
+
+/*
+ * In a worker just forked by the pool whose pid is pool: asks for SIGTERM when its parent dies,
+ * so that it never outlives the pool, and exits at once if the parent is no longer pool (it died
+ * before the request was made, and no signal would ever come). Exposed for the tests.
+ */
+void crm_fcgi_follow_pool(pid_t pool);
 
 #endif
