@@ -23,5 +23,20 @@ EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($(IFS=,; echo "${args[*]}"));
 SQL
 }
 
-printf 'q=%s sort=%s: count %s, page %s\n' "$term" "$sort" "$(explain lead_count "${BOUND:-1001}")" \
-    "$(explain "lead_list:$sort" 21)"
+# The page by each plan of lib/db.c LEAD_LIST: lead_list is what the planner picked before
+# (one statement for every case); the program now runs lead_few when the count is exact, else
+# lead_walk, and lead_few after it when the walk's page came back short.
+exact=$(psql "$url" -XqtAc "SELECT count(*) < 1001 FROM (SELECT 1 FROM leads l
+    WHERE l.search LIKE lower('%$term%') LIMIT 1001) c")
+walkrows=$(psql "$url" -XqtA -v ON_ERROR_STOP=1 <<SQL | sed -n '1s/.*actual rows=\([0-9]*\).*/\1/p'
+PREPARE s AS $("$ctl" statement "lead_walk:$sort");
+EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s(NULL,NULL,NULL,NULL,'%$term%',NULL,NULL,21,0,NULL,NULL);
+SQL
+)
+few=$(explain "lead_few:$sort" 21)
+if [ "$exact" = t ]; then now="few $few"; else
+    walk=$(explain "lead_walk:$sort" 21)
+    if [ "${walkrows:-0}" -ge 21 ]; then now="walk $walk"; else now="walk $walk + few $few"; fi
+fi
+printf 'q=%s sort=%s: count %s (exact: %s), page before (planner) %s, page now: %s\n' "$term" \
+    "$sort" "$(explain lead_count "${BOUND:-1001}")" "$exact" "$(explain "lead_list:$sort" 21)" "$now"

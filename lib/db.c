@@ -94,8 +94,9 @@ struct crm_stmt {
  * Three plans of one page; cgi-src/leads/list.c picks one by the count, so that the planner
  * never chooses on a guess of how many rows a search matches (a rare term's page walking the
  * whole sort index, a common term's sorting every match). lead_few, when the count found every
- * match (at most its bound): the matches gathered by whatever index the filters suit (the
- * search's trigram index for q), then sorted; it costs the matches. lead_walk, for a search
+ * match (at most its bound): the matches' sort keys and ids gathered by whatever index the
+ * filters suit (the search's trigram index for q) and sorted, then the page's leads read; it
+ * costs the matches. lead_walk, for a search
  * with more matches: the first WALK_MAX rows of the sort's index, searched as they come; a page
  * it does not fill (matches rare at the head of that order) is made by lead_few instead.
  * lead_list, with no search: the sort's index, filtered as it goes.
@@ -105,9 +106,12 @@ struct crm_stmt {
                                " AND" AFTER("l", col, type, after)                                 \
                                    SORTED("l." col, "l.id", dir) " LIMIT $8 OFFSET $9"),           \
         PER_CALL("lead_few:" key,                                                                  \
-                 "WITH m AS MATERIALIZED (SELECT l" LEAD_FILTER ") SELECT crm_lead_json(m.l),"     \
-                 " (m.l)." col "::text, (m.l).id FROM m WHERE" AFTER("(m.l)", col, type, after)    \
-                     SORTED("(m.l)." col, "(m.l).id", dir) " LIMIT $8 OFFSET $9"),                 \
+                 "WITH m AS MATERIALIZED (SELECT l." col ", l.id" LEAD_FILTER "), p AS (SELECT *"  \
+                 " FROM m WHERE" AFTER("m", col, type, after)                                      \
+                     SORTED("m." col, "m.id",                                                      \
+                            dir) " LIMIT $8 OFFSET $9) SELECT crm_lead_json(l), p." col            \
+                                 "::text, p.id FROM p"                                             \
+                                 " JOIN leads l ON l.id = p.id" SORTED("p." col, "p.id", dir)),    \
         PER_CALL("lead_walk:" key,                                                                 \
                  "SELECT crm_lead_json(w.l), w.k::text, w.i FROM (SELECT l, l." col " AS k,"       \
                  " l.id AS i" LEAD_ROWS " AND" AFTER("l", col, type, after) SORTED(                \
