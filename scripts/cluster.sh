@@ -228,6 +228,27 @@ mail_up() {
     die "the SMTP capture server did not start: see $S/mail/smtp.log"
 }
 
+# Host $1's nginx, master and workers, killed at once (as when its machine fails); returns when
+# they are gone, their listening socket with them.
+nginx_kill() {
+    local p pids=()
+    for p in $(ip netns pids "crm-$1"); do
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" != nginx ] || pids+=("$p")
+    done
+    kill -9 "${pids[@]}"
+    for _ in $(seq 100); do
+        # Gone, or a zombie: either way its descriptors are closed.
+        for p in "${pids[@]}"; do
+            case $(sed -n 's/^State:\s*\(.\).*/\1/p' "/proc/$p/status" 2>/dev/null) in
+            "" | Z) ;;
+            *) sleep 0.05; continue 2 ;;
+            esac
+        done
+        return 0
+    done
+    die "nginx on $1 did not die"
+}
+
 # --- commands ------------------------------------------------------------------------------------
 
 up() {
@@ -292,9 +313,7 @@ status) status ;;
 # the standby is promoted.
 crash) as_crm "$2" "$PGBIN/pg_ctl" -D "$S/$2/data" -m immediate -w stop >/dev/null ;;
 promote) as_crm "$2" "$PGBIN/pg_ctl" -D "$S/$2/data" -w promote >/dev/null ;;
-# Host $2's nginx, master and workers, gone at once (as when its machine fails).
-nginx-kill) for p in $(ip netns pids "crm-$2"); do
-        [ "$(cat "/proc/$p/comm" 2>/dev/null)" != nginx ] || kill -9 "$p"; done ;;
+nginx-kill) nginx_kill "$2" ;;
 nginx-start) nginx_start "$2" ;;
 sql) h=$2; shift 2; psql_on "$h" "$@" ;;
 *) die "usage: cluster.sh up|down|status|crash HOST|promote HOST|nginx-kill HOST|nginx-start HOST|sql HOST ARGS" ;;
