@@ -54,7 +54,11 @@ net_up() {
 }
 
 net_down() {
-    for h in "${HOSTS[@]}"; do ip netns del "crm-$h" 2>/dev/null || true; done
+    for h in "${HOSTS[@]}"; do
+        ip netns del "crm-$h" 2>/dev/null || true
+        # Gone with its namespace, unless a process still holds that: then by name.
+        ip link del "cl-$h" 2>/dev/null || true
+    done
     ip link del "$BR" 2>/dev/null || true
 }
 
@@ -283,9 +287,14 @@ up() {
 down() {
     local h
     [ -e "$S" ] || ip link show "$BR" >/dev/null 2>&1 || return 0
-    # Everything this deployment runs lives in its namespaces.
-    for h in "${HOSTS[@]}"; do
-        ip netns pids "crm-$h" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    # Everything this deployment runs lives in its namespaces; killed until none is left (a
+    # PostgreSQL may fork a backend for a connection as its postmaster is being killed).
+    local pids
+    for _ in $(seq 50); do
+        pids=$(for h in "${HOSTS[@]}"; do ip netns pids "crm-$h" 2>/dev/null; done)
+        [ -n "$pids" ] || break
+        kill -9 $pids 2>/dev/null || true
+        sleep 0.1
     done
     net_down
     rm -rf "$S"
