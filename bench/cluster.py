@@ -58,6 +58,7 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %s"
 """ % token()
         rows = []
+        wrk("warm-up", "http://10.77.0.2/api/leads", lua, 5, CONNS)  # caches, pools, buffers
         for name, standbys in MODES:
             cluster("sql", "pg1", "-d", "postgres", "-c",
                     "ALTER SYSTEM SET synchronous_standby_names = '%s'" % standbys,
