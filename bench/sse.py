@@ -11,10 +11,16 @@ twice against it:
   B. 10 000 streams as a sales team has them: 100 of 50 managers, 9 900 of 990 sales
      executives (10 tabs or devices each), events on the executives' own leads, at the
      sustained rate: every stream must get every event it may see, and none other.
-Memory per stream is the RSS growth of crm-events (and of nginx) with the streams of A open,
-over their number. Writes bench/results-sse.md. Settings (environment): BENCH_STREAMS (default
-10000), BENCH_RATE (events a second, default 200), BENCH_RATE_SECONDS (default 10),
-BENCH_SINGLE (default 30).
+  C. BENCH_STREAMS_SCALE streams of A (default 50 000) on the stack started again: memory at
+     scale, and every stream must get each of a few events. Each stream holds a descriptor in
+     crm-events and in the client, two in an nginx worker: the bench raises its hard limit on
+     descriptors to what that takes (as root with CAP_SYS_RESOURCE); where it cannot, C opens
+     as many streams as the limit allows, and the results say so.
+Memory per stream is the RSS growth of crm-events (and of nginx) with the streams of A (and C)
+open, over their number. Writes bench/results-sse.md. Settings (environment): BENCH_STREAMS
+(default 10000), BENCH_STREAMS_SCALE (default 50000; 0: no C), BENCH_RATE (events a second,
+default 200), BENCH_RATE_SECONDS (default 10), BENCH_SINGLE (default 30), BENCH_SSE_PORT
+(default 18092).
 """
 import base64
 import datetime
@@ -22,6 +28,7 @@ import hashlib
 import hmac
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -31,16 +38,43 @@ from bench import PGBIN, pids_rss_kib, sh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VAR = os.path.join(ROOT, "var", "bench-sse")
-PORT = 18092
+PORT = int(os.environ.get("BENCH_SSE_PORT", "18092"))
 STREAMS = int(os.environ.get("BENCH_STREAMS", "10000"))
 RATE = float(os.environ.get("BENCH_RATE", "200"))
 RATE_SECONDS = int(os.environ.get("BENCH_RATE_SECONDS", "10"))
 RATE_A = float(os.environ.get("BENCH_RATE_A", "50"))
 SINGLE = int(os.environ.get("BENCH_SINGLE", "30"))
+SCALE = int(os.environ.get("BENCH_STREAMS_SCALE", "50000"))
+# Descriptors beside the streams' own: PostgreSQL, logs, sockets, the writers' connections.
+SPARE_FDS = 1024
+
+
+def raise_nofile():
+    """Raises the hard limit on descriptors (inherited by the stack and the client) to what C
+    needs: two a stream in one nginx worker. Returns the streams C can open, and why not more."""
+    want = 2 * SCALE + SPARE_FDS
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            hard = want
+        except (ValueError, OSError):
+            pass
+    if hard == resource.RLIM_INFINITY or hard >= want:
+        return SCALE, ""
+    # Each of nginx's 2 workers takes about half the streams, two descriptors each, so each
+    # worker needs about one a stream; a fifth to spare for an uneven split.
+    return (min(SCALE, (hard - SPARE_FDS) * 4 // 5),
+            "the hard limit on descriptors is %d (%d wanted) and this host does not let the bench"
+            " raise it" % (hard, want))
+
+
+SCALE_RUN, SCALE_WHY = raise_nofile()
+MOST = max(STREAMS, SCALE_RUN)
 STACK_ENV = dict(os.environ, CRM_VAR=VAR, CRM_PORT=str(PORT), CRM_BIN=os.path.join(ROOT, "build"),
-                 CRM_WORKERS="4", CRM_BCRYPT_COST="10", CRM_SSE_MAX_STREAMS=str(STREAMS),
+                 CRM_WORKERS="4", CRM_BCRYPT_COST="10", CRM_SSE_MAX_STREAMS=str(MOST),
                  # A holds every stream as one ADMIN.
-                 CRM_SSE_MAX_STREAMS_PER_USER=str(STREAMS))
+                 CRM_SSE_MAX_STREAMS_PER_USER=str(MOST))
 
 
 def stack(cmd):
@@ -152,8 +186,58 @@ def run_bench(streams, leads, write_token, single, rate=RATE, on_ready=None, on_
     return ready, lines.get("single"), lines["sustained"]
 
 
+def memory_rows(label, before, during, opened):
+    """The rows of memory per open stream: crm-events, nginx and both, from RSS in KiB."""
+    ev_per = (during[0] - before[0]) * 1024 / max(opened, 1)
+    ngx_per = (during[1] - before[1]) * 1024 / max(opened, 1)
+    return [
+        "| crm-events RSS growth per open stream%s | %.0f B | < 16384 B | %.3f |"
+        % (label, ev_per, ev_per / 16384),
+        "| nginx RSS growth per open stream (master and workers)%s | %.0f B | | |"
+        % (label, ngx_per),
+        "| the host's memory per open stream (crm-events and nginx)%s | %.0f B | < 8192 B | %.2f |"
+        % (label, ev_per + ngx_per, (ev_per + ngx_per) / 8192),
+    ]
+
+
+def scale_run(admin_token, shared):
+    """C: SCALE_RUN streams of one ADMIN on the stack started again (so that the RSS with no
+    stream is not what A and B left behind), a few events to all of them."""
+    stack("stop")
+    stack("start")
+    events_pids, nginx_pids = pids()
+    before = (pids_rss_kib(events_pids), pids_rss_kib(nginx_pids))
+    during = []
+    rate = 2
+    ready, _, sust = run_bench(
+        [(0, admin_token)] * SCALE_RUN, [(shared, 0)], admin_token, 0, rate,
+        on_ready=lambda pid: (time.sleep(1), during.append((pids_rss_kib(events_pids),
+                                                            pids_rss_kib(nginx_pids)))))
+    opened = int(ready[1])
+    total, acked, behind, missing = (int(x) for x in sust[1:5])
+    label = " at %d streams (C)" % opened
+    rows = [
+        "| C: streams open on one crm-events (opened in %s s) | %d | %d | %.2f |"
+        % (ready[2], opened, SCALE, opened / SCALE),
+        "| C: %d events (%d acknowledged) to every stream: streams that fell behind (events"
+        " they missed) | %d (%d) of %d | 0 | |" % (total, acked, behind, missing, opened),
+    ] + memory_rows(label, before, during[0], opened)
+    notes = ["- RSS with no stream, then with the %d streams of C open: crm-events %d KiB, %d KiB;"
+             " nginx %d KiB, %d KiB" % (opened, before[0], during[0][0], before[1], during[0][1])]
+    if SCALE_WHY:
+        notes.append("- C opened %d streams, not the %d asked: %s" % (SCALE_RUN, SCALE, SCALE_WHY))
+    return rows, notes
+
+
+def command():
+    """The command of this run, with the settings it was given."""
+    given = sorted("%s=%s" % (k, v) for k, v in os.environ.items() if k.startswith("BENCH_"))
+    return " ".join(given + ["make bench-sse"])
+
+
 def main():
     started = time.time()
+    load = os.getloadavg()[0]
     subprocess.run(["make", "-s", "-C", ROOT, "all", "build/sse-bench"], check=True)
     fresh_stack()
     admin = int(psql("SELECT id FROM users WHERE role = 'ADMIN'")[0][0])
@@ -189,11 +273,10 @@ def main():
     mixed = [(0, sign(m, "MANAGER")) for m in managers for _ in range(2)][:min(100, STREAMS)]
     mixed += [(u, sign(u, "SALES_EXECUTIVE")) for u in sales[:990] for _ in range(per_tab)]
     b_ready, _, b_sust = run_bench(mixed, [(int(l), int(o)) for l, o in own], admin_token, 0)
+    c_rows, c_notes = scale_run(admin_token, shared) if SCALE_RUN > 0 else ([], [])
     opened = int(a_ready[1])
     with open(os.path.join(os.path.realpath(VAR), "log", "nginx-error.log")) as f:
         refused = sum("crm-events.sock failed" in line for line in f)
-    ev_per = (during[0][0] - before[0]) * 1024 / max(opened, 1)
-    ngx_per = (during[0][1] - before[1]) * 1024 / max(opened, 1)
     s_p50, s_p99, s_max = (float(x) for x in a_single[1:4])
 
     def sustained_rows(label, sust, streams, rate=RATE):
@@ -217,9 +300,9 @@ def main():
         "- Date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "- Machine: %s cores (`nproc`); %s; everything (PostgreSQL, nginx, crm-events, the API"
         " pools, the clients) on these 2 cores" % (os.cpu_count(), sh(["uname", "-sr"]).strip()),
-        "- Command: `make bench-sse` (also run by `make bench`): build/sse-bench, streams through"
+        "- Command: `%s` (also run by `make bench`): build/sse-bench, streams through"
         " nginx to one crm-events process; events made through the API (POST"
-        " /api/leads/:id/activity) by 4 writers",
+        " /api/leads/:id/activity) by 4 writers" % command(),
         "",
         "| what | figure | target | ratio to target |",
         "| --- | ---: | ---: | ---: |",
@@ -233,12 +316,8 @@ def main():
         "A at %g/s" % RATE_A, a_low, opened, RATE_A) + [
         "| B: streams open (100 managers' and %d executives') | %s | 10000 | %.2f |"
         % (int(b_ready[1]) - 100, b_ready[1], int(b_ready[1]) / 10000),
-    ] + sustained_rows("B, each stream sees its leads", b_sust, int(b_ready[1])) + [
-        "| crm-events RSS growth per open stream | %.0f B | < 16384 B | %.3f |"
-        % (ev_per, ev_per / 16384),
-        "| nginx RSS growth per open stream (master and workers) | %.0f B | | |" % ngx_per,
-        "| the host's memory per open stream (crm-events and nginx) | %.0f B | < 8192 B | %.2f |"
-        % (ev_per + ngx_per, (ev_per + ngx_per) / 8192),
+    ] + sustained_rows("B, each stream sees its leads", b_sust, int(b_ready[1])) + memory_rows(
+        "", before, during[0], opened) + c_rows + [
         "",
         "CPU time per single event sent to all %d streams of A (from /proc, over the %d events):"
         " crm-events %.0f ms, nginx workers %.0f ms, the client %.0f ms. On 2 cores that much"
@@ -250,9 +329,12 @@ def main():
         " (a full listen backlog; the client would get 503): %d" % (STREAMS, refused),
         "- RSS with no stream, then with the %d streams of A open: crm-events %d KiB, %d KiB;"
         " nginx %d KiB, %d KiB" % (opened, before[0], during[0][0], before[1], during[0][1]),
+    ] + c_notes + [
         "- latency is timed from the start of the API request that makes the event (so it"
         " includes that request and its commit) to the moment its message is read by the client",
-        "- wall time of the run: %.0f s" % (time.time() - started),
+        "- wall time of the run: %.0f s; load average (1 minute) when it began and ended: %.1f,"
+        " %.1f on %d cores (timings taken on a busy machine do not compare with a quiet one's;"
+        " memory figures do)" % (time.time() - started, load, os.getloadavg()[0], os.cpu_count()),
     ]
     text = "\n".join(with_before(lines)) + "\n"
     with open(RESULTS, "w") as f:

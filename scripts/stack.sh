@@ -272,10 +272,15 @@ start_nginx() {
     # CORS_ORIGINS and METRICS_ALLOW of the env file, as the programs read and check them.
     as_svc env CRM_ENV_FILE="$VAR/crm.env" "$VAR/bin/crmctl" nginx-settings \
         >"$VAR/nginx/crm-settings.conf" || die "crmctl nginx-settings failed"
-    # One descriptor per connection, and an SSE stream holds two (client and crm-events).
-    local nofile
+    # One descriptor per connection, and an SSE stream holds two (client and crm-events), both
+    # in the worker that accepted it: room for SSE_MAX_STREAMS in one worker (65600 at least),
+    # as far as the hard limit allows. Each slot costs every worker about 430 bytes up front.
+    local nofile streams want
+    streams=$(sed -n 's/^SSE_MAX_STREAMS=//p' "$VAR/crm.env")
+    want=$((2 * ${streams:-10000} + 1024))
+    [ "$want" -ge 65600 ] || want=65600
     nofile=$(ulimit -Hn)
-    [ "$nofile" != unlimited ] && [ "$nofile" -le 65600 ] || nofile=65600
+    [ "$nofile" != unlimited ] && [ "$nofile" -le "$want" ] || nofile=$want
     sed -e "s|@VAR@|$VAR|g" -e "s|@NOFILE@|$nofile|g" -e "s|@CONNS@|$((nofile - 64))|g" \
         "$ROOT/nginx/dev-nginx.conf.in" >"$conf"
     if alive "$VAR/run/nginx.pid"; then
