@@ -111,13 +111,16 @@ test_a_worker_whose_pool_died_first_exits(void **state)
 static void
 test_a_worker_stays_with_its_pool_and_dies_with_it(void **state)
 {
-    int go[2], out[2], status, ended;
+    int go[2], out[2], seen[2], status, ended;
     pid_t child, grandchild = 0;
     char c = 0;
 
     (void)state;
     assert_int_equal(pipe(go), 0);
     assert_int_equal(pipe(out), 0);
+    /* The grandchild's "still here" has a pipe of its own: on out, it could land before the
+     * child's write of the grandchild's pid and be read as part of it. */
+    assert_int_equal(pipe(seen), 0);
     if ((child = fork()) == 0) {
         pid_t pool = getpid();
 
@@ -125,19 +128,21 @@ test_a_worker_stays_with_its_pool_and_dies_with_it(void **state)
         close(out[0]);
         if ((grandchild = fork()) == 0) {
             crm_fcgi_follow_pool(pool);
-            (void)!write(out[1], "a", 1);
+            (void)!write(seen[1], "a", 1);
             pause(); /* until the signal asked for */
             _exit(3);
         }
+        close(seen[1]); /* so that only the grandchild holds it open */
         (void)!write(out[1], &grandchild, sizeof(grandchild));
         (void)!read(go[0], &c, 1); /* lives until the test writes */
         _exit(0);
     }
     close(go[0]);
     close(out[1]);
+    close(seen[1]);
     assert_true(child > 0);
     assert_int_equal(read(out[0], &grandchild, sizeof(grandchild)), sizeof(grandchild));
-    if (read(out[0], &c, 1) != 1)
+    if (read(seen[0], &c, 1) != 1)
         c = 0;
     assert_int_equal(write(go[1], "g", 1), 1);
     assert_int_equal(waitpid(child, &status, 0), child);
@@ -145,6 +150,7 @@ test_a_worker_stays_with_its_pool_and_dies_with_it(void **state)
         reap(grandchild);
     close(go[1]);
     close(out[0]);
+    close(seen[0]);
     assert_int_equal(c, 'a');
     assert_int_equal(ended, 0);
     assert_true(WIFSIGNALED(status));
