@@ -6,8 +6,9 @@
 set -euo pipefail
 ctl=$1 url=$2 term=$3 sort=${4:--created_at}
 
-# Executes statement $1 with the values of GET /api/leads?q=term, as many as its SQL takes.
-explain() {
+# Sets PREP to "PREPARE s AS <statement $1>" and ARGS to its arguments for GET /api/leads?q=term
+# ($2: the count's bound, or the page's limit + 1), as many as its SQL takes.
+prepare() {
     local sql nparams args
     sql=$("$ctl" statement "$1")
     nparams=$(grep -o '\$[0-9]*' <<<"$sql" | tr -d '$' | sort -n | tail -n 1)
@@ -15,28 +16,39 @@ explain() {
     # and the cursor's key and id.
     args=(NULL NULL NULL NULL "'%$term%'" NULL NULL "$2" 0 NULL NULL)
     args=("${args[@]:0:$nparams}")
+    PREP="PREPARE s AS $sql;" ARGS=$(IFS=,; echo "${args[*]}")
+}
+
+# The best of 3 execution times of statement $1 ($2 as for prepare).
+explain() {
+    prepare "$1" "$2"
     psql "$url" -X -q -t -A -v ON_ERROR_STOP=1 <<SQL | sed -n 's/^Execution Time: //p' | sort -n | head -n 1
-PREPARE s AS $sql;
-EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($(IFS=,; echo "${args[*]}"));
-EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($(IFS=,; echo "${args[*]}"));
-EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($(IFS=,; echo "${args[*]}"));
+$PREP
+EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($ARGS);
+EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($ARGS);
+EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($ARGS);
+SQL
+}
+
+# The rows statement $1 answers ($2 as for prepare), a line each.
+execute() {
+    prepare "$1" "$2"
+    psql "$url" -X -q -t -A -v ON_ERROR_STOP=1 <<SQL
+$PREP
+EXECUTE s($ARGS);
 SQL
 }
 
 # The page by each plan of lib/db.c LEAD_LIST: lead_list is what the planner picked before
 # (one statement for every case); the program now runs lead_few when the count is exact, else
 # lead_walk, and lead_few after it when the walk's page came back short.
-exact=$(psql "$url" -XqtAc "SELECT count(*) < 1001 FROM (SELECT 1 FROM leads l
-    WHERE l.search LIKE lower('%$term%') LIMIT 1001) c")
-walkrows=$(psql "$url" -XqtA -v ON_ERROR_STOP=1 <<SQL | sed -n '1s/.*actual rows=\([0-9]*\).*/\1/p'
-PREPARE s AS $("$ctl" statement "lead_walk:$sort");
-EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s(NULL,NULL,NULL,NULL,'%$term%',NULL,NULL,21,0,NULL,NULL);
-SQL
-)
+bound=${BOUND:-1001}
+exact=$(execute lead_count "$bound" | cut -d'|' -f2)
 few=$(explain "lead_few:$sort" 21)
 if [ "$exact" = t ]; then now="few $few"; else
     walk=$(explain "lead_walk:$sort" 21)
-    if [ "${walkrows:-0}" -ge 21 ]; then now="walk $walk"; else now="walk $walk + few $few"; fi
+    if [ "$(execute "lead_walk:$sort" 21 | wc -l)" -ge 21 ]; then now="walk $walk"
+    else now="walk $walk + few $few"; fi
 fi
 printf 'q=%s sort=%s: count %s (exact: %s), page before (planner) %s, page now: %s\n' "$term" \
-    "$sort" "$(explain lead_count "${BOUND:-1001}")" "$exact" "$(explain "lead_list:$sort" 21)" "$now"
+    "$sort" "$(explain lead_count "$bound")" "$exact" "$(explain "lead_list:$sort" 21)" "$now"

@@ -95,6 +95,11 @@ if [ -z "${CRM_TEST_ARGS:-}" ] && [ "${CRM_TEST_SOAK_SECONDS:-90}" -gt 0 ]; then
         soak_failed=1
     fi
 fi
+# How many tests the last line of pytest's output in file $2 says $1 (a sed pattern).
+pytest_count() {
+    tail -n 1 "$2" | sed -n "s/.*\b\([0-9][0-9]*\) \($1\).*/\1/p"
+}
+
 # The deployment of several machines (tests/cluster: network namespaces, so as root only), of the
 # optimised build as it ships (make install's layout).
 cluster_passed=0 cluster_failed=0
@@ -105,16 +110,13 @@ if [ -z "${CRM_TEST_ARGS:-}" ] && [ "${CRM_TEST_CLUSTER:-1}" != 0 ]; then
         /usr/bin/python3 -m pytest -q -p no:cacheprovider -s tests/cluster 2>&1 |
             tee "$ROOT/var/pytest-cluster.out"
         cluster_rc=${PIPESTATUS[0]}
-        cluster_line=$(tail -n 1 "$ROOT/var/pytest-cluster.out")
-        cluster_passed=$(printf '%s' "$cluster_line" | sed -n 's/.*\b\([0-9][0-9]*\) passed.*/\1/p')
-        cluster_failed=$(printf '%s' "$cluster_line" |
-            sed -n 's/.*\b\([0-9][0-9]*\) \(failed\|error\).*/\1/p')
+        cluster_passed=$(pytest_count passed "$ROOT/var/pytest-cluster.out")
+        cluster_failed=$(pytest_count 'failed\|error' "$ROOT/var/pytest-cluster.out")
         [ "$cluster_rc" -eq 0 ] || [ "${cluster_failed:-0}" -gt 0 ] || cluster_failed=1
     fi
 fi
-api_line=$(tail -n 1 "$CRM_VAR.pytest.out")
-api_passed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) passed.*/\1/p')
-api_failed=$(printf '%s' "$api_line" | sed -n 's/.*\b\([0-9][0-9]*\) \(failed\|error\).*/\1/p')
+api_passed=$(pytest_count passed "$CRM_VAR.pytest.out")
+api_failed=$(pytest_count 'failed\|error' "$CRM_VAR.pytest.out")
 [ "$api_rc" -eq 0 ] || [ "${api_failed:-0}" -gt 0 ] || api_failed=1
 echo "unit: $((unit_run - unit_failed)) passed, $unit_failed failed"
 echo "fuzz: ${fuzz_passed:-0} passed, ${fuzz_failed:-0} failed"

@@ -150,10 +150,11 @@ def unique_email(prefix="user"):
     return "%s-%s@example.com" % (prefix, uuid.uuid4().hex[:12])
 
 
-def register(name="Test User", email=None, password="password123", token=None, **extra):
+def register(name="Test User", email=None, password="password123", token=None, addr=None,
+             source=None, **extra):
     body = {"name": name, "email": email or unique_email(), "password": password}
     body.update(extra)
-    return request("POST", "/api/auth/register", body, token=token)
+    return request("POST", "/api/auth/register", body, token=token, addr=addr, source=source)
 
 
 def login(email, password):

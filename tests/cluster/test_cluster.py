@@ -48,8 +48,7 @@ def sql(host, query):
 
 
 def new_user(addr=FRONT):
-    r = api.request("POST", "/api/auth/register", {"name": "Cluster User", "email":
-                    api.unique_email(), "password": "password123"}, addr=addr, source=source())
+    r = api.register("Cluster User", addr=addr, source=source())
     assert r.status == 201, r.text
     return r.json["token"]
 
@@ -113,9 +112,7 @@ def test_fifty_registrations_over_both_hosts_each_get_one_welcome_e_mail():
     emails = [api.unique_email() for _ in range(50)]
 
     def register(i):
-        return api.request("POST", "/api/auth/register", {"name": "Mail %d" % i, "email":
-                           emails[i], "password": "password123"}, addr=(A, B)[i % 2],
-                           source=source()).status
+        return api.register("Mail %d" % i, emails[i], addr=(A, B)[i % 2], source=source()).status
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         assert list(pool.map(register, range(50))) == [201] * 50
