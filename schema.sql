@@ -173,6 +173,14 @@ CREATE TABLE IF NOT EXISTS won_daily (
     won_value numeric NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, day)
 );
+-- The same per UTC month, so a long period adds up months and at most two months' days.
+CREATE TABLE IF NOT EXISTS won_monthly (
+    user_id   bigint NOT NULL REFERENCES users (id),
+    month     timestamptz NOT NULL,  -- UTC midnight of the month's first day
+    won       bigint NOT NULL DEFAULT 0,
+    won_value numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, month)
+);
 
 DO $$ BEGIN
     CREATE TYPE crm_lead_delta AS (status text, owner_id bigint, value numeric,
@@ -213,6 +221,12 @@ CREATE OR REPLACE FUNCTION crm_apply_lead_deltas(ds crm_lead_delta[]) RETURNS vo
         WHERE won_day IS NOT NULL AND owner_id IS NOT NULL GROUP BY owner_id, won_day
         HAVING sum(n) <> 0 OR sum(n * value) <> 0 ORDER BY owner_id, won_day
         ON CONFLICT (user_id, day) DO UPDATE
+            SET won = t.won + excluded.won, won_value = t.won_value + excluded.won_value;
+    INSERT INTO won_monthly AS t (user_id, month, won, won_value)
+        SELECT owner_id, date_trunc('month', won_day, 'UTC') AS m, sum(n), sum(n * value)
+        FROM unnest(ds) WHERE won_day IS NOT NULL AND owner_id IS NOT NULL GROUP BY owner_id, m
+        HAVING sum(n) <> 0 OR sum(n * value) <> 0 ORDER BY owner_id, m
+        ON CONFLICT (user_id, month) DO UPDATE
             SET won = t.won + excluded.won, won_value = t.won_value + excluded.won_value;
 $$;
 
@@ -268,28 +282,47 @@ CREATE OR REPLACE FUNCTION crm_activities_since(t timestamptz) RETURNS bigint
                + (SELECT count(*) FROM activities WHERE created_at >= t
                   AND created_at < date_trunc('hour', t, 'UTC') + interval '1 hour') $$;
 
--- Won leads and their value for one owner, won between t1 and t2 (either may be NULL: open):
--- the whole days in between from won_daily, the two edge days from the leads_won index. Open
--- bounds become infinities, so every part is a plain index range whatever the arguments.
-CREATE OR REPLACE FUNCTION crm_won_between(uid bigint, t1 timestamptz, t2 timestamptz,
-                                           OUT won bigint, OUT won_value numeric)
+-- Won leads and their value for one owner, won between t1 and t2 inclusive (either may be NULL:
+-- open), in UTC. The period is taken as [lo, hx) with hx one microsecond after t2 (the finest
+-- time there is), then cut into: whole months from won_monthly; whole days before the first and
+-- after the last whole month from won_daily; the partial days at either end from the leads_won
+-- index. A period of whole days or months therefore reads no lead, and any period at most one
+-- row per month and about 60 day rows per owner. Open bounds are infinities, so every part is a
+-- plain index range. A single SELECT returning a table, so the planner inlines it into the
+-- caller's query instead of running it once per owner.
+CREATE OR REPLACE FUNCTION crm_won_in(uid bigint, t1 timestamptz, t2 timestamptz)
+    RETURNS TABLE (won bigint, won_value numeric)
     LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$ WITH b AS (SELECT coalesce(t1, '-infinity') AS lo, coalesce(t2, 'infinity') AS hi),
-               e AS (SELECT lo, hi, date_trunc('day', lo, 'UTC') + interval '1 day' AS lo_end,
-                            date_trunc('day', hi, 'UTC') AS hi_day FROM b),
-               days AS (SELECT coalesce(sum(d.won), 0) AS won,
-                               coalesce(sum(d.won_value), 0) AS won_value
-                        FROM won_daily d, e WHERE d.user_id = uid
-                        AND d.day >= e.lo_end AND d.day < e.hi_day),
-               edges AS (SELECT count(*) AS won, coalesce(sum(x.value), 0) AS won_value FROM (
-                             SELECT l.value FROM leads l, e WHERE l.status = 'WON'
-                             AND l.owner_id = uid AND l.won_at >= e.lo AND l.won_at < e.lo_end
-                             AND l.won_at <= e.hi
-                             UNION ALL
-                             SELECT l.value FROM leads l, e WHERE l.status = 'WON'
-                             AND l.owner_id = uid AND l.won_at >= greatest(e.hi_day, e.lo_end)
-                             AND l.won_at <= e.hi) x)
-          SELECT days.won + edges.won, days.won_value + edges.won_value FROM days, edges $$;
+    AS $$ WITH b AS (SELECT coalesce(t1, '-infinity') AT TIME ZONE 'UTC' AS lo,
+                            coalesce(t2 + interval '1 microsecond', 'infinity') AT TIME ZONE 'UTC'
+                                AS hx),
+               d AS (SELECT lo, hx,
+                            date_trunc('day', lo - interval '1 microsecond') + interval '1 day'
+                                AS dlo,
+                            date_trunc('day', hx) AS dhi FROM b),
+               p AS (SELECT lo AT TIME ZONE 'UTC' AS lo, hx AT TIME ZONE 'UTC' AS hx,
+                            dlo AT TIME ZONE 'UTC' AS dlo, dhi AT TIME ZONE 'UTC' AS dhi,
+                            (date_trunc('month', dlo - interval '1 microsecond')
+                                + interval '1 month') AT TIME ZONE 'UTC' AS mlo,
+                            date_trunc('month', dhi) AT TIME ZONE 'UTC' AS mhi FROM d),
+               x AS (SELECT m.won, m.won_value FROM won_monthly m, p
+                      WHERE m.user_id = uid AND m.month >= p.mlo AND m.month < p.mhi
+                     UNION ALL
+                     SELECT w.won, w.won_value FROM won_daily w, p
+                      WHERE w.user_id = uid AND w.day >= p.dlo AND w.day < least(p.mlo, p.dhi)
+                     UNION ALL
+                     SELECT w.won, w.won_value FROM won_daily w, p
+                      WHERE w.user_id = uid AND w.day >= greatest(p.mhi, least(p.mlo, p.dhi))
+                        AND w.day < p.dhi
+                     UNION ALL
+                     SELECT 1, l.value FROM leads l, p
+                      WHERE l.status = 'WON' AND l.owner_id = uid AND l.won_at >= p.lo
+                        AND l.won_at < least(p.dlo, p.hx)
+                     UNION ALL
+                     SELECT 1, l.value FROM leads l, p
+                      WHERE l.status = 'WON' AND l.owner_id = uid
+                        AND l.won_at >= greatest(p.dhi, p.dlo) AND l.won_at < p.hx)
+          SELECT coalesce(sum(x.won), 0)::bigint, coalesce(sum(x.won_value), 0) FROM x $$;
 
 CREATE OR REPLACE TRIGGER leads_totals_ins AFTER INSERT ON leads
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_leads_totals();
@@ -813,3 +846,20 @@ CREATE OR REPLACE FUNCTION crm_webhook_delivery_json(d webhook_deliveries) RETUR
               'delivered_at', crm_ts(d.delivered_at)) $$;
 
 INSERT INTO schema_version (version) VALUES (12) ON CONFLICT DO NOTHING;
+
+-- Version 14: won_monthly (defined with won_daily above) filled from the days won so far. The
+-- lock waits for lead writers that started with the old crm_apply_lead_deltas (which does not
+-- keep won_monthly) and holds new ones until this commits; readers are not held. crm_won_between
+-- gave way to crm_won_in.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 14) THEN
+        LOCK TABLE leads IN SHARE MODE;
+        DELETE FROM won_monthly;
+        INSERT INTO won_monthly (user_id, month, won, won_value)
+            SELECT user_id, date_trunc('month', day, 'UTC') AS m, sum(won), sum(won_value)
+              FROM won_daily GROUP BY user_id, m HAVING sum(won) <> 0 OR sum(won_value) <> 0;
+    END IF;
+END $$;
+DROP FUNCTION IF EXISTS crm_won_between(bigint, timestamptz, timestamptz);
+
+INSERT INTO schema_version (version) VALUES (14) ON CONFLICT DO NOTHING;

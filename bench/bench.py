@@ -74,12 +74,16 @@ def start_stack():
     sh([os.path.join(ROOT, "scripts", "stack.sh"), "start"], env=STACK_ENV)  # reloads nginx
 
 
+SEEDED = []  # (leads, seconds) of each seed_to that seeded
+
+
 def seed_to(n):
     have = int(psql("SELECT count(*) FROM leads"))
     if have < n:
         t = time.time()
         crmctl("seed", "--leads", str(n - have), "--users", "50", "--seed", str(n))
-        print("bench: seeded %d leads in %.0f s" % (n - have, time.time() - t), flush=True)
+        SEEDED.append((n - have, time.time() - t))
+        print("bench: seeded %d leads in %.0f s" % SEEDED[-1], flush=True)
     psql("VACUUM ANALYZE")
 
 
@@ -114,6 +118,22 @@ def wrk(name, url, lua=None, seconds=SECONDS, conns=CONNS):
     errors += sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return {"name": name, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50": ms(out, 50), "p99": ms(out, 99), "errors": errors}
+
+
+def deep_cursors(tok, query, page, n=10):
+    """The cursors of the n pages up to page (or up to the last, if there are fewer) of
+    GET /api/leads?query, walked page by page as a client would (offset is refused that deep)."""
+    cursors, cursor = [], ""
+    for _ in range(1, page):
+        req = urllib.request.Request("http://127.0.0.1:%d/api/leads?%s&cursor=%s"
+                                     % (PORT, query, cursor) if cursor else
+                                     "http://127.0.0.1:%d/api/leads?%s" % (PORT, query),
+                                     headers={"Authorization": "Bearer " + tok})
+        cursor = json.load(urllib.request.urlopen(req))["page"]["next_cursor"]
+        if not cursor:
+            break
+        cursors = (cursors + [cursor])[-n:]
+    return cursors
 
 
 def authed_lua(tok, path_expr, setup=""):
@@ -292,6 +312,15 @@ def main():
     common = wrk("GET /api/leads?limit=20&q=<common surname>", base + "/",
                  authed_lua(tok, '"/api/leads?limit=20&q=" .. names[math.random(#names)]',
                             'names = {"okafor", "novak", "garcia", "rossi", "haddad"}'))
+    # Page 1 000 of every lead by name, and of a status filter by value, reached by cursor.
+    deep = []
+    for name, query in (("GET /api/leads?sort=name, page 1 000 (cursor)", "limit=20&sort=name"),
+                        ("GET /api/leads?status=WON&sort=-value, page 1 000 (cursor)",
+                         "limit=20&status=WON&sort=-value")):
+        cursors = deep_cursors(tok, query, 1000)
+        deep.append(wrk(name, base + "/", authed_lua(
+            tok, '"/api/leads?%s&cursor=" .. cursors[math.random(#cursors)]' % query,
+            "cursors = {%s}" % ", ".join('"%s"' % c for c in cursors))))
     exported = export(tok)
     large = dashboards(tok, LEADS)
     alone = dashboards(tok, LEADS, conns=1, seconds=5)
@@ -307,11 +336,14 @@ def main():
         " -c%d -j2); %s workers per pool; %s leads, %s activities, database %s" % (
             CONNS, SECONDS, MEMORY_SECONDS, CONNS, WORKERS, format(LEADS, ","),
             format(int(psql("SELECT count(*) FROM activities")), ","), mem),
+        "- Seeding (`crmctl seed`, activities and summaries included): %s" % "; ".join(
+            "%s leads in %.0f s (%.0f leads/s)" % (format(n, ","), t, n / t) for n, t in SEEDED),
         "",
         "| # | what | req/s | p50 ms | p99 ms | errors | before: req/s | before: p99 ms |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         row(1, static, before), row(2, db, before), row(3, get, before),
-        row(4, search, before), row("4b", common, before),
+        row(4, search, before), row("4b", common, before), row("4c", deep[0], before),
+        row("4d", deep[1], before),
     ] + [row(5, r, before) for r in small + large] + [
         "",
         "Dashboard service time, one connection at a time (%s leads):" % format(LEADS, ","),
@@ -321,11 +353,13 @@ def main():
     ] + ["| %s | %.0f | %.2f |" % (r["name"], r["rps"], r["p50"]) for r in alone] + [
         "",
         "- (3)/(1) front door: **%.3f**" % (get["rps"] / static["rps"]),
-        "- (3)/(2) database limit: **%.2f** (target >= 0.50); p99 of (3): **%.2f ms**"
+        "- (3)/(2) database limit: **%.2f** (target >= 0.90); p99 of (3): **%.2f ms**"
         " (target < 10 ms)" % (get["rps"] / db["rps"], get["p99"]),
-        "- slowest dashboard p50 at %s leads: **%.2f ms** at 50 connections, **%.2f ms** alone"
-        " (target < 50 ms)" % (format(LEADS, ","), max(r["p50"] for r in large),
-                               max(r["p50"] for r in alone)),
+        "- slowest list p99 (4 to 4d): **%.2f ms** (target < 50 ms)" % max(
+            r["p99"] for r in [search, common] + deep),
+        "- slowest dashboard p99 at %s leads and 50 connections: **%.2f ms** (target < 50 ms);"
+        " slowest p50 alone: **%.2f ms**" % (format(LEADS, ","), max(r["p99"] for r in large),
+                                            max(r["p50"] for r in alone)),
         "- RSS of the crm-leads pool (master and %s workers): %d KiB idle, %d KiB after a 10 s"
         " warm-up, %d KiB after the %d s run of (3)" % (WORKERS, rss_before, rss_warm, rss_after,
                                                       MEMORY_SECONDS),

@@ -680,7 +680,7 @@ static const struct crm_stmt stmts[] = {
     STMT("dash_top_sales", TOP_SALES("coalesce(t.won, 0)", "coalesce(t.won_value, 0)", "")),
     /* $1 limit, $2 and $3 the period of the won status change, each bound optional. */
     STMT("dash_top_sales_period",
-         TOP_SALES("w.won", "w.won_value", "CROSS JOIN LATERAL crm_won_between(u.id, $2, $3) w")),
+         TOP_SALES("w.won", "w.won_value", "CROSS JOIN LATERAL crm_won_in(u.id, $2, $3) w")),
 };
 
 struct crm_db *

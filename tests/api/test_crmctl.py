@@ -209,6 +209,30 @@ def test_migrate_upgrades_to_field_history(tmp_path):
         assert q("SELECT crm_lead_changes(a, b) FROM leads a, leads b").stdout.strip() == "[]"
 
 
+def test_migrate_fills_the_monthly_wins_from_the_daily_ones(tmp_path):
+    """Version 14 adds won_monthly: a database from before it, with wins in two months and a
+    lost lead, gets each owner's months filled from the days already won (the table it had
+    none of is empty until then), and a second migrate does not count them twice."""
+    with scratch_db("v13w") as url:
+        r = migrate(url, schema_before(tmp_path, 14))
+        assert r.stdout.splitlines()[0] == "schema version %d" % max(
+            v for v in schema_versions() if v < 14)
+        q = functools.partial(scratch_sql, url)
+        q("INSERT INTO users (name, email, password_hash, role) VALUES ('A', 'a@x.io', 'x',"
+          " 'SALES_EXECUTIVE');"
+          " INSERT INTO leads (name, created_by, owner_id, status, value, won_at) VALUES"
+          " ('a', 1, 1, 'WON', 10, '2024-01-31T23:59:59Z'), ('b', 1, 1, 'WON', 5, '2024-01-02Z'),"
+          " ('c', 1, 1, 'WON', 7, '2024-02-01Z'), ('d', 1, 1, 'LOST', 100, NULL);"
+          " DELETE FROM won_monthly")
+        assert q("SELECT count(*) FROM won_daily") == ["3"]
+        for schema in (os.path.join(VAR, "schema.sql"), again(tmp_path)):
+            r = migrate(url, schema)
+            assert r.returncode == 0, r.stderr
+            assert q("SELECT month::date || '/' || won || '/' || won_value FROM won_monthly"
+                     " ORDER BY month") == ["2024-01-01/2/15.00", "2024-02-01/1/7.00"]
+        assert q("SELECT count(*) FROM pg_proc WHERE proname = 'crm_won_between'") == ["0"]
+
+
 @contextlib.contextmanager
 def reader(url):
     """A transaction reading leads, as a running program's would, held open until the block

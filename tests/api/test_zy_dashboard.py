@@ -138,6 +138,62 @@ def test_top_sales_period(tok):
     assert sum(d["won"] for d in r.json["data"]) == 5
 
 
+def test_top_sales_periods_across_days_months_and_years(tok):
+    """A period is read as whole months, whole days and the partial days at its ends: wins one
+    microsecond either side of a day, month and year boundary (a leap day among them) count in
+    exactly the periods that hold them, whatever part of a period they fall in."""
+    wins = ["2023-12-31T23:59:59.999999Z", "2024-01-01T00:00:00Z", "2024-01-31T23:59:59.999999Z",
+            "2024-02-01T00:00:00Z", "2024-02-29T12:00:00Z", "2024-03-01T00:00:00Z",
+            "2024-04-30T23:59:59.999999Z", "2024-05-01T00:00:00.000001Z", "2024-07-15T08:00:00Z"]
+    seller = make_user(tok, "SALES_EXECUTIVE")[1]["id"]
+    ids = []
+    for i, when in enumerate(wins):
+        r = request("POST", "/api/leads", {"name": "won %s" % when, "value": 100 + i,
+                                           "owner_id": seller, "status": "WON"}, token=tok)
+        assert r.status == 201, r.text
+        ids.append(r.json["lead"]["id"])
+    for lid, when in zip(ids, wins):
+        sql("UPDATE leads SET won_at = :'p1' WHERE id = :'p2'", when, lid)
+    end = "T23:59:59.999999Z"
+    for frm, to, period in (
+            ("2024-01-01", "2024-01-31", ("2024-01-01T00:00:00Z", "2024-01-31" + end)),
+            ("2024-01-01", "2024-04-30", ("2024-01-01T00:00:00Z", "2024-04-30" + end)),
+            ("2023-12-31", "2024-02-01", ("2023-12-31T00:00:00Z", "2024-02-01" + end)),
+            ("2024-01-15T10:00:00Z", "2024-03-10T00:00:00Z",
+             ("2024-01-15T10:00:00Z", "2024-03-10T00:00:00Z")),
+            ("2024-01-31T23:59:59.999999Z", "2024-02-01T00:00:00Z",
+             ("2024-01-31T23:59:59.999999Z", "2024-02-01T00:00:00Z")),
+            ("2024-02-01T00:00:00.000001Z", "2024-04-30T23:59:59.999998Z",
+             ("2024-02-01T00:00:00.000001Z", "2024-04-30T23:59:59.999998Z")),
+            ("2024-02-29", "2024-02-29", ("2024-02-29T00:00:00Z", "2024-02-29" + end)),
+            ("2024-02-10", "2024-02-20", ("2024-02-10T00:00:00Z", "2024-02-20" + end)),
+            ("2024-01-01T00:00:00%2B01:00", "2024-05-01T00:00:00-01:00",
+             ("2023-12-31T23:00:00Z", "2024-05-01T01:00:00Z")),
+            ("", "2024-02-01", ("1900-01-01", "2024-02-01" + end)),
+            ("2024-02-29", "", ("2024-02-29T00:00:00Z", "2999-12-31"))):
+        query = "limit=100" + ("&from=" + frm if frm else "") + ("&to=" + to if to else "")
+        r = request("GET", "/api/dashboard/top-sales?" + query, token=tok)
+        assert r.status == 200, r.text
+        assert normalise(r.json["data"]) == expected_top(period)[:100], (frm, to)
+    r = request("GET", "/api/dashboard/top-sales?limit=100&from=2024-01-01&to=2024-04-30",
+                token=tok)
+    assert [d["won"] for d in r.json["data"] if d["user"]["id"] == seller] == [6]
+    # Every period between two of the instants a microsecond around each win (or open), for
+    # every owner: the summary's figures equal the count of the wins themselves.
+    assert sql(
+        "WITH t AS (SELECT won_at + d * interval '1 microsecond' AS t FROM leads,"
+        "  generate_series(-1, 1) d WHERE status = 'WON' AND won_at < '2025-01-01'"
+        "  UNION SELECT NULL),"
+        " p AS (SELECT a.t AS t1, b.t AS t2 FROM t a, t b WHERE a.t <= b.t OR a.t IS NULL"
+        "  OR b.t IS NULL)"
+        " SELECT count(*) FILTER (WHERE w.won <> b.won OR w.won_value <> b.won_value)"
+        " FROM p, users u, crm_won_in(u.id, p.t1, p.t2) w,"
+        "  LATERAL (SELECT count(*) AS won, coalesce(sum(l.value), 0) AS won_value FROM leads l"
+        "   WHERE l.owner_id = u.id AND l.status = 'WON' AND l.won_at >= coalesce(p.t1,"
+        "   '-infinity') AND l.won_at <= coalesce(p.t2, 'infinity')) b"
+        " WHERE u.id IN (SELECT owner_id FROM leads WHERE status = 'WON')") == [["0"]]
+
+
 def test_summaries_equal_a_full_recount(tok):
     """The trigger-kept summaries agree with counting everything again, row by row."""
     assert sql("SELECT status, leads, value FROM lead_totals WHERE leads <> 0 OR value <> 0"
@@ -166,6 +222,11 @@ def test_time_buckets_equal_a_full_recount(tok):
         sql("SELECT owner_id, date_trunc('day', won_at, 'UTC') d, count(*), sum(value)"
             " FROM leads WHERE status = 'WON' AND owner_id IS NOT NULL GROUP BY owner_id, d"
             " ORDER BY owner_id, d")
+    assert sql("SELECT user_id, month, won, won_value FROM won_monthly WHERE won <> 0"
+               " ORDER BY user_id, month") == \
+        sql("SELECT owner_id, date_trunc('month', won_at, 'UTC') m, count(*), sum(value)"
+            " FROM leads WHERE status = 'WON' AND owner_id IS NOT NULL GROUP BY owner_id, m"
+            " ORDER BY owner_id, m")
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "from=2024-02-30",
