@@ -9,7 +9,8 @@ a CSV import of BENCH_IMPORT_ROWS new leads into that table (rows/s). Writes the
 bench/results.md. Settings (environment): BENCH_SECONDS per run (default 15),
 BENCH_MEMORY_SECONDS for (3) (default 60), BENCH_LEADS (default 1000000), BENCH_IMPORT_ROWS
 (default 100000), BENCH_WORKERS per pool (default 4), BENCH_PORT (default 18090; the next port
-serves nginx's static answer).
+serves nginx's static answer), BENCH_VAR (the stack's directory, default var/bench). A run with
+another BENCH_LEADS (10000000: about 23 GB of disk) writes a section of its own.
 
 `bench.py import` runs (7) alone, on a fresh stack seeded with BENCH_LEADS leads, and prints its
 line without writing bench/results.md (a check of the benchmark, not a result).
@@ -28,7 +29,7 @@ import urllib.request
 import results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VAR = os.path.join(ROOT, "var", "bench")
+VAR = os.path.abspath(os.environ.get("BENCH_VAR", os.path.join(ROOT, "var", "bench")))
 PORT = int(os.environ.get("BENCH_PORT", "18090"))
 STATIC_PORT = PORT + 1
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
@@ -265,7 +266,10 @@ def import_only():
     sh([os.path.join(ROOT, "scripts", "stack.sh"), "stop"], env=STACK_ENV)
 
 
-HEADING = "## Requests at %d connections (make bench)" % CONNS
+# A run with another BENCH_LEADS keeps a section of its own, beside the default run's.
+HEADING = "## Requests at %d connections (make bench)" % CONNS if LEADS == 1000000 else \
+    "## Requests at %d connections, %s leads (BENCH_LEADS=%d make bench)" % (
+        CONNS, format(LEADS, ","), LEADS)
 
 
 def row(n, r, before):
@@ -286,7 +290,7 @@ def dashboards(tok, size, conns=CONNS, seconds=SECONDS):
 
 
 def main():
-    started = time.time()
+    started, load = time.time(), os.getloadavg()[0]
     subprocess.run(["make", "-s", "-C", ROOT, "all"], check=True)
     start_stack()
     seed_to(min(100000, LEADS))
@@ -329,9 +333,11 @@ def main():
     before = results.previous(HEADING)
     lines = [
         "- Date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "- Machine: %s cores (`nproc`), %s GiB memory; %s" % (
+        "- Machine: %s cores (`nproc`), %s GiB memory; %s; load average (1 minute) %.1f at the"
+        " start, %.1f at the end" % (
             os.cpu_count(), round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-                                  / 2 ** 30), sh(["uname", "-sr"]).strip()),
+                                  / 2 ** 30), sh(["uname", "-sr"]).strip(), load,
+            os.getloadavg()[0]),
         "- Command: `make bench` (wrk -t2 -c%d, %d s per run, %d s for (3); pgbench -M prepared"
         " -c%d -j2); %s workers per pool; %s leads, %s activities, database %s" % (
             CONNS, SECONDS, MEMORY_SECONDS, CONNS, WORKERS, format(LEADS, ","),

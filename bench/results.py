@@ -28,7 +28,7 @@ def previous(heading):
     rows = {}
     for line in section(heading).splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 5 and re.fullmatch(r"\d+b?", cells[0]):
+        if len(cells) >= 5 and re.fullmatch(r"\d+[a-z]?", cells[0]):
             rows[cells[1]] = (cells[2], cells[4])
     return rows
 
