@@ -256,8 +256,9 @@ lead_row(struct copy *c, const struct world *w, long i)
              ts(created, t1, sizeof(t1)), ts(updated, t2, sizeof(t2)));
 }
 
+/* Leads first .. first + n - 1 of the run. */
 static int
-seed_leads(PGconn *conn, const struct world *w, long leads)
+seed_leads(PGconn *conn, const struct world *w, long first, long n)
 {
     struct copy c;
 
@@ -265,7 +266,7 @@ seed_leads(PGconn *conn, const struct world *w, long leads)
                    "COPY leads (name, email, phone, company, source, status, value, owner_id,"
                    " created_by, won_at, created_at, updated_at) FROM STDIN") != 0)
         return -1;
-    for (long i = 0; i < leads; i++)
+    for (long i = first; i < first + n; i++)
         lead_row(&c, w, i);
     return copy_end(&c);
 }
@@ -312,21 +313,37 @@ seed_activities(PGconn *conn, const struct world *w, int64_t after)
     return rc;
 }
 
+/* The newest lead's id (0 with none), or -1. */
+static int64_t
+last_lead(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "SELECT coalesce(max(id), 0) FROM leads");
+    int64_t id =
+        PQresultStatus(res) == PGRES_TUPLES_OK ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+
+    PQclear(res);
+    return id;
+}
+
+/*
+ * Leads and their activities go in chunks of SEED_CHUNK leads, each its own COPY statements: the
+ * summaries' statement triggers then see a chunk's rows at a time (10 million in one statement
+ * would ask them for one array of 10 million deltas), and the activities' read of the new leads
+ * stays small. All of it is still one transaction.
+ */
+#define SEED_CHUNK 10000L
+
 int
 crm_seed(PGconn *conn, long leads, long users, int cost, unsigned long seed)
 {
     struct world w = {.now = (double)time(NULL)};
     char run_id[16];
-    PGresult *res;
     int64_t after;
     int rc = -1;
 
     rng_state ^= seed * 0x2545F4914F6CDD1DULL;
     snprintf(run_id, sizeof(run_id), "%06llx", (unsigned long long)(rnd() & 0xffffff));
-    res = PQexec(conn, "SELECT coalesce(max(id), 0) FROM leads");
-    after = PQresultStatus(res) == PGRES_TUPLES_OK ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
-    PQclear(res);
-    if (after < 0 || run(conn, "BEGIN") != 0 || seed_users(conn, run_id, users, cost) != 0)
+    if (run(conn, "BEGIN") != 0 || seed_users(conn, run_id, users, cost) != 0)
         goto out;
     w.sales = user_ids(conn, run_id, "SALES_EXECUTIVE", &w.nsales);
     w.managers = user_ids(conn, run_id, "MANAGER", &w.nmanagers);
@@ -334,8 +351,14 @@ crm_seed(PGconn *conn, long leads, long users, int cost, unsigned long seed)
         fprintf(stderr, "crmctl: seed: --users must be at least 2\n");
         goto out;
     }
-    if (seed_leads(conn, &w, leads) != 0 || seed_activities(conn, &w, after) != 0 ||
-        run(conn, "COMMIT") != 0)
+    for (long first = 0; first < leads; first += SEED_CHUNK) {
+        long n = leads - first < SEED_CHUNK ? leads - first : SEED_CHUNK;
+
+        if ((after = last_lead(conn)) < 0 || seed_leads(conn, &w, first, n) != 0 ||
+            seed_activities(conn, &w, after) != 0)
+            goto out;
+    }
+    if (run(conn, "COMMIT") != 0)
         goto out;
     printf("seeded %ld users (password %s, e-mails seed-%s-N@demo.example) and %ld leads\n", users,
            SEED_PASSWORD, run_id, leads);
