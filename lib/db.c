@@ -139,6 +139,15 @@ struct crm_stmt {
     " ON t.user_id = u.id " from " WHERE u.role = 'SALES_EXECUTIVE' AND u.active"                  \
     " ORDER BY 4 DESC, 3 DESC, 1 LIMIT $1) x"
 
+/*
+ * A dashboard statement: the figures of json, then the caller ($n) re-read in the same statement
+ * for crm_auth_row, in one round trip. The figures are computed only for an active ADMIN or
+ * MANAGER; for anyone else the column is NULL and crm_auth_row refuses.
+ */
+#define DASH(json, n)                                                                              \
+    "SELECT CASE WHEN u.active AND u.role IN ('ADMIN', 'MANAGER') THEN (" json                     \
+    ") END, " AUTH_COLS("u.") " FROM users u WHERE u.id = $" n
+
 #define STMT(name, sql)                                                                            \
     {                                                                                              \
         name, sql, 0                                                                               \
@@ -655,32 +664,37 @@ static const struct crm_stmt stmts[] = {
      * most an hour (7-day counts) or the edge days (top-sales periods) read through an index,
      * so no route scans the leads or activities tables.
      */
-    STMT("dash_stats",
-         "SELECT json_build_object('total_leads', t.total, 'new_leads_7d',"
-         " crm_leads_since(now() - interval '7 days'), 'won', t.won,"
-         " 'lost', t.lost, 'open', t.total - t.won - t.lost, 'conversion_rate',"
-         " CASE WHEN t.won + t.lost = 0 THEN 0 ELSE round(t.won::numeric / (t.won + t.lost), 4)"
-         " END, 'pipeline_value', t.pipeline, 'won_value', t.won_value, 'activities_7d',"
-         " crm_activities_since(now() - interval '7 days'),"
-         " 'users', (SELECT json_build_object('ADMIN', count(*) FILTER (WHERE role = 'ADMIN'),"
-         " 'MANAGER', count(*) FILTER (WHERE role = 'MANAGER'), 'SALES_EXECUTIVE', count(*)"
-         " FILTER (WHERE role = 'SALES_EXECUTIVE')) FROM users WHERE active))"
-         " FROM (SELECT coalesce(sum(leads), 0) AS total,"
-         " coalesce(sum(leads) FILTER (WHERE status = 'WON'), 0) AS won,"
-         " coalesce(sum(leads) FILTER (WHERE status = 'LOST'), 0) AS lost,"
-         " coalesce(sum(value) FILTER (WHERE status NOT IN ('WON', 'LOST')), 0) AS pipeline,"
-         " coalesce(sum(value) FILTER (WHERE status = 'WON'), 0) AS won_value"
-         " FROM lead_totals) t"),
+    STMT(
+        "dash_stats",
+        DASH("SELECT json_build_object('total_leads', t.total, 'new_leads_7d',"
+             " crm_leads_since(now() - interval '7 days'), 'won', t.won,"
+             " 'lost', t.lost, 'open', t.total - t.won - t.lost, 'conversion_rate',"
+             " CASE WHEN t.won + t.lost = 0 THEN 0 ELSE round(t.won::numeric / (t.won + t.lost), 4)"
+             " END, 'pipeline_value', t.pipeline, 'won_value', t.won_value, 'activities_7d',"
+             " crm_activities_since(now() - interval '7 days'),"
+             " 'users', (SELECT json_build_object('ADMIN', count(*) FILTER (WHERE role = 'ADMIN'),"
+             " 'MANAGER', count(*) FILTER (WHERE role = 'MANAGER'), 'SALES_EXECUTIVE', count(*)"
+             " FILTER (WHERE role = 'SALES_EXECUTIVE')) FROM users WHERE active))"
+             " FROM (SELECT coalesce(sum(leads), 0) AS total,"
+             " coalesce(sum(leads) FILTER (WHERE status = 'WON'), 0) AS won,"
+             " coalesce(sum(leads) FILTER (WHERE status = 'LOST'), 0) AS lost,"
+             " coalesce(sum(value) FILTER (WHERE status NOT IN ('WON', 'LOST')), 0) AS pipeline,"
+             " coalesce(sum(value) FILTER (WHERE status = 'WON'), 0) AS won_value"
+             " FROM lead_totals) t",
+             "1")),
     STMT("dash_by_status",
-         "SELECT json_agg(json_build_object('status', s.status, 'count', coalesce(t.leads, 0))"
-         " ORDER BY s.n) FROM unnest(ARRAY['NEW', 'CONTACTED', 'QUALIFIED', 'PROPOSAL',"
-         " 'NEGOTIATION', 'WON', 'LOST']) WITH ORDINALITY s (status, n)"
-         " LEFT JOIN lead_totals t ON t.status = s.status"),
+         DASH("SELECT json_agg(json_build_object('status', s.status, 'count',"
+              " coalesce(t.leads, 0)) ORDER BY s.n) FROM unnest(ARRAY['NEW', 'CONTACTED',"
+              " 'QUALIFIED', 'PROPOSAL', 'NEGOTIATION', 'WON', 'LOST']) WITH ORDINALITY"
+              " s (status, n) LEFT JOIN lead_totals t ON t.status = s.status",
+              "1")),
     /* $1 limit; all time, from the summary. */
-    STMT("dash_top_sales", TOP_SALES("coalesce(t.won, 0)", "coalesce(t.won_value, 0)", "")),
+    STMT("dash_top_sales",
+         DASH(TOP_SALES("coalesce(t.won, 0)", "coalesce(t.won_value, 0)", ""), "2")),
     /* $1 limit, $2 and $3 the period of the won status change, each bound optional. */
     STMT("dash_top_sales_period",
-         TOP_SALES("w.won", "w.won_value", "CROSS JOIN LATERAL crm_won_in(u.id, $2, $3) w")),
+         DASH(TOP_SALES("w.won", "w.won_value", "CROSS JOIN LATERAL crm_won_in(u.id, $2, $3) w"),
+              "4")),
 };
 
 struct crm_db *

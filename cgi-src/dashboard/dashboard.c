@@ -9,16 +9,23 @@
 #include "handlers.h"
 #include "util.h"
 
-/* Runs name and responds with its one JSON column, under key (or as the whole body if NULL). */
+#define DASH_ROLES (CRM_ROLE_ADMIN | CRM_ROLE_MANAGER)
+
+/*
+ * Runs name, whose last parameter (params[n - 1], set here) is the caller's id, and responds
+ * with its JSON column under key (or as the whole body if NULL). The statement re-reads the
+ * caller (db.c DASH), so a role change or deactivation acts at once, in one round trip.
+ */
 static int
-respond(struct crm_req *req, struct crm_resp *resp, const char *name, int n,
-        const char *const *params, const char *key)
+respond(struct crm_req *req, struct crm_resp *resp, const char *name, int n, const char **params,
+        const char *key)
 {
     PGresult *res = NULL;
     cJSON *body = NULL;
-    enum crm_err err = crm_db_exec(req->db, name, n, params, &res);
+    enum crm_err err = crm_auth_claim(req, &params[n - 1]);
 
-    if (err == CRM_OK) {
+    if (err == CRM_OK && (err = crm_db_exec(req->db, name, n, params, &res)) == CRM_OK &&
+        (err = crm_auth_row(req, res, 1, DASH_ROLES)) == CRM_OK) {
         body = key != NULL ? crm_db_json_object(res, 0, &key, 1) : crm_db_json(res, 0, 0);
         err = body != NULL ? CRM_OK : CRM_ENOMEM;
     }
@@ -32,43 +39,40 @@ respond(struct crm_req *req, struct crm_resp *resp, const char *name, int n,
 int
 dashboard_stats(struct crm_req *req, struct crm_resp *resp)
 {
-    enum crm_err err = crm_auth_require(req, CRM_ROLE_ADMIN | CRM_ROLE_MANAGER);
+    const char *params[1];
 
-    if (err != CRM_OK)
-        return crm_resp_error(resp, err);
-    return respond(req, resp, "dash_stats", 0, NULL, NULL);
+    return respond(req, resp, "dash_stats", 1, params, NULL);
 }
 
 /* GET /api/dashboard/leads-by-status: every status in pipeline order, zeros included. */
 int
 dashboard_by_status(struct crm_req *req, struct crm_resp *resp)
 {
-    enum crm_err err = crm_auth_require(req, CRM_ROLE_ADMIN | CRM_ROLE_MANAGER);
+    const char *params[1];
 
-    if (err != CRM_OK)
-        return crm_resp_error(resp, err);
-    return respond(req, resp, "dash_by_status", 0, NULL, "data");
+    return respond(req, resp, "dash_by_status", 1, params, "data");
 }
 
 /* GET /api/dashboard/top-sales?limit=5&from=&to= */
 int
 dashboard_top_sales(struct crm_req *req, struct crm_resp *resp)
 {
-    const char *params[3];
+    const char *params[4];
     long limit;
     char lbuf[21];
-    enum crm_err err;
+    enum crm_err err, auth;
 
-    if ((err = crm_auth_require(req, CRM_ROLE_ADMIN | CRM_ROLE_MANAGER)) != CRM_OK)
-        return crm_resp_error(resp, err);
     if ((err = crm_req_limit(req, 5, &limit)) != CRM_OK ||
         (err = crm_req_time(req, "from", 0, &params[1])) != CRM_OK ||
-        (err = crm_req_time(req, "to", 1, &params[2])) != CRM_OK)
-        return crm_resp_error(resp, err);
+        (err = crm_req_time(req, "to", 1, &params[2])) != CRM_OK) {
+        /* A bad query is a 400 for a caller who may read the dashboard at all. */
+        auth = crm_auth_require(req, DASH_ROLES);
+        return crm_resp_error(resp, auth != CRM_OK ? auth : err);
+    }
     snprintf(lbuf, sizeof(lbuf), "%ld", limit);
     params[0] = lbuf;
-    /* All time reads the per-user summary; a period counts the won leads in its index range. */
+    /* All time reads the per-user summary; a period adds up its months, days and edge days. */
     if (params[1] == NULL && params[2] == NULL)
-        return respond(req, resp, "dash_top_sales", 1, params, "data");
-    return respond(req, resp, "dash_top_sales_period", 3, params, "data");
+        return respond(req, resp, "dash_top_sales", 2, params, "data");
+    return respond(req, resp, "dash_top_sales_period", 4, params, "data");
 }

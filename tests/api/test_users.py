@@ -159,6 +159,41 @@ def test_two_admins_demoting_each_other_at_once_leave_one(admin, change, field, 
             first, second, ",".join(r[0] for r in others))
 
 
+DASHBOARD_READS = ["/api/dashboard/stats", "/api/dashboard/leads-by-status",
+                   "/api/dashboard/top-sales?limit=3",
+                   "/api/dashboard/top-sales?from=2024-01-01&to=2024-12-31"]
+
+
+def test_the_dashboard_rechecks_the_caller_at_once(admin):
+    """Each dashboard route reads the caller in its one statement: a demotion, a deactivation,
+    the end of every session and a deleted account act on the very next read, and a bad query
+    is a 400 only for a caller who may read the dashboard at all."""
+    tok = admin["token"]
+    token, user = make_user(tok, "MANAGER")
+    bad = "/api/dashboard/top-sales?limit=0"
+
+    def statuses(t):
+        return [request("GET", p, token=t).status for p in DASHBOARD_READS + [bad]]
+
+    assert statuses(token) == [200] * 4 + [400]
+    assert request("PATCH", "/api/users/%d" % user["id"], {"role": "SALES_EXECUTIVE"},
+                   token=tok).status == 200
+    assert statuses(token) == [403] * 5
+    assert error_code(request("GET", DASHBOARD_READS[0], token=token)) == "forbidden"
+    request("PATCH", "/api/users/%d" % user["id"], {"role": "MANAGER"}, token=tok)
+    assert statuses(token) == [200] * 4 + [400]
+    request("PATCH", "/api/users/%d" % user["id"], {"active": False}, token=tok)
+    assert statuses(token) == [401] * 5
+    request("PATCH", "/api/users/%d" % user["id"], {"active": True}, token=tok)
+    assert statuses(token) == [200] * 4 + [400]
+    assert request("POST", "/api/auth/logout-all", token=token).status == 204
+    assert statuses(token) == [401] * 5
+    now = int(time.time())
+    gone = forge({"sub": "999999999999", "role": "ADMIN", "iat": now, "exp": now + 60})
+    assert statuses(gone) == [401] * 5
+    assert statuses(None) == [401] * 5
+
+
 def test_reading_a_lead_rechecks_the_caller_at_once(admin):
     """GET /api/leads/:id reads the caller with the lead in one statement: a role change,
     a deactivation and a deleted account act on the very next read, as on every other route."""
