@@ -688,10 +688,10 @@ static const struct crm_stmt stmts[] = {
               " 'QUALIFIED', 'PROPOSAL', 'NEGOTIATION', 'WON', 'LOST']) WITH ORDINALITY"
               " s (status, n) LEFT JOIN lead_totals t ON t.status = s.status",
               "1")),
-    /* $1 limit; all time, from the summary. */
+    /* $1 limit, $2 the caller; all time, from the summary. */
     STMT("dash_top_sales",
          DASH(TOP_SALES("coalesce(t.won, 0)", "coalesce(t.won_value, 0)", ""), "2")),
-    /* $1 limit, $2 and $3 the period of the won status change, each bound optional. */
+    /* $1 limit, $2 and $3 the period of the won status change (each optional), $4 the caller. */
     STMT("dash_top_sales_period",
          DASH(TOP_SALES("w.won", "w.won_value", "CROSS JOIN LATERAL crm_won_in(u.id, $2, $3) w"),
               "4")),
