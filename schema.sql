@@ -175,9 +175,9 @@ CREATE TABLE IF NOT EXISTS hourly_totals (
 );
 
 -- Won leads per owner and UTC day of the win, so a top-sales period adds up days, not leads.
--- Not striped: only a win moves a row, and a win is a change of one owner's own lead, not a
--- row every writer shares (two writers meet here only winning leads of the same owner on the
--- same day, and then they meet on that owner's lead rows too).
+-- Not striped: only a won lead moves it (won, un-won, or created or changed as WON), never an
+-- activity, and two writers meet on a row only with won leads of the same owner on the same
+-- day: the pace of one salesperson's wins, not a row that every writer shares.
 CREATE TABLE IF NOT EXISTS won_daily (
     user_id   bigint NOT NULL REFERENCES users (id),
     day       timestamptz NOT NULL,  -- UTC midnight
