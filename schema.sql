@@ -140,32 +140,44 @@ CREATE OR REPLACE FUNCTION crm_activity_json(a activities) RETURNS json
 
 -- Dashboard summaries, kept exact by statement-level triggers in the writing transaction, so
 -- the dashboard reads a handful of rows instead of scanning a million leads.
+-- The rows every creation moves (the NEW status, the current hour, an active user) are striped
+-- (version 13): a connection adds its deltas to its own stripe (crm_stripe), so concurrent
+-- writers do not queue on one row until each other's commit; readers add the stripes up.
 CREATE TABLE IF NOT EXISTS lead_totals (
-    status text PRIMARY KEY,
+    status text NOT NULL,
+    stripe smallint NOT NULL DEFAULT 0,
     leads  bigint NOT NULL DEFAULT 0,
-    value  numeric NOT NULL DEFAULT 0
+    value  numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (status, stripe)
 );
 INSERT INTO lead_totals (status)
     SELECT unnest(ARRAY['NEW', 'CONTACTED', 'QUALIFIED', 'PROPOSAL', 'NEGOTIATION', 'WON', 'LOST'])
     ON CONFLICT DO NOTHING;
 
 CREATE TABLE IF NOT EXISTS user_totals (
-    user_id    bigint PRIMARY KEY REFERENCES users (id),
+    user_id    bigint NOT NULL REFERENCES users (id),
+    stripe     smallint NOT NULL DEFAULT 0,
     leads      bigint NOT NULL DEFAULT 0,  -- leads owned
     won        bigint NOT NULL DEFAULT 0,  -- of them WON
     won_value  numeric NOT NULL DEFAULT 0,
-    activities bigint NOT NULL DEFAULT 0   -- activities logged by the user
+    activities bigint NOT NULL DEFAULT 0,  -- activities logged by the user
+    PRIMARY KEY (user_id, stripe)
 );
 
 -- Rolling windows ("the last 7 days") add up hours instead of counting rows; only the first,
 -- partial hour of a window is counted from the table itself.
 CREATE TABLE IF NOT EXISTS hourly_totals (
-    hour       timestamptz PRIMARY KEY,  -- UTC hour
+    hour       timestamptz NOT NULL,  -- UTC hour
+    stripe     smallint NOT NULL DEFAULT 0,
     leads      bigint NOT NULL DEFAULT 0,  -- leads created in it
-    activities bigint NOT NULL DEFAULT 0   -- activities created in it
+    activities bigint NOT NULL DEFAULT 0,  -- activities created in it
+    PRIMARY KEY (hour, stripe)
 );
 
 -- Won leads per owner and UTC day of the win, so a top-sales period adds up days, not leads.
+-- Not striped: only a won lead moves it (won, un-won, or created or changed as WON), never an
+-- activity, and two writers meet on a row only with won leads of the same owner on the same
+-- day: the pace of one salesperson's wins, not a row that every writer shares.
 CREATE TABLE IF NOT EXISTS won_daily (
     user_id   bigint NOT NULL REFERENCES users (id),
     day       timestamptz NOT NULL,  -- UTC midnight
@@ -182,6 +194,37 @@ CREATE TABLE IF NOT EXISTS won_monthly (
     PRIMARY KEY (user_id, month)
 );
 
+-- A database from before version 13 gets the stripe column (its rows become stripe 0) and the
+-- primary key with it, here, before the functions below, whose ON CONFLICT names that key.
+DO $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES ('lead_totals', 'status'), ('user_totals', 'user_id'),
+                                   ('hourly_totals', 'hour')) v (tbl, keycol)
+             WHERE NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = v.tbl::regclass
+                               AND attname = 'stripe' AND NOT attisdropped) LOOP
+        EXECUTE format('ALTER TABLE %I ADD COLUMN stripe smallint NOT NULL DEFAULT 0,'
+                       ' DROP CONSTRAINT %I, ADD PRIMARY KEY (%I, stripe)',
+                       t.tbl, t.tbl || '_pkey', t.keycol);
+    END LOOP;
+END $$;
+
+-- The stripe of this connection's summary rows: one of 16 by its backend's pid, so a program's
+-- connection keeps to one stripe and two connections rarely share one.
+CREATE OR REPLACE FUNCTION crm_stripe() RETURNS smallint
+    LANGUAGE sql STABLE PARALLEL RESTRICTED
+    AS $$ SELECT (pg_backend_pid() % 16)::smallint $$;
+
+-- Taken before a transaction's first summary row, held to its end: the transactions of one
+-- stripe write its rows one at a time. The upserts of each statement are in key order, but a
+-- transaction's triggers take rows of several tables in turn (a lead's user_totals row, then the
+-- hour, then its CREATED activity's actor), so two writers of a stripe could each hold a row the
+-- other waits for (a lead created for someone by A while A logs an activity: a deadlock).
+CREATE OR REPLACE FUNCTION crm_stripe_lock() RETURNS void
+    LANGUAGE sql
+    AS $$ SELECT pg_advisory_xact_lock(13, crm_stripe()) $$;
+
 DO $$ BEGIN
     CREATE TYPE crm_lead_delta AS (status text, owner_id bigint, value numeric,
                                    hour timestamptz, won_day timestamptz, n integer);
@@ -195,27 +238,31 @@ CREATE OR REPLACE FUNCTION crm_lead_delta(l leads, n integer) RETURNS crm_lead_d
                   CASE WHEN l.status = 'WON' THEN date_trunc('day', l.won_at, 'UTC') END,
                   n)::crm_lead_delta $$;
 
--- Applies the deltas of one statement. Rows are upserted in key order, so two writers lock
--- summary rows in the same order; a change that moves nothing (a note edited) locks nothing.
+-- Applies the deltas of one statement to this connection's stripe. Rows are upserted in key
+-- order; a change that moves nothing (a note edited) locks nothing, not even the stripe.
 CREATE OR REPLACE FUNCTION crm_apply_lead_deltas(ds crm_lead_delta[]) RETURNS void
     LANGUAGE sql AS $$
-    INSERT INTO lead_totals AS t (status, leads, value)
-        SELECT status, sum(n), sum(n * value) FROM unnest(ds) GROUP BY status
+    SELECT crm_stripe_lock() FROM (SELECT FROM unnest(ds)
+        GROUP BY status, owner_id, hour, won_day HAVING sum(n) <> 0 OR sum(n * value) <> 0
+        LIMIT 1) moved;
+    INSERT INTO lead_totals AS t (status, stripe, leads, value)
+        SELECT status, crm_stripe(), sum(n), sum(n * value) FROM unnest(ds) GROUP BY status
         HAVING sum(n) <> 0 OR sum(n * value) <> 0 ORDER BY status
-        ON CONFLICT (status) DO UPDATE
+        ON CONFLICT (status, stripe) DO UPDATE
             SET leads = t.leads + excluded.leads, value = t.value + excluded.value;
-    INSERT INTO user_totals AS t (user_id, leads, won, won_value)
-        SELECT owner_id, sum(n), coalesce(sum(n) FILTER (WHERE status = 'WON'), 0),
+    INSERT INTO user_totals AS t (user_id, stripe, leads, won, won_value)
+        SELECT owner_id, crm_stripe(), sum(n), coalesce(sum(n) FILTER (WHERE status = 'WON'), 0),
                coalesce(sum(n * value) FILTER (WHERE status = 'WON'), 0)
         FROM unnest(ds) WHERE owner_id IS NOT NULL GROUP BY owner_id
         HAVING sum(n) <> 0 OR sum(n * value) <> 0
             OR coalesce(sum(n) FILTER (WHERE status = 'WON'), 0) <> 0 ORDER BY owner_id
-        ON CONFLICT (user_id) DO UPDATE
+        ON CONFLICT (user_id, stripe) DO UPDATE
             SET leads = t.leads + excluded.leads, won = t.won + excluded.won,
                 won_value = t.won_value + excluded.won_value;
-    INSERT INTO hourly_totals AS t (hour, leads)
-        SELECT hour, sum(n) FROM unnest(ds) GROUP BY hour HAVING sum(n) <> 0 ORDER BY hour
-        ON CONFLICT (hour) DO UPDATE SET leads = t.leads + excluded.leads;
+    INSERT INTO hourly_totals AS t (hour, stripe, leads)
+        SELECT hour, crm_stripe(), sum(n) FROM unnest(ds) GROUP BY hour HAVING sum(n) <> 0
+        ORDER BY hour
+        ON CONFLICT (hour, stripe) DO UPDATE SET leads = t.leads + excluded.leads;
     INSERT INTO won_daily AS t (user_id, day, won, won_value)
         SELECT owner_id, won_day, sum(n), sum(n * value) FROM unnest(ds)
         WHERE won_day IS NOT NULL AND owner_id IS NOT NULL GROUP BY owner_id, won_day
@@ -245,24 +292,33 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Adds n (1: inserted, -1: deleted) for each activity, by its actor and its created_at's hour,
+-- to this connection's stripe, rows in key order. A deletion too goes to the deleting
+-- connection's stripe: a stripe's row may go below zero, their sum cannot.
+CREATE OR REPLACE FUNCTION crm_apply_activity_deltas(actors bigint[], hours timestamptz[],
+                                                     n integer) RETURNS void
+    LANGUAGE sql AS $$
+    SELECT crm_stripe_lock() WHERE cardinality(actors) > 0;
+    INSERT INTO user_totals AS t (user_id, stripe, activities)
+        SELECT actor_id, crm_stripe(), n * count(*) FROM unnest(actors) AS d (actor_id)
+        GROUP BY actor_id ORDER BY actor_id
+        ON CONFLICT (user_id, stripe) DO UPDATE SET activities = t.activities + excluded.activities;
+    INSERT INTO hourly_totals AS t (hour, stripe, activities)
+        SELECT hour, crm_stripe(), n * count(*) FROM unnest(hours) AS d (hour)
+        GROUP BY hour ORDER BY hour
+        ON CONFLICT (hour, stripe) DO UPDATE SET activities = t.activities + excluded.activities;
+$$;
+
 CREATE OR REPLACE FUNCTION crm_activities_totals() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO user_totals AS t (user_id, activities)
-            SELECT actor_id, count(*) FROM new_rows GROUP BY actor_id ORDER BY actor_id
-            ON CONFLICT (user_id) DO UPDATE SET activities = t.activities + excluded.activities;
-        INSERT INTO hourly_totals AS t (hour, activities)
-            SELECT date_trunc('hour', created_at, 'UTC') AS h, count(*) FROM new_rows
-            GROUP BY h ORDER BY h
-            ON CONFLICT (hour) DO UPDATE SET activities = t.activities + excluded.activities;
+        PERFORM crm_apply_activity_deltas(array_agg(actor_id),
+                                          array_agg(date_trunc('hour', created_at, 'UTC')), 1)
+            FROM new_rows;
     ELSE
-        UPDATE user_totals t SET activities = t.activities - d.n
-            FROM (SELECT actor_id, count(*) AS n FROM old_rows GROUP BY actor_id) d
-            WHERE t.user_id = d.actor_id;
-        UPDATE hourly_totals t SET activities = t.activities - d.n
-            FROM (SELECT date_trunc('hour', created_at, 'UTC') AS h, count(*) AS n
-                  FROM old_rows GROUP BY h) d
-            WHERE t.hour = d.h;
+        PERFORM crm_apply_activity_deltas(array_agg(actor_id),
+                                          array_agg(date_trunc('hour', created_at, 'UTC')), -1)
+            FROM old_rows;
     END IF;
     RETURN NULL;
 END $$;
@@ -846,6 +902,11 @@ CREATE OR REPLACE FUNCTION crm_webhook_delivery_json(d webhook_deliveries) RETUR
               'delivered_at', crm_ts(d.delivered_at)) $$;
 
 INSERT INTO schema_version (version) VALUES (12) ON CONFLICT DO NOTHING;
+
+-- Version 13: the dashboard summaries' hot rows are striped (lead_totals, user_totals and
+-- hourly_totals have a stripe in their keys; see "Dashboard summaries" in version 2's block,
+-- where the tables of an older database are converted before the functions that write them).
+INSERT INTO schema_version (version) VALUES (13) ON CONFLICT DO NOTHING;
 
 -- Version 14: won_monthly (defined with won_daily above) filled from the days won so far. The
 -- lock waits for lead writers that started with the old crm_apply_lead_deltas (which does not

@@ -5,8 +5,8 @@ Measures, at 50 connections: (1) nginx answering a static `return 200` (the fron
 (2) pgbench running the very SQL of GET /api/leads/:id (the database limit), (3) that request
 through nginx and crm-leads, (4) a search listing, (5) every dashboard route at 100 000 and at
 1 000 000 seeded leads, (6) the CSV export of every lead (rows/s, the workers' peak memory), (7)
-a CSV import of BENCH_IMPORT_ROWS new leads into that table (rows/s). Writes the table to
-bench/results.md. Settings (environment): BENCH_SECONDS per run (default 15),
+a CSV import of BENCH_IMPORT_ROWS new leads into that table (rows/s), (8) lead creations (POST
+/api/leads) at 16 connections. Writes the table to bench/results.md. Settings (environment): BENCH_SECONDS per run (default 15),
 BENCH_MEMORY_SECONDS for (3) (default 60), BENCH_LEADS (default 1000000), BENCH_IMPORT_ROWS
 (default 100000), BENCH_WORKERS per pool (default 4), BENCH_PORT (default 18090; the next port
 serves nginx's static answer), BENCH_VAR (the stack's directory, default var/bench), BENCH_REUSE=1
@@ -15,7 +15,8 @@ over an hour; (5) at 100 000 leads is then left out). A run with another BENCH_L
 about 23 GB of disk) writes a section of its own.
 
 `bench.py import` runs (7) alone, on a fresh stack seeded with BENCH_LEADS leads, and prints its
-line without writing bench/results.md (a check of the benchmark, not a result).
+line without writing bench/results.md (a check of the benchmark, not a result). `bench.py writes`
+runs (8) alone on a fresh, empty stack and prints its row, the same way.
 """
 import datetime
 import glob
@@ -269,6 +270,31 @@ def import_only():
     sh([os.path.join(ROOT, "scripts", "stack.sh"), "stop"], env=STACK_ENV)
 
 
+WRITE_CONNS = 16
+
+
+def create_leads(tok, seconds=SECONDS):
+    """(8) POST /api/leads at WRITE_CONNS connections: each creation writes the lead, its CREATED
+    activity, its event and the dashboard summaries' rows, and commits."""
+    lua = """wrk.method = "POST"
+wrk.body = '{"name":"Bench lead","value":100}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+""" % tok
+    return wrk("POST /api/leads, %d connections" % WRITE_CONNS,
+               "http://127.0.0.1:%d/api/leads" % PORT, lua, seconds, WRITE_CONNS)
+
+
+def writes_only():
+    """(8) alone, printed, not written to bench/results.md."""
+    subprocess.run(["make", "-s", "-C", ROOT, "all"], check=True)
+    start_stack()
+    tok, _ = token()
+    create_leads(tok, 3)  # warm-up: every worker connected, its statements prepared
+    print(row(8, create_leads(tok), {}))
+    sh([os.path.join(ROOT, "scripts", "stack.sh"), "stop"], env=STACK_ENV)
+
+
 # A run with another BENCH_LEADS keeps a section of its own, beside the default run's.
 HEADING = "## Requests at %d connections (make bench)" % CONNS if LEADS == 1000000 else \
     "## Requests at %d connections, %s leads (BENCH_LEADS=%d make bench)" % (
@@ -334,6 +360,7 @@ def main():
     large = dashboards(tok, LEADS)
     alone = dashboards(tok, LEADS, conns=1, seconds=5)
     imported = import_csv(tok)  # last: it adds leads the figures above must not see
+    created = create_leads(tok)
     mem = psql("SELECT pg_size_pretty(pg_database_size('crm'))")
     before = results.previous(HEADING)
     lines = [
@@ -355,7 +382,7 @@ def main():
         row(1, static, before), row(2, db, before), row(3, get, before),
         row(4, search, before), row("4b", common, before), row("4c", deep[0], before),
         row("4d", deep[1], before),
-    ] + [row(5, r, before) for r in small + large] + [
+    ] + [row(5, r, before) for r in small + large] + [row(8, created, before)] + [
         "",
         "Dashboard service time, one connection at a time (%s leads):" % format(LEADS, ","),
         "",
@@ -388,4 +415,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(import_only() if sys.argv[1:] == ["import"] else main())
+    sys.exit({"import": import_only, "writes": writes_only}.get("".join(sys.argv[1:2]), main)())

@@ -129,14 +129,19 @@ struct crm_stmt {
              " crm_ts(l.created_at), crm_ts(l.updated_at)" LEAD_FILTER " ORDER BY l." col dir      \
              ", l.id" dir)
 
-/* Dashboard: top sales executives, won figures from won/won_value, with from joining them. */
+/*
+ * Dashboard: top sales executives, won figures from won/won_value, with from joining them; t is
+ * the user's user_totals added up over its stripes.
+ */
 #define TOP_SALES(won, won_value, from)                                                            \
     "SELECT coalesce(json_agg(json_build_object('user', json_build_object('id', x.id, 'name',"     \
     " x.name), 'won', x.won, 'won_value', x.won_value, 'leads', x.leads, 'activities',"            \
     " x.activities) ORDER BY x.won_value DESC, x.won DESC, x.id), '[]') FROM (SELECT u.id,"        \
     " u.name, " won " AS won, " won_value " AS won_value, coalesce(t.leads, 0) AS leads,"          \
-    " coalesce(t.activities, 0) AS activities FROM users u LEFT JOIN user_totals t"                \
-    " ON t.user_id = u.id " from " WHERE u.role = 'SALES_EXECUTIVE' AND u.active"                  \
+    " coalesce(t.activities, 0) AS activities FROM users u CROSS JOIN LATERAL (SELECT"             \
+    " sum(s.leads) AS leads, sum(s.won) AS won, sum(s.won_value) AS won_value,"                    \
+    " sum(s.activities) AS activities FROM user_totals s WHERE s.user_id = u.id) t " from          \
+    " WHERE u.role = 'SALES_EXECUTIVE' AND u.active"                                               \
     " ORDER BY 4 DESC, 3 DESC, 1 LIMIT $1) x"
 
 /*
@@ -660,9 +665,9 @@ static const struct crm_stmt stmts[] = {
                          " LIMIT $1) RETURNING 1) SELECT count(*) FROM d"),
 
     /*
-     * Dashboard: every figure comes from the summaries the triggers keep (schema.sql), plus at
-     * most an hour (7-day counts) or the edge days (top-sales periods) read through an index,
-     * so no route scans the leads or activities tables.
+     * Dashboard: every figure comes from the summaries the triggers keep (schema.sql), added up
+     * over their stripes, plus at most an hour (7-day counts) or the edge days (top-sales
+     * periods) read through an index, so no route scans the leads or activities tables.
      */
     STMT(
         "dash_stats",
@@ -686,7 +691,8 @@ static const struct crm_stmt stmts[] = {
          DASH("SELECT json_agg(json_build_object('status', s.status, 'count',"
               " coalesce(t.leads, 0)) ORDER BY s.n) FROM unnest(ARRAY['NEW', 'CONTACTED',"
               " 'QUALIFIED', 'PROPOSAL', 'NEGOTIATION', 'WON', 'LOST']) WITH ORDINALITY"
-              " s (status, n) LEFT JOIN lead_totals t ON t.status = s.status",
+              " s (status, n) LEFT JOIN (SELECT status, sum(leads) AS leads FROM lead_totals"
+              " GROUP BY status) t ON t.status = s.status",
               "1")),
     /* $1 limit, $2 the caller; all time, from the summary. */
     STMT("dash_top_sales",

@@ -359,6 +359,63 @@ def test_migrate_to_the_inbox_fills_it_from_the_events_once(tmp_path):
         assert scratch_sql(url, inbox) == expected + ["3:3:ACTIVITY:unread"]
 
 
+# Each summary added up by its key, in either layout (a row per key, or per key and stripe).
+TOTALS = ("SELECT status, sum(leads), round(sum(value), 2) FROM lead_totals GROUP BY 1 ORDER BY 1;"
+          " SELECT user_id, sum(leads), sum(won), round(sum(won_value), 2), sum(activities)"
+          " FROM user_totals GROUP BY 1 ORDER BY 1;"
+          " SELECT hour, sum(leads), sum(activities) FROM hourly_totals GROUP BY 1 ORDER BY 1")
+# The same counted from the leads and activities themselves.
+RECOUNT = ("SELECT s, count(l.id), round(coalesce(sum(l.value), 0), 2)"
+           " FROM unnest(ARRAY['CONTACTED', 'LOST', 'NEGOTIATION', 'NEW', 'PROPOSAL', 'QUALIFIED', 'WON']) s"
+           " LEFT JOIN leads l ON l.status = s GROUP BY 1 ORDER BY 1;"
+           " SELECT u.id, (SELECT count(*) FROM leads WHERE owner_id = u.id),"
+           " (SELECT count(*) FROM leads WHERE owner_id = u.id AND status = 'WON'),"
+           " (SELECT round(coalesce(sum(value), 0), 2) FROM leads WHERE owner_id = u.id"
+           " AND status = 'WON'),"
+           " (SELECT count(*) FROM activities WHERE actor_id = u.id) FROM users u ORDER BY 1;"
+           " SELECT h, sum(l), sum(a) FROM (SELECT date_trunc('hour', created_at, 'UTC') h, 1 l,"
+           " 0 a FROM leads UNION ALL SELECT date_trunc('hour', created_at, 'UTC'), 0, 1"
+           " FROM activities) x GROUP BY 1 ORDER BY 1")
+
+
+def test_migrate_stripes_the_summaries_and_keeps_their_totals(tmp_path):
+    """A database of version 12, whose summaries have one row per key (their tables and writers
+    as version 12 had them: schema_v12_totals.sql), with leads, activities and their totals,
+    upgrades to 13: the summary tables take their stripe in their keys, the totals stay as they
+    were, later writes add to them, and a second migrate changes nothing."""
+    with scratch_db("v12") as url:
+        q = functools.partial(scratch_sql, url)
+        assert migrate(url, os.path.join(VAR, "schema.sql")).returncode == 0
+        with open(os.path.join(os.path.dirname(__file__), "schema_v12_totals.sql")) as f:
+            q(f.read())
+        q("INSERT INTO users (name, email, password_hash, role) VALUES ('A', 'a@x.io', 'x',"
+          " 'ADMIN'), ('S', 's@x.io', 'x', 'SALES_EXECUTIVE');"
+          " INSERT INTO leads (name, status, won_at, value, owner_id, created_by) VALUES"
+          " ('L1', 'NEW', NULL, 10.5, 2, 1), ('L2', 'WON', now(), 99, 2, 1),"
+          " ('L3', 'LOST', NULL, 3, NULL, 1);"
+          " INSERT INTO activities (lead_id, type, actor_id) SELECT id, 'CREATED', 1 FROM leads;"
+          " INSERT INTO activities (lead_id, type, actor_id) VALUES (1, 'CALL', 2);"
+          " DELETE FROM leads WHERE name = 'L3'")
+        before = q(TOTALS)
+        assert before == q(RECOUNT) and "2|2|1|99.00|1" in before
+        for schema in (os.path.join(VAR, "schema.sql"), again(tmp_path)):
+            r = migrate(url, schema)
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.splitlines()[0] == "schema version %d" % schema_versions()[-1]
+            assert q("SELECT conrelid::regclass || ':' || pg_get_constraintdef(oid)"
+                     " FROM pg_constraint WHERE contype = 'p' AND conrelid IN"
+                     " ('lead_totals'::regclass, 'user_totals'::regclass,"
+                     " 'hourly_totals'::regclass) ORDER BY 1") == [
+                "hourly_totals:PRIMARY", "KEY", "(hour,", "stripe)",
+                "lead_totals:PRIMARY", "KEY", "(status,", "stripe)",
+                "user_totals:PRIMARY", "KEY", "(user_id,", "stripe)"]
+            assert q(TOTALS) == before
+        q("INSERT INTO leads (name, owner_id, created_by) VALUES ('L4', 2, 2);"
+          " INSERT INTO activities (lead_id, type, actor_id) VALUES (1, 'NOTE', 2);"
+          " UPDATE leads SET status = 'WON', won_at = now() WHERE name = 'L1'")
+        assert q(TOTALS) == q(RECOUNT) != before
+
+
 def test_create_user_generated_password():
     email = unique_email("ctl")
     r = crmctl("create-user", "--role", "MANAGER", "--email", email, "--name", "Mo")

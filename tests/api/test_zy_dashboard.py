@@ -1,11 +1,17 @@
 """Dashboard figures against expectations computed here from the base tables (leads, activities,
 users), not from the summaries the triggers keep. Runs after the lead tests (file order), so the
 database holds a history of creates, edits, status changes, assignments and deletes."""
+import concurrent.futures
+import datetime
+import queue
+import subprocess
+import threading
+import time
 from decimal import Decimal
 
 import pytest
 
-from conftest import make_user, request, sql
+from conftest import env_file, make_user, request, sql
 
 STATUSES = ["NEW", "CONTACTED", "QUALIFIED", "PROPOSAL", "NEGOTIATION", "WON", "LOST"]
 
@@ -48,6 +54,10 @@ def test_stats(tok):
     sql("INSERT INTO activities (lead_id, type, content, actor_id, created_at)"
         " SELECT id, 'NOTE', 'edge', created_by, now() - interval '7 days' + interval '5 minutes'"
         " FROM leads WHERE id = :'p1'", lead_ids[0])
+    assert_stats(tok)
+
+
+def assert_stats(tok):
     r = request("GET", "/api/dashboard/stats", token=tok)
     assert r.status == 200, r.text
     total, won, lost, pipeline, won_value, new7 = one(
@@ -71,6 +81,10 @@ def test_stats(tok):
 
 
 def test_leads_by_status(tok):
+    assert_by_status(tok)
+
+
+def assert_by_status(tok):
     r = request("GET", "/api/dashboard/leads-by-status", token=tok)
     assert r.status == 200
     counts = dict(sql("SELECT status, count(*) FROM leads GROUP BY status"))
@@ -195,12 +209,19 @@ def test_top_sales_periods_across_days_months_and_years(tok):
 
 
 def test_summaries_equal_a_full_recount(tok):
-    """The trigger-kept summaries agree with counting everything again, row by row."""
-    assert sql("SELECT status, leads, value FROM lead_totals WHERE leads <> 0 OR value <> 0"
-               " ORDER BY status") == \
+    assert_summaries()
+
+
+def assert_summaries():
+    """The trigger-kept summaries, added up over their stripes, agree with counting everything
+    again, row by row."""
+    assert sql("SELECT status, sum(leads), sum(value) FROM lead_totals GROUP BY status"
+               " HAVING sum(leads) <> 0 OR sum(value) <> 0 ORDER BY status") == \
         sql("SELECT status, count(*), sum(value) FROM leads GROUP BY status ORDER BY status")
     assert sql(
-        "SELECT u.id FROM users u LEFT JOIN user_totals t ON t.user_id = u.id"
+        "SELECT u.id FROM users u LEFT JOIN (SELECT user_id, sum(leads) AS leads,"
+        " sum(activities) AS activities, sum(won) AS won, sum(won_value) AS won_value"
+        " FROM user_totals GROUP BY user_id) t ON t.user_id = u.id"
         " WHERE coalesce(t.leads, 0) <> (SELECT count(*) FROM leads WHERE owner_id = u.id)"
         " OR coalesce(t.activities, 0) <> (SELECT count(*) FROM activities WHERE actor_id = u.id)"
         " OR coalesce(t.won, 0) <> (SELECT count(*) FROM leads WHERE owner_id = u.id"
@@ -210,11 +231,16 @@ def test_summaries_equal_a_full_recount(tok):
 
 
 def test_time_buckets_equal_a_full_recount(tok):
-    assert sql("SELECT hour, leads FROM hourly_totals WHERE leads <> 0 ORDER BY hour") == \
+    assert_time_buckets()
+
+
+def assert_time_buckets():
+    assert sql("SELECT hour, sum(leads) FROM hourly_totals GROUP BY hour HAVING sum(leads) <> 0"
+               " ORDER BY hour") == \
         sql("SELECT date_trunc('hour', created_at, 'UTC') h, count(*) FROM leads"
             " GROUP BY h ORDER BY h")
-    assert sql("SELECT hour, activities FROM hourly_totals WHERE activities <> 0"
-               " ORDER BY hour") == \
+    assert sql("SELECT hour, sum(activities) FROM hourly_totals GROUP BY hour"
+               " HAVING sum(activities) <> 0 ORDER BY hour") == \
         sql("SELECT date_trunc('hour', created_at, 'UTC') h, count(*) FROM activities"
             " GROUP BY h ORDER BY h")
     assert sql("SELECT user_id, day, won, won_value FROM won_daily WHERE won <> 0"
@@ -244,3 +270,204 @@ def test_unknown_dashboard_route(tok):
     assert r.status == 404 and r.error_code() == "not_found"
     r = request("POST", "/api/dashboard/stats", {"a": 1}, token=tok)
     assert r.status == 405 and r.header("Allow") == "GET, HEAD"
+
+
+class Session:
+    """One database connection held open (an interactive psql), for a transaction that spans
+    statements; stripe is the summary stripe its writes land on (schema.sql crm_stripe)."""
+
+    def __init__(self):
+        self.p = subprocess.Popen(["psql", env_file()["DATABASE_URL"], "-X", "-q", "-t", "-A"],
+                                  text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT)
+        self.lines = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(x) for x in self.p.stdout] and None,
+                         daemon=True).start()
+        self.stripe = int(self.run("SELECT pg_backend_pid() % 16;")[0])
+
+    def send(self, query):
+        self.p.stdin.write(query + "\n\\echo -- done\n")
+        self.p.stdin.flush()
+        self.out = []
+
+    def result(self, timeout=60):
+        """psql's output lines (errors included) for what was sent last; None while it still
+        runs after timeout seconds (a later call goes on waiting)."""
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0, end - time.monotonic()))
+            except queue.Empty:
+                return None
+            if line == "-- done\n":
+                return self.out
+            self.out.append(line.rstrip("\n"))
+
+    def run(self, query):
+        self.send(query)
+        out = self.result()
+        assert out is not None, "psql still running %r" % query
+        return out
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=10)
+
+
+def two_sessions():
+    """Two connections whose writes go to different stripes. Two connections that share a
+    stripe wait for each other by design (one row per stripe), which is not what is tested:
+    reconnect the second until its backend's pid falls on another stripe."""
+    a = Session()
+    for _ in range(50):
+        b = Session()
+        if b.stripe != a.stripe:
+            return a, b
+        b.close()
+    a.close()
+    raise AssertionError("50 connections in a row on stripe %d" % a.stripe)
+
+
+def same_stripe_sessions():
+    """Two connections whose writes go to the same stripe (reconnecting the second until its
+    backend's pid falls on the first one's)."""
+    a = Session()
+    for _ in range(200):
+        b = Session()
+        if b.stripe == a.stripe:
+            return a, b
+        b.close()
+    a.close()
+    raise AssertionError("200 connections and none on stripe %d" % a.stripe)
+
+
+# The write lead_create makes (lib/db.c): the lead and its CREATED activity, in one statement.
+CREATE_LEAD = ("WITH l AS (INSERT INTO leads (name, value, owner_id, created_by)"
+               " VALUES ('%s', 10, %d, %d) RETURNING id)"
+               " INSERT INTO activities (lead_id, type, actor_id) SELECT id, 'CREATED', %d FROM l;")
+
+
+def assert_writes_do_not_wait(held, write):
+    """held runs in a transaction left open on one connection, then write on a connection of
+    another stripe, which must not wait for the first: before the stripes both upserted the same
+    summary rows (lead_totals' NEW, the hour's hourly_totals, the user's user_totals), so the
+    second waited for the first to commit, and every creation queued behind the one before."""
+    a, b = two_sessions()
+    try:
+        assert a.run("BEGIN; " + held + " SELECT 'held';") == ["held"]
+        out = b.run("SET lock_timeout = '2s'; BEGIN; " + write + " SELECT 'written'; ROLLBACK;")
+        assert out == ["written"], out
+    finally:
+        a.run("ROLLBACK;")
+        a.close()
+        b.close()
+
+
+def test_lead_creations_do_not_wait_for_each_other(admin, sales):
+    actor, owner = admin["user"]["id"], sales[1]["id"]
+    assert_writes_do_not_wait(CREATE_LEAD % ("held", owner, actor, actor),
+                              CREATE_LEAD % ("second", owner, actor, actor))
+
+
+def test_activities_do_not_wait_for_each_other(admin, sales):
+    r = request("POST", "/api/leads", {"name": "timeline"}, token=sales[0])
+    assert r.status == 201, r.text
+    note = ("INSERT INTO activities (lead_id, type, content, actor_id)"
+            " VALUES (%d, 'NOTE', 'n', %d);" % (r.json["lead"]["id"], sales[1]["id"]))
+    assert_writes_do_not_wait(note, note)
+
+
+def writer(tok, owners, n):
+    """One client's writes: creates leads and moves each through activities, status changes
+    (some to WON and back), reassignments, value edits and deletes."""
+    for i in range(n):
+        r = request("POST", "/api/leads", {"name": "race %d" % i, "value": 100 + i * 7.5,
+                                           "owner_id": owners[i % len(owners)]}, token=tok)
+        assert r.status == 201, r.text
+        lead = r.json["lead"]["id"]
+        steps = [("POST", "/activity", {"type": "CALL", "content": "c"}),
+                 ("PATCH", "/status", {"status": STATUSES[(i + 3) % 7]}),
+                 ("PATCH", "/assign", {"owner_id": owners[(i + 1) % len(owners)]}),
+                 ("PATCH", "", {"value": 12.5 * i}),
+                 ("PATCH", "/status", {"status": "WON" if i % 2 else "LOST"})]
+        for method, path, body in steps[:1 + i % len(steps)]:
+            r = request(method, "/api/leads/%d%s" % (lead, path), body, token=tok)
+            assert r.status in (200, 201), r.text
+        if i % 4 == 3:
+            assert request("DELETE", "/api/leads/%d" % lead, token=tok).status == 204
+
+
+def session_writer(session, actor, owners, n):
+    """The same through a database connection of its own (another stripe than the API's)."""
+    for i in range(n):
+        out = session.run(CREATE_LEAD % ("direct %d" % i, owners[i % len(owners)], actor, actor) +
+                          " UPDATE leads SET status = 'WON', won_at = now()"
+                          " WHERE id = currval('leads_id_seq') AND %d %% 2 = 0;" % i +
+                          " DELETE FROM leads WHERE id = currval('leads_id_seq') AND %d %% 3 = 2;"
+                          % i)
+        assert out == [], out
+
+
+def test_figures_after_concurrent_writes(tok, admin):
+    """Many writers at once, through the API and through two connections of different stripes:
+    afterwards every figure of the dashboard equals the one counted from the leads and
+    activities themselves, and the summaries are spread over more than one stripe (the readers
+    add them up)."""
+    owners = [make_user(tok, "SALES_EXECUTIVE")[1]["id"] for _ in range(3)]
+    sessions = two_sessions()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            jobs = [pool.submit(writer, tok, owners, 6) for _ in range(6)]
+            jobs += [pool.submit(session_writer, s, admin["user"]["id"], owners, 8)
+                     for s in sessions]
+            for job in jobs:
+                job.result()
+    finally:
+        for s in sessions:
+            s.close()
+    assert int(sql("SELECT count(DISTINCT stripe) FROM lead_totals WHERE leads <> 0")[0][0]) > 1
+    assert_stats(tok)
+    assert_by_status(tok)
+    assert_summaries()
+    assert_time_buckets()
+    r = request("GET", "/api/dashboard/top-sales?limit=100", token=tok)
+    assert normalise(r.json["data"]) == expected_top()[:100]
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    frm, to = today - datetime.timedelta(days=1), today + datetime.timedelta(days=1)
+    r = request("GET", "/api/dashboard/top-sales?limit=100&from=%s&to=%s" % (frm, to), token=tok)
+    assert r.status == 200, r.text
+    assert normalise(r.json["data"]) == expected_top(("%sT00:00:00Z" % frm,
+                                                      "%sT23:59:59.999999Z" % to))[:100]
+
+
+def test_writers_of_one_stripe_do_not_deadlock(admin, sales):
+    """Two transactions of one stripe (or before the stripes, any two) whose triggers take
+    summary rows of several tables: A wins a lead of X (lead_totals, X's user_totals), B logs an
+    activity by Y (Y's user_totals, the hour), then A logs one by Y too and B wins another lead
+    of X. Each would hold a row the other waits for: a deadlock, one of them rolled back (through
+    the API: a 500 for a lead created for someone while its creator logged an activity). The
+    stripe's lock makes B wait for A's commit instead."""
+    x, y = sales[1]["id"], admin["user"]["id"]
+    leads = []
+    for name in ("won 1", "won 2", "timeline"):
+        r = request("POST", "/api/leads", {"name": name}, token=sales[0])
+        assert r.status == 201, r.text
+        leads.append(r.json["lead"]["id"])
+    win = "UPDATE leads SET status = 'WON', won_at = now() WHERE id = %d AND owner_id = %d;"
+    note = "INSERT INTO activities (lead_id, type, actor_id) VALUES (%d, 'NOTE', %d);" % (
+        leads[2], y)
+    a, b = same_stripe_sessions()
+    try:
+        assert a.run("BEGIN; " + win % (leads[0], x)) == []
+        b.send("SET lock_timeout = '20s'; BEGIN; " + note)
+        first = b.result(timeout=1)  # before the stripe's lock: done at once; now: waits for A
+        a.send(note + " COMMIT;")
+        if first is None:
+            first = b.result()  # A commits, then B goes on
+        b.send(win % (leads[1], x) + " COMMIT;")
+        assert [first, a.result(), b.result()] == [[], [], []]
+    finally:
+        a.close()
+        b.close()
+    assert sql("SELECT count(*) FROM leads WHERE id IN (%d, %d) AND status = 'WON'"
+               % tuple(leads[:2])) == [["2"]]
