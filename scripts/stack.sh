@@ -302,7 +302,10 @@ events_procs_set() {
     valid_procs "$1"
     setup_user
     VAR=$(readlink -f "$VAR")
+    [ -d "$VAR/run" ] || die "no stack in $VAR: start one with CRM_EVENTS_PROCS=$1"
     echo "$1" >"$VAR/run/events-procs"
+    # A stack that is not running takes the count at its next start.
+    alive "$VAR/run/supervisor.pid" || return 0
     events_daemons
     for ((i = 2; i <= $1; i++)); do
         for _ in $(seq 100); do
