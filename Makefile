@@ -221,7 +221,7 @@ install: all
 	for p in $(POOLS); do prog=$$p; [ $$p != crm-login ] || prog=crm-auth; \
 		$(HARDEN) systemd/crm-pool.service.in | $(SUBST) -e 's|@POOL@|'$$p'|g' \
 		-e 's|@PROG@|'$$prog'|g' >$(UNITDIR)/$$p.service; done
-	for u in crm-events crm-mailer crm-webhooks crm-migrate crm-backup; do $(HARDEN) systemd/$$u.service.in | \
+	for u in crm-events crm-events@ crm-mailer crm-webhooks crm-migrate crm-backup; do $(HARDEN) systemd/$$u.service.in | \
 		$(SUBST) >$(UNITDIR)/$$u.service; done
 	install -m 0644 systemd/crm.target systemd/crm-backup.timer $(UNITDIR)/
 	# The backup with its retention, which crm-backup.service runs (README "Backups").

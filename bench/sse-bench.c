@@ -7,8 +7,8 @@
  * STREAMS_FILE has a line "uid token" per stream (uid 0: a role that sees every lead);
  * LEADS_FILE a line "lead_id owner_uid" per lead the events go to, in turn.
  * 1. Opens the streams (GET /api/events, HTTP/1.0) and waits for each one's "retry:" line;
- *    prints "ready OPENED SECONDS", then waits for a line on standard input (the driver reads
- *    memory meanwhile).
+ *    prints "ready OPENED SECONDS PROCESSES", then waits for a line on standard input (the driver
+ * reads memory meanwhile).
  * 2. SINGLE events, one at a time, on the first lead: the time from sending the request to
  *    its arrival on every stream that may see it. Prints "single p50 p99 max samples" in ms.
  * 3. RATE events a second for SECONDS seconds from four writer threads. Every stream must get
@@ -16,19 +16,27 @@
  *    behind is the number of streams that did not get all theirs, missing the events short.
  * Each event's content is "sse-bench SEQ", which the client finds in the message, so each
  * arrival is timed against the start of its own request.
+ * A process holds a descriptor per stream, and the hard limit on them is per process: with more
+ * streams than that allows, the streams are split over several processes (forked), each with
+ * its own slice and event loop; the first also makes the events and reports. The streams'
+ * counts and the latencies are in memory they all share, so the figures are of all streams.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +44,7 @@
 #define MAX_EVENTS 200000
 #define TAIL 32
 #define READ_BUF 65536
+#define SPARE_FDS 256 /* a process's descriptors beside its streams': writers, epoll, stdio */
 
 struct conn {
     int fd;
@@ -50,18 +59,26 @@ struct lead {
     long id, owner;
 };
 
+/* What the client processes share (MAP_SHARED), beside the streams themselves. */
+struct shared {
+    double send_time[MAX_EVENTS];
+    unsigned long hist[HIST_BUCKETS + 1];
+    unsigned long samples;
+    atomic_int opened; /* processes done opening their streams */
+    atomic_int stop;   /* the first process is done: the others end */
+};
+
 static int port;
 static const char *write_token;
-static struct conn *conns;
+static struct conn *conns; /* shared */
 static long nconns;
+static long lo, hi; /* this process's streams: conns[lo] .. conns[hi - 1] */
 static struct lead *leads;
 static long nleads;
-static double send_time[MAX_EVENTS];
+static struct shared *sh;
 static atomic_long next_seq;
 static atomic_long acked;
 static atomic_int writers_left;
-static unsigned long hist[HIST_BUCKETS + 1];
-static unsigned long samples;
 
 static double
 now(void)
@@ -77,19 +94,22 @@ record(double seconds)
 {
     long b = (long)(seconds * 10000.0);
 
-    hist[b < 0 ? 0 : b > HIST_BUCKETS ? HIST_BUCKETS : b]++;
-    samples++;
+    __atomic_add_fetch(&sh->hist[b < 0              ? 0
+                                 : b > HIST_BUCKETS ? HIST_BUCKETS
+                                                    : b],
+                       1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&sh->samples, 1, __ATOMIC_RELAXED);
 }
 
 /* The latency at fraction q of the samples, in ms. */
 static double
 quantile(double q)
 {
-    unsigned long want = (unsigned long)((double)samples * q), seen = 0;
+    unsigned long want = (unsigned long)((double)sh->samples * q), seen = 0;
 
     for (long b = 0; b <= HIST_BUCKETS; b++) {
-        seen += hist[b];
-        if (seen > want || (seen == samples && seen > 0))
+        seen += sh->hist[b];
+        if (seen > want || (seen == sh->samples && seen > 0))
             return (double)b / 10.0;
     }
     return 0;
@@ -99,7 +119,7 @@ static double
 maximum(void)
 {
     for (long b = HIST_BUCKETS; b >= 0; b--)
-        if (hist[b] > 0)
+        if (sh->hist[b] > 0)
             return (double)b / 10.0;
     return 0;
 }
@@ -107,8 +127,8 @@ maximum(void)
 static void
 reset_phase(void)
 {
-    memset(hist, 0, sizeof(hist));
-    samples = 0;
+    memset(sh->hist, 0, sizeof(sh->hist));
+    sh->samples = 0;
     for (long i = 0; i < nconns; i++)
         conns[i].got = conns[i].expected = 0;
 }
@@ -154,7 +174,7 @@ post_event(long src, const struct lead *l, long seq)
     for (long i = 0; i < nconns; i++)
         if (conns[i].uid == 0 || conns[i].uid == l->owner)
             __atomic_add_fetch(&conns[i].expected, 1, __ATOMIC_RELAXED);
-    send_time[seq] = now();
+    sh->send_time[seq] = now();
     if (write(fd, req, (size_t)n) == n && (n = read(fd, resp, sizeof(resp) - 1)) > 12) {
         resp[n] = '\0';
         ok = atoi(resp + 9) == 201;
@@ -182,7 +202,7 @@ scan(struct conn *c, const char *work, size_t len)
 
         if (q < end && *q == '"' && (size_t)(q + 1 - work) > c->tlen && seq >= 0 &&
             seq < MAX_EVENTS)
-            record(now() - send_time[seq]);
+            record(now() - sh->send_time[seq]);
     }
     if (!c->ready && memmem(work, len, "retry: ", 7) != NULL)
         c->ready = 1;
@@ -215,13 +235,14 @@ pump(int ep, int ms)
     return closed;
 }
 
+/* Opens this process's streams. Returns how many opened. */
 static long
 open_streams(int ep, char **tokens)
 {
     long ready = 0, lost = 0;
     double deadline;
 
-    for (long i = 0; i < nconns; i++) {
+    for (long i = lo; i < hi; i++) {
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &conns[i]};
         char req[1024];
         int len = snprintf(req, sizeof(req),
@@ -242,14 +263,14 @@ open_streams(int ep, char **tokens)
     deadline = now() + 120;
     while (now() < deadline) {
         ready = 0;
-        for (long i = 0; i < nconns; i++)
+        for (long i = lo; i < hi; i++)
             ready += conns[i].ready;
-        if (ready + lost >= nconns)
+        if (ready + lost >= hi - lo)
             break;
         lost += pump(ep, 100);
     }
     /* A stream that did not open expects nothing: it is counted out of "ready" instead. */
-    for (long i = 0; i < nconns; i++)
+    for (long i = lo; i < hi; i++)
         if (!conns[i].ready)
             conns[i].uid = -1;
     return ready;
@@ -287,7 +308,7 @@ single_events(int ep, long count)
         for (double quiet = now() + 0.5; now() < quiet;)
             pump(ep, 20);
     }
-    printf("single %.1f %.1f %.1f %lu\n", quantile(0.5), quantile(0.99), maximum(), samples);
+    printf("single %.1f %.1f %.1f %lu\n", quantile(0.5), quantile(0.99), maximum(), sh->samples);
 }
 
 struct writer {
@@ -345,7 +366,72 @@ sustained(int ep, double rate, long seconds)
     }
     /* The rate achieved is what the writers got through, however much was asked. */
     printf("sustained %ld %ld %ld %ld %.1f %.1f %.1f %lu %.2f\n", total, atomic_load(&acked),
-           behind, missing, quantile(0.5), quantile(0.99), maximum(), samples, took);
+           behind, missing, quantile(0.5), quantile(0.99), maximum(), sh->samples, took);
+}
+
+/* Zeroed memory that stays shared with the processes forked after. */
+static void *
+shared_alloc(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED) {
+        perror("sse-bench: mmap");
+        exit(1);
+    }
+    return p;
+}
+
+/* A process of a slice other than the first: opens its streams and reads them until told. */
+static void
+serve_slice(char **tokens)
+{
+    int ep = epoll_create1(0);
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives the first process */
+    open_streams(ep, tokens);
+    atomic_fetch_add(&sh->opened, 1);
+    while (!atomic_load(&sh->stop))
+        pump(ep, 50);
+    _exit(0);
+}
+
+/*
+ * Splits the streams over as few processes as the hard limit on descriptors allows, forks all
+ * but the first (which keeps slice 0, in lo and hi). Returns the number of processes.
+ */
+static int
+split(char **tokens)
+{
+    struct rlimit rl = {0};
+    long cap = nconns, per;
+    int nprocs;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        if (rl.rlim_max != RLIM_INFINITY && (long)rl.rlim_max - SPARE_FDS < cap)
+            cap = (long)rl.rlim_max - SPARE_FDS;
+    }
+    nprocs = (int)((nconns + cap - 1) / cap);
+    per = (nconns + nprocs - 1) / nprocs;
+    fflush(stdout);
+    for (int k = 1; k < nprocs; k++) {
+        pid_t pid = fork();
+
+        if (pid < 0) {
+            perror("sse-bench: fork");
+            exit(1);
+        }
+        if (pid == 0) {
+            lo = k * per;
+            hi = lo + per < nconns ? lo + per : nconns;
+            serve_slice(tokens);
+        }
+    }
+    lo = 0;
+    hi = per;
+    return nprocs;
 }
 
 /* Reads "a b" lines: numbers into *nums (pairs), or a number and a string into *strs. */
@@ -383,11 +469,10 @@ read_pairs(const char *path, long **nums, char ***strs)
 int
 main(int argc, char **argv)
 {
-    struct rlimit rl;
     long single, seconds, opened, *snums = NULL, *lnums = NULL;
     char **tokens = NULL, line[16];
     double rate, t0;
-    int ep;
+    int ep, nprocs;
 
     if (argc != 8) {
         fprintf(stderr, "usage: sse-bench PORT STREAMS_FILE LEADS_FILE WRITE_TOKEN SINGLE RATE "
@@ -403,20 +488,24 @@ main(int argc, char **argv)
     seconds = atol(argv[7]);
     if (nconns < 1 || nleads < 1 || rate * (double)seconds + (double)single >= MAX_EVENTS)
         return 2;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    conns = calloc((size_t)nconns, sizeof(*conns));
+    conns = shared_alloc((size_t)nconns * sizeof(*conns));
+    sh = shared_alloc(sizeof(*sh));
     leads = calloc((size_t)nleads, sizeof(*leads));
     for (long i = 0; i < nconns; i++)
         conns[i].uid = snums[2 * i];
     for (long i = 0; i < nleads; i++)
         leads[i] = (struct lead){lnums[2 * i], lnums[2 * i + 1]};
-    ep = epoll_create1(0);
     t0 = now();
-    opened = open_streams(ep, tokens);
-    printf("ready %ld %.1f\n", opened, now() - t0);
+    nprocs = split(tokens);
+    ep = epoll_create1(0);
+    open_streams(ep, tokens);
+    atomic_fetch_add(&sh->opened, 1);
+    while (atomic_load(&sh->opened) < nprocs)
+        pump(ep, 50);
+    opened = 0;
+    for (long i = 0; i < nconns; i++)
+        opened += conns[i].ready;
+    printf("ready %ld %.1f %d\n", opened, now() - t0, nprocs);
     fflush(stdout);
     if (fgets(line, sizeof(line), stdin) == NULL)
         return 1;
@@ -424,5 +513,8 @@ main(int argc, char **argv)
         single_events(ep, single);
     fflush(stdout);
     sustained(ep, rate, seconds);
+    atomic_store(&sh->stop, 1);
+    while (wait(NULL) > 0)
+        ;
     return 0;
 }

@@ -14,10 +14,12 @@ twice against it:
   C. BENCH_STREAMS_SCALE streams of A (default 50 000) on the stack started again: memory at
      scale, and every stream must get each of a few events. Each stream holds a descriptor in
      crm-events and in the client, two in an nginx worker: the bench raises its hard limit on
-     descriptors to what that takes (as root with CAP_SYS_RESOURCE); where it cannot, C opens
-     as many streams as the limit allows, and the results say so.
+     descriptors to what that takes (as root with CAP_SYS_RESOURCE). Where it cannot, the limit
+     being per process, C runs several crm-events processes (stack.sh events-procs), each under
+     the limit; stack.sh gives nginx as many more workers, and sse-bench splits its streams
+     over as many processes.
 Memory per stream is the RSS growth of crm-events (and of nginx) with the streams of A (and C)
-open, over their number. Writes bench/results-sse.md. Settings (environment): BENCH_STREAMS
+open, over their number: of all the processes of each. Writes bench/results-sse.md. Settings (environment): BENCH_STREAMS
 (default 10000), BENCH_STREAMS_SCALE (default 50000; 0: no C), BENCH_RATE (events a second,
 default 200), BENCH_RATE_SECONDS (default 10), BENCH_SINGLE (default 30), BENCH_SSE_PORT
 (default 18092).
@@ -28,6 +30,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -49,9 +52,11 @@ SCALE = int(os.environ.get("BENCH_STREAMS_SCALE", "50000"))
 SPARE_FDS = 1024
 
 
-def raise_nofile():
+def plan_scale():
     """Raises the hard limit on descriptors (inherited by the stack and the client) to what C
-    needs: two a stream in one nginx worker. Returns the streams C can open, and why not more."""
+    needs with one crm-events process: two a stream in one nginx worker. Where the host does not
+    let it, returns how many crm-events processes C runs instead, each with four fifths of the
+    limit in streams (a fifth to spare for an uneven split), and why."""
     want = 2 * SCALE + SPARE_FDS
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if hard != resource.RLIM_INFINITY and hard < want:
@@ -61,24 +66,23 @@ def raise_nofile():
         except (ValueError, OSError):
             pass
     if hard == resource.RLIM_INFINITY or hard >= want:
-        return SCALE, ""
-    # Each of nginx's 2 workers takes about half the streams, two descriptors each, so each
-    # worker needs about one a stream; a fifth to spare for an uneven split.
-    return (min(SCALE, (hard - SPARE_FDS) * 4 // 5),
-            "the hard limit on descriptors is %d (%d wanted) and this host does not let the bench"
-            " raise it" % (hard, want))
+        return 1, ""
+    per = (hard - SPARE_FDS) * 4 // 5
+    return (max(2, -(-SCALE // per)),
+            "the hard limit on descriptors is %d a process (%d wanted for one) and this host does"
+            " not let the bench raise it" % (hard, want))
 
 
-SCALE_RUN, SCALE_WHY = raise_nofile()
-MOST = max(STREAMS, SCALE_RUN)
+SCALE_PROCS, SCALE_WHY = plan_scale()
+MOST = max(STREAMS, SCALE)
 STACK_ENV = dict(os.environ, CRM_VAR=VAR, CRM_PORT=str(PORT), CRM_BIN=os.path.join(ROOT, "build"),
                  CRM_WORKERS="4", CRM_BCRYPT_COST="10", CRM_SSE_MAX_STREAMS=str(MOST),
                  # A holds every stream as one ADMIN.
                  CRM_SSE_MAX_STREAMS_PER_USER=str(MOST))
 
 
-def stack(cmd):
-    return sh([os.path.join(ROOT, "scripts", "stack.sh"), cmd], env=STACK_ENV)
+def stack(cmd, **env):
+    return sh([os.path.join(ROOT, "scripts", "stack.sh"), cmd], env=dict(STACK_ENV, **env))
 
 
 def fresh_stack():
@@ -115,6 +119,7 @@ def sign(uid, role):
 
 def pids():
     real = os.path.realpath(VAR)
+    # Every crm-events process runs the same program.
     events = sh(["pgrep", "-f", os.path.join(real, "bin", "crm-events")]).split()
     master = open(os.path.join(real, "run", "nginx.pid")).read().split()[0]
     workers = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout
@@ -200,32 +205,41 @@ def memory_rows(label, before, during, opened):
     ]
 
 
+def nginx_workers():
+    with open(os.path.join(os.path.realpath(VAR), "nginx", "nginx.conf")) as f:
+        return int(re.search(r"^worker_processes (\d+);", f.read(), re.M).group(1))
+
+
 def scale_run(admin_token, shared):
-    """C: SCALE_RUN streams of one ADMIN on the stack started again (so that the RSS with no
-    stream is not what A and B left behind), a few events to all of them."""
+    """C: SCALE streams of one ADMIN on the stack started again (so that the RSS with no stream
+    is not what A and B left behind), with SCALE_PROCS crm-events processes, a few events to all
+    of them."""
     stack("stop")
-    stack("start")
+    stack("start", CRM_EVENTS_PROCS=str(SCALE_PROCS))
     events_pids, nginx_pids = pids()
     before = (pids_rss_kib(events_pids), pids_rss_kib(nginx_pids))
     during = []
     rate = 2
     ready, _, sust = run_bench(
-        [(0, admin_token)] * SCALE_RUN, [(shared, 0)], admin_token, 0, rate,
+        [(0, admin_token)] * SCALE, [(shared, 0)], admin_token, 0, rate,
         on_ready=lambda pid: (time.sleep(1), during.append((pids_rss_kib(events_pids),
                                                             pids_rss_kib(nginx_pids)))))
     opened = int(ready[1])
     total, acked, behind, missing = (int(x) for x in sust[1:5])
     label = " at %d streams (C)" % opened
     rows = [
-        "| C: streams open on one crm-events (opened in %s s) | %d | %d | %.2f |"
-        % (ready[2], opened, SCALE, opened / SCALE),
+        "| C: streams open on %d crm-events process%s (opened in %s s) | %d | %d | %.2f |"
+        % (SCALE_PROCS, "es" if SCALE_PROCS > 1 else "", ready[2], opened, SCALE, opened / SCALE),
         "| C: %d events (%d acknowledged) to every stream: streams that fell behind (events"
         " they missed) | %d (%d) of %d | 0 | |" % (total, acked, behind, missing, opened),
     ] + memory_rows(label, before, during[0], opened)
     notes = ["- RSS with no stream, then with the %d streams of C open: crm-events %d KiB, %d KiB;"
-             " nginx %d KiB, %d KiB" % (opened, before[0], during[0][0], before[1], during[0][1])]
+             " nginx %d KiB, %d KiB" % (opened, before[0], during[0][0], before[1], during[0][1]),
+             "- C ran %d crm-events process%s, nginx with %d workers, the client in %s process%s"
+             % (SCALE_PROCS, "es" if SCALE_PROCS > 1 else "", nginx_workers(), ready[3],
+                "es" if int(ready[3]) > 1 else "")]
     if SCALE_WHY:
-        notes.append("- C opened %d streams, not the %d asked: %s" % (SCALE_RUN, SCALE, SCALE_WHY))
+        notes.append("- C split its streams over processes because %s" % SCALE_WHY)
     return rows, notes
 
 
@@ -273,10 +287,11 @@ def main():
     mixed = [(0, sign(m, "MANAGER")) for m in managers for _ in range(2)][:min(100, STREAMS)]
     mixed += [(u, sign(u, "SALES_EXECUTIVE")) for u in sales[:990] for _ in range(per_tab)]
     b_ready, _, b_sust = run_bench(mixed, [(int(l), int(o)) for l, o in own], admin_token, 0)
-    c_rows, c_notes = scale_run(admin_token, shared) if SCALE_RUN > 0 else ([], [])
+    c_rows, c_notes = scale_run(admin_token, shared) if SCALE > 0 else ([], [])
     opened = int(a_ready[1])
     with open(os.path.join(os.path.realpath(VAR), "log", "nginx-error.log")) as f:
-        refused = sum("crm-events.sock failed" in line for line in f)
+        refused = sum(re.search(r"crm-events(-\d+)?\.sock failed", line) is not None
+                      for line in f)
     s_p50, s_p99, s_max = (float(x) for x in a_single[1:4])
 
     def sustained_rows(label, sust, streams, rate=RATE):

@@ -9,6 +9,9 @@
 #   CRM_BCRYPT_COST, CRM_SSE_MAX_STREAMS[_PER_USER]  written to a new env file (12, 10000, 16)
 #   CRM_LOG_MAX_BYTES, CRM_LOG_KEEP  a log is rotated past this size (10 MiB), KEEP kept (5)
 #   CRM_CORS_ORIGINS, CRM_METRICS_ALLOW               likewise (none; loopback)
+#   CRM_EVENTS_PROCS  crm-events processes (default 1; kept in run/events-procs, so a later start
+#                     without it keeps the count): crm-events, crm-events-2 ... each with its own
+#                     socket, log and pid file. stack.sh events-procs N changes it while it runs.
 # As root, every daemon runs as the unprivileged system user `crm` (PostgreSQL refuses root).
 set -euo pipefail
 
@@ -17,10 +20,11 @@ VAR=${CRM_VAR:-$ROOT/var}
 PORT=${CRM_PORT:-8080}
 BIN=${CRM_BIN:-$ROOT/build}
 WORKERS=${CRM_WORKERS:-2}
-# The daemons the supervisor keeps running: crm-events is one process with many streams,
-# crm-mailer and crm-webhooks plain daemons, the others pools of workers (prog_of: which program
-# each runs).
-DAEMONS=(crm-auth crm-login crm-leads crm-dashboard crm-events crm-mailer crm-webhooks)
+# The daemons the supervisor keeps running: crm-events is one process with many streams (or
+# several: events_daemons), crm-mailer and crm-webhooks plain daemons, the others pools of
+# workers (prog_of: which program each runs).
+BASE_DAEMONS=(crm-auth crm-login crm-leads crm-dashboard crm-events crm-mailer crm-webhooks)
+DAEMONS=("${BASE_DAEMONS[@]}")
 PROGS=(crm-auth crm-leads crm-dashboard crm-events crm-mailer crm-webhooks crmctl)
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 RUNAS=()
@@ -145,8 +149,38 @@ first_admin() {
 }
 
 # The program daemon $1 runs: crm-login is crm-auth again, for the routes that run bcrypt (see
-# nginx/crm-site.conf.in).
-prog_of() { if [ "$1" = crm-login ]; then echo crm-auth; else echo "$1"; fi; }
+# nginx/crm-site.conf.in); crm-events-2 ... are crm-events again.
+prog_of() {
+    case $1 in
+    crm-login) echo crm-auth ;;
+    crm-events-*) echo crm-events ;;
+    *) echo "$1" ;;
+    esac
+}
+
+# How many crm-events processes run (stack.sh events-procs N; 1 unless set). A process holds a
+# descriptor per stream and the hard limit on them is per process: more processes, more streams.
+events_procs() { cat "$VAR/run/events-procs" 2>/dev/null || echo 1; }
+
+# DAEMONS with crm-events-2 ... crm-events-N added, N as events_procs says now.
+events_daemons() {
+    local i n
+    n=$(events_procs)
+    DAEMONS=("${BASE_DAEMONS[@]}")
+    for ((i = 2; i <= n; i++)); do DAEMONS+=("crm-events-$i"); done
+}
+
+# Stops the crm-events processes past the count (after nginx stopped sending them streams).
+stop_extra_events() {
+    local f i n
+    n=$(events_procs)
+    for f in "$VAR"/run/crm-events-*.pid; do
+        [ -e "$f" ] || continue
+        i=${f##*/crm-events-}
+        i=${i%.pid}
+        [ "$i" -le "$n" ] || { stop_pids "$f"; rm -f "${f%.pid}.sock"; }
+    done
+}
 
 # Starts daemon $1 in the background, as the service user, its output in its log.
 launch() {
@@ -156,7 +190,7 @@ launch() {
     crm-mailer | crm-webhooks) cmd=("$VAR/bin/$prog") ;;
     # spawn-fcgi -n binds the socket and execs the pool, which forks its workers. A deep
     # backlog, so thousands of SSE clients connecting at once are all accepted.
-    crm-events) cmd=(spawn-fcgi -n -b 4096 -s "$VAR/run/$d.sock" -M 0600 -- "$VAR/bin/$prog") ;;
+    crm-events | crm-events-*) cmd=(spawn-fcgi -n -b 4096 -s "$VAR/run/$d.sock" -M 0600 -- "$VAR/bin/$prog") ;;
     *) cmd=(spawn-fcgi -n -b 4096 -s "$VAR/run/$d.sock" -M 0600 -- "$VAR/bin/$prog"
         --workers "$WORKERS") ;;
     esac
@@ -217,6 +251,7 @@ supervise() {
     trap - ERR
     say "supervising ${DAEMONS[*]}"
     while [ "$stopping" = 0 ]; do
+        events_daemons
         for d in "${DAEMONS[@]}"; do
             alive "$VAR/run/$d.pid" && continue
             [ ! -e "$VAR/run/$d.down" ] || continue
@@ -240,6 +275,7 @@ supervise() {
 
 start_daemons() {
     local p
+    events_daemons
     if ! alive "$VAR/run/supervisor.pid"; then
         setsid "$ROOT/scripts/stack.sh" supervise </dev/null >>"$VAR/log/supervisor.log" 2>&1 &
         echo $! >"$VAR/run/supervisor.pid"
@@ -255,6 +291,33 @@ start_daemons() {
     done
 }
 
+valid_procs() {
+    [[ $1 =~ ^[1-9][0-9]?$ ]] || die "crm-events processes: 1 to 99, not '$1'"
+}
+
+# Runs N crm-events processes from now on: the supervisor starts the new ones, nginx's upstream
+# lists them all, then the ones past N stop (their streams reconnect to the others).
+events_procs_set() {
+    local i
+    valid_procs "$1"
+    setup_user
+    VAR=$(readlink -f "$VAR")
+    [ -d "$VAR/run" ] || die "no stack in $VAR: start one with CRM_EVENTS_PROCS=$1"
+    echo "$1" >"$VAR/run/events-procs"
+    # A stack that is not running takes the count at its next start.
+    alive "$VAR/run/supervisor.pid" || return 0
+    events_daemons
+    for ((i = 2; i <= $1; i++)); do
+        for _ in $(seq 100); do
+            [ -S "$VAR/run/crm-events-$i.sock" ] && break
+            sleep 0.1
+        done
+        [ -S "$VAR/run/crm-events-$i.sock" ] || die "crm-events-$i did not start"
+    done
+    start_nginx
+    stop_extra_events
+}
+
 # Holds daemon $1 down (tests of an outage) or lets the supervisor start it again.
 hold() {
     VAR=$(readlink -f "$VAR")
@@ -263,32 +326,78 @@ hold() {
 }
 
 start_nginx() {
-    local conf=$VAR/nginx/nginx.conf f
-    local subst=(-e "s|@SOCKDIR@|$VAR/run|g" -e "s|@LISTEN@|127.0.0.1:$PORT|g"
+    local conf=$VAR/nginx/nginx.conf f i more="" procs
+    procs=$(events_procs)
+    # The upstream crm_events lists every crm-events process's socket.
+    for ((i = 2; i <= procs; i++)); do more+="\\n    server unix:$VAR/run/crm-events-$i.sock;"; done
+    # reuseport: the kernel spreads connections evenly over the workers, so none runs out of
+    # descriptors before the others (see nginx_sizes).
+    local subst=(-e "s|@SOCKDIR@|$VAR/run|g" -e "s|@LISTEN@|127.0.0.1:$PORT reuseport|g"
         -e "s|@WEBROOT@|$VAR/web|g" -e "s|@CONFDIR@|$VAR/nginx|g"
         -e "s|@ACCESS_LOG@|$VAR/log/nginx-access.log|g")
-    sed "${subst[@]}" "$ROOT/nginx/crm-site.conf.in" >"$VAR/nginx/crm-site.conf"
+    sed "${subst[@]}" -e "s|^ *server unix:$VAR/run/crm-events.sock;|&$more|" \
+        "$ROOT/nginx/crm-site.conf.in" >"$VAR/nginx/crm-site.conf"
     for f in "$ROOT"/nginx/crm-*.conf; do sed "${subst[@]}" "$f" >"$VAR/nginx/${f##*/}"; done
     # CORS_ORIGINS and METRICS_ALLOW of the env file, as the programs read and check them.
     as_svc env CRM_ENV_FILE="$VAR/crm.env" "$VAR/bin/crmctl" nginx-settings \
         >"$VAR/nginx/crm-settings.conf" || die "crmctl nginx-settings failed"
-    # One descriptor per connection, and an SSE stream holds two (client and crm-events), both
-    # in the worker that accepted it: room for SSE_MAX_STREAMS in one worker (65600 at least),
-    # as far as the hard limit allows. Each slot costs every worker about 430 bytes up front.
-    local nofile streams want
-    streams=$(sed -n 's/^SSE_MAX_STREAMS=//p' "$VAR/crm.env")
-    want=$((2 * ${streams:-10000} + 1024))
-    [ "$want" -ge 65600 ] || want=65600
-    nofile=$(ulimit -Hn)
-    [ "$nofile" != unlimited ] && [ "$nofile" -le "$want" ] || nofile=$want
-    sed -e "s|@VAR@|$VAR|g" -e "s|@NOFILE@|$nofile|g" -e "s|@CONNS@|$((nofile - 64))|g" \
-        "$ROOT/nginx/dev-nginx.conf.in" >"$conf"
+    nginx_sizes "$procs"
+    sed -e "s|@VAR@|$VAR|g" -e "s|@NOFILE@|$NOFILE|g" -e "s|@CONNS@|$((NOFILE - 64))|g" \
+        -e "s|@WORKERS@|$NGINX_WORKERS|g" "$ROOT/nginx/dev-nginx.conf.in" >"$conf"
     if alive "$VAR/run/nginx.pid"; then
-        as_svc_log "$VAR/log/nginx-error.log" nginx -p "$VAR/nginx" -c "$conf" -s reload
+        reload_nginx
     else
         as_svc_log "$VAR/log/nginx-error.log" nginx -p "$VAR/nginx" -c "$conf" ||
             die "nginx did not start: see $VAR/log/nginx-error.log"
     fi
+}
+
+# Reloads nginx, and returns once the workers of the old configuration no longer take new
+# connections (they go on with the ones they have, streams included, as "worker process is
+# shutting down"), so that what follows meets the new configuration.
+reload_nginx() {
+    local old p busy
+    old=$(pgrep -P "$(head -n 1 "$VAR/run/nginx.pid")") || true
+    as_svc_log "$VAR/log/nginx-error.log" nginx -p "$VAR/nginx" -c "$VAR/nginx/nginx.conf" \
+        -s reload
+    for _ in $(seq 100); do
+        busy=0
+        for p in $old; do
+            [ "$({ tr -d '\0' <"/proc/$p/cmdline"; } 2>/dev/null)" != "nginx: worker process" ] ||
+                busy=1
+        done
+        [ "$busy" = 0 ] && return 0
+        sleep 0.1
+    done
+}
+
+# nginx's workers and descriptors (NGINX_WORKERS, NOFILE) for the streams of $1 crm-events
+# processes. One descriptor per connection, and an SSE stream holds two (client and crm-events),
+# both in the worker that accepted it. A crm-events process holds SSE_MAX_STREAMS at most, and
+# no more than its hard limit on descriptors allows; the workers share them all. Two workers,
+# each with room for all of them (65600 at least), as far as the hard limit allows; with several
+# crm-events processes and a hard limit too low for that, more workers, each with a fifth to
+# spare for an uneven split (one process stays with two, as before). Each slot costs every
+# worker about 430 bytes up front.
+nginx_sizes() {
+    local hard streams want
+    hard=$(ulimit -Hn)
+    [ "$hard" != unlimited ] || hard=1048576
+    streams=$(sed -n 's/^SSE_MAX_STREAMS=//p' "$VAR/crm.env")
+    streams=${streams:-10000}
+    [ "$streams" -le $((hard - 1024)) ] || streams=$((hard - 1024))
+    streams=$((streams * $1))
+    NGINX_WORKERS=2
+    want=$((2 * streams + 1024))
+    if [ "$want" -gt "$hard" ] && [ "$1" -gt 1 ]; then
+        # Each worker: (hard - 1024) / 2 streams, four fifths of that planned.
+        NGINX_WORKERS=$(((streams * 5 + (hard - 1024) * 2 - 1) / ((hard - 1024) * 2)))
+        [ "$NGINX_WORKERS" -ge 2 ] || NGINX_WORKERS=2
+        want=$((2 * streams / NGINX_WORKERS * 5 / 4 + 1024))
+    fi
+    [ "$want" -ge 65600 ] || want=65600
+    NOFILE=$hard
+    [ "$NOFILE" -le "$want" ] || NOFILE=$want
 }
 
 start() {
@@ -301,6 +410,7 @@ start() {
     chmod 750 "$VAR/log"
     # The daemons run these copies, so a rebuild never changes a running worker's binary.
     local f
+    events_daemons
     for f in "${PROGS[@]}"; do
         cmp -s "$BIN/$f" "$VAR/bin/$f" && continue
         # Copy, then rename: a running binary cannot be overwritten, but it can be replaced.
@@ -322,6 +432,10 @@ start() {
     cp "$ROOT/docs/openapi.yaml" "$VAR/web/api/openapi.yaml"
     /usr/bin/python3 "$ROOT/scripts/openapi-json.py" "$ROOT/docs/openapi.yaml" "$VAR/web/api/openapi.json"
     write_env
+    if [ -n "${CRM_EVENTS_PROCS:-}" ]; then
+        valid_procs "$CRM_EVENTS_PROCS"
+        echo "$CRM_EVENTS_PROCS" >"$VAR/run/events-procs"
+    fi
     [ "$(id -u)" -ne 0 ] || chown -R crm:crm "$VAR"/.
     start_pg
     # migrate runs a schema only if it was not applied before: a restart locks no table.
@@ -329,6 +443,7 @@ start() {
     first_admin
     start_daemons
     start_nginx
+    stop_extra_events
     say "serving http://127.0.0.1:$PORT (logs in $VAR/log)"
 }
 
@@ -353,7 +468,10 @@ stop() {
     # The supervisor first, so that it starts nothing again; it stops its daemons.
     stop_pids "$VAR/run/supervisor.pid"
     local p
+    events_daemons
     for p in "${DAEMONS[@]}"; do stop_pids "$VAR/run/$p.pid"; done
+    # Any left from a larger count.
+    for p in "$VAR"/run/crm-events-*.pid; do stop_pids "$p"; done
     if [ -f "$VAR/pg/postmaster.pid" ]; then
         runas_owner
         as_svc "$PGBIN/pg_ctl" -D "$VAR/pg" -m fast -w stop >/dev/null 2>&1 || true
@@ -397,13 +515,13 @@ stop) stop ;;
 pg-stop) pg stop ;;
 pg-start) pg start ;;
 pg-crash) pg crash ;;
-nginx-reload) setup_user; as_svc_log "$VAR/log/nginx-error.log" nginx -p "$VAR/nginx" \
-    -c "$VAR/nginx/nginx.conf" -s reload ;;
+nginx-reload) setup_user; VAR=$(readlink -f "$VAR"); reload_nginx ;;
 supervise) supervise ;;
 hold) hold "$2" ;;
+events-procs) events_procs_set "${2:-}" ;;
 release) rm -f "$(readlink -f "$VAR")/run/$2.down" ;;
 # The supervisor's log bound from now on (its next check, within a second); none: the default.
 log-limit) if [ -n "${2:-}" ]; then echo "$2 ${3:-}" >"$(readlink -f "$VAR")/run/log-limit"
     else rm -f "$(readlink -f "$VAR")/run/log-limit"; fi ;;
-*) die "usage: stack.sh start|stop|wipe|pg-stop|pg-start|pg-crash|nginx-reload|hold NAME|release NAME|log-limit [BYTES [KEEP]]" ;;
+*) die "usage: stack.sh start|stop|wipe|pg-stop|pg-start|pg-crash|nginx-reload|hold NAME|release NAME|events-procs N|log-limit [BYTES [KEEP]]" ;;
 esac

@@ -17,6 +17,7 @@ from conftest import ROOT, VAR, env_file, unique_email
 
 PROGRAMS = ["crm-auth", "crm-leads", "crm-dashboard", "crm-events", "crm-mailer", "crm-webhooks"]
 UNITS = ["crm-auth.service", "crm-login.service", "crm-leads.service", "crm-dashboard.service", "crm-events.service",
+         "crm-events@.service",
          "crm-mailer.service", "crm-webhooks.service", "crm-migrate.service", "crm-backup.service",
          "crm-backup.timer",
          "crm.target"]
