@@ -323,20 +323,21 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- How many rows of a table were created since t: whole hours from hourly_totals, the first,
--- partial hour counted from the rows themselves (through their created_at index).
-CREATE OR REPLACE FUNCTION crm_leads_since(t timestamptz) RETURNS bigint
+-- How many leads and activities were created since t: whole hours from hourly_totals (all their
+-- stripes), the first, partial hour counted from the rows themselves (through their created_at
+-- indexes). A single SELECT returning a table, so the planner inlines it into the caller and
+-- sees the bound: run as a function of an unknown t, it guessed a third of hourly_totals and read
+-- every row of it (a table that gains an hour's stripes every hour: 273 ms at 1 M seeded leads).
+CREATE OR REPLACE FUNCTION crm_created_since(t timestamptz)
+    RETURNS TABLE (leads bigint, activities bigint)
     LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$ SELECT coalesce((SELECT sum(leads) FROM hourly_totals
-                           WHERE hour > date_trunc('hour', t, 'UTC')), 0)
-               + (SELECT count(*) FROM leads WHERE created_at >= t
-                  AND created_at < date_trunc('hour', t, 'UTC') + interval '1 hour') $$;
-CREATE OR REPLACE FUNCTION crm_activities_since(t timestamptz) RETURNS bigint
-    LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$ SELECT coalesce((SELECT sum(activities) FROM hourly_totals
-                           WHERE hour > date_trunc('hour', t, 'UTC')), 0)
-               + (SELECT count(*) FROM activities WHERE created_at >= t
-                  AND created_at < date_trunc('hour', t, 'UTC') + interval '1 hour') $$;
+    AS $$ SELECT (coalesce(sum(h.leads), 0)
+                  + (SELECT count(*) FROM leads WHERE created_at >= t
+                     AND created_at < date_trunc('hour', t, 'UTC') + interval '1 hour'))::bigint,
+                 (coalesce(sum(h.activities), 0)
+                  + (SELECT count(*) FROM activities WHERE created_at >= t
+                     AND created_at < date_trunc('hour', t, 'UTC') + interval '1 hour'))::bigint
+            FROM hourly_totals h WHERE h.hour > date_trunc('hour', t, 'UTC') $$;
 
 -- Won leads and their value for one owner, won between t1 and t2 inclusive (either may be NULL:
 -- open), in UTC. The period is taken as [lo, hx) with hx one microsecond after t2 (the finest
@@ -911,7 +912,7 @@ INSERT INTO schema_version (version) VALUES (13) ON CONFLICT DO NOTHING;
 -- Version 14: won_monthly (defined with won_daily above) filled from the days won so far. The
 -- lock waits for lead writers that started with the old crm_apply_lead_deltas (which does not
 -- keep won_monthly) and holds new ones until this commits; readers are not held. crm_won_between
--- gave way to crm_won_in.
+-- gave way to crm_won_in, crm_leads_since and crm_activities_since to crm_created_since.
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 14) THEN
         LOCK TABLE leads IN SHARE MODE;
@@ -922,5 +923,7 @@ DO $$ BEGIN
     END IF;
 END $$;
 DROP FUNCTION IF EXISTS crm_won_between(bigint, timestamptz, timestamptz);
+DROP FUNCTION IF EXISTS crm_leads_since(timestamptz);
+DROP FUNCTION IF EXISTS crm_activities_since(timestamptz);
 
 INSERT INTO schema_version (version) VALUES (14) ON CONFLICT DO NOTHING;

@@ -672,11 +672,11 @@ static const struct crm_stmt stmts[] = {
     STMT(
         "dash_stats",
         DASH("SELECT json_build_object('total_leads', t.total, 'new_leads_7d',"
-             " crm_leads_since(now() - interval '7 days'), 'won', t.won,"
+             " c.leads, 'won', t.won,"
              " 'lost', t.lost, 'open', t.total - t.won - t.lost, 'conversion_rate',"
              " CASE WHEN t.won + t.lost = 0 THEN 0 ELSE round(t.won::numeric / (t.won + t.lost), 4)"
              " END, 'pipeline_value', t.pipeline, 'won_value', t.won_value, 'activities_7d',"
-             " crm_activities_since(now() - interval '7 days'),"
+             " c.activities,"
              " 'users', (SELECT json_build_object('ADMIN', count(*) FILTER (WHERE role = 'ADMIN'),"
              " 'MANAGER', count(*) FILTER (WHERE role = 'MANAGER'), 'SALES_EXECUTIVE', count(*)"
              " FILTER (WHERE role = 'SALES_EXECUTIVE')) FROM users WHERE active))"
@@ -685,7 +685,7 @@ static const struct crm_stmt stmts[] = {
              " coalesce(sum(leads) FILTER (WHERE status = 'LOST'), 0) AS lost,"
              " coalesce(sum(value) FILTER (WHERE status NOT IN ('WON', 'LOST')), 0) AS pipeline,"
              " coalesce(sum(value) FILTER (WHERE status = 'WON'), 0) AS won_value"
-             " FROM lead_totals) t",
+             " FROM lead_totals) t, crm_created_since(now() - interval '7 days') c",
              "1")),
     STMT("dash_by_status",
          DASH("SELECT json_agg(json_build_object('status', s.status, 'count',"

@@ -48,9 +48,10 @@ usage(FILE *f)
                "                            (lead_get, lead_list:-created_at, ...), to EXPLAIN\n"
                "  nginx-settings            print the nginx settings made from CORS_ORIGINS and\n"
                "                            METRICS_ALLOW (the site includes crm-settings.conf)\n"
-               "  seed --leads N --users M [--seed S]\n"
+               "  seed --leads N --users M [--seed S] [--chunk C]\n"
                "                            add demo data: M users, N leads, ~10 activities\n"
-               "                            per lead (COPY; 1 000 000 leads take minutes)\n"
+               "                            per lead (COPY, C leads at a time: 100 000;\n"
+               "                            1 000 000 leads take minutes)\n"
                "  backup FILE               dump the database to FILE (pg_dump custom format,\n"
                "                            mode 0600)\n"
                "  restore [--clean] FILE    restore a backup in one transaction into an empty\n"
@@ -394,7 +395,7 @@ cmd_mail(const struct crm_config *cfg, int argc, char **argv)
 static int
 cmd_seed(const struct crm_config *cfg, int argc, char **argv)
 {
-    long long leads = -1, users = -1, seed = 1;
+    long long leads = -1, users = -1, seed = 1, chunk = CRM_SEED_CHUNK;
     PGconn *conn;
     int rc;
 
@@ -402,17 +403,20 @@ cmd_seed(const struct crm_config *cfg, int argc, char **argv)
         long long *v = strcmp(argv[i], "--leads") == 0   ? &leads
                        : strcmp(argv[i], "--users") == 0 ? &users
                        : strcmp(argv[i], "--seed") == 0  ? &seed
+                       : strcmp(argv[i], "--chunk") == 0 ? &chunk
                                                          : NULL;
 
         if (v == NULL || crm_parse_int(argv[i + 1], 0, 100000000, v) != 0)
             return usage(stderr);
     }
-    if (argc % 2 != 0 || leads < 0 || users < 2)
+    if (argc % 2 != 0 || leads < 0 || users < 2 || chunk < 1)
         return usage(stderr);
     if ((conn = connect_db(cfg)) == NULL)
         return 1;
-    rc = crm_seed(conn, (long)leads, (long)users, cfg->bcrypt_cost, (unsigned long)seed) == 0 ? 0
-                                                                                              : 1;
+    rc = crm_seed(conn, (long)leads, (long)users, (long)chunk, cfg->bcrypt_cost,
+                  (unsigned long)seed) == 0
+             ? 0
+             : 1;
     PQfinish(conn);
     return rc;
 }

@@ -325,16 +325,8 @@ last_lead(PGconn *conn)
     return id;
 }
 
-/*
- * Leads and their activities go in chunks of SEED_CHUNK leads, each its own COPY statements: the
- * summaries' statement triggers then see a chunk's rows at a time (10 million in one statement
- * would ask them for one array of 10 million deltas), and the activities' read of the new leads
- * stays small. All of it is still one transaction.
- */
-#define SEED_CHUNK 10000L
-
 int
-crm_seed(PGconn *conn, long leads, long users, int cost, unsigned long seed)
+crm_seed(PGconn *conn, long leads, long users, long chunk, int cost, unsigned long seed)
 {
     struct world w = {.now = (double)time(NULL)};
     char run_id[16];
@@ -351,8 +343,8 @@ crm_seed(PGconn *conn, long leads, long users, int cost, unsigned long seed)
         fprintf(stderr, "crmctl: seed: --users must be at least 2\n");
         goto out;
     }
-    for (long first = 0; first < leads; first += SEED_CHUNK) {
-        long n = leads - first < SEED_CHUNK ? leads - first : SEED_CHUNK;
+    for (long first = 0; first < leads; first += chunk) {
+        long n = leads - first < chunk ? leads - first : chunk;
 
         if ((after = last_lead(conn)) < 0 || seed_leads(conn, &w, first, n) != 0 ||
             seed_activities(conn, &w, after) != 0)

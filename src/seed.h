@@ -8,7 +8,14 @@
  * Adds users (one in ten a MANAGER, the rest SALES_EXECUTIVE, password "demo-password" hashed at
  * cost) and leads with about ten activities each, in one transaction, through COPY. seed makes
  * the data reproducible. Returns 0, or -1 after printing why (nothing is left behind).
+ *
+ * The leads and their activities go in COPYs of chunk leads: the summaries' statement triggers
+ * see a chunk's rows at a time (10 million in one statement ask them for one array of 10 million
+ * deltas, 640 MB) and the activities' read of the new leads stays small; but every chunk updates
+ * the summary rows again, and in one transaction each update leaves a dead row, so chunks are
+ * large (CRM_SEED_CHUNK).
  */
-int crm_seed(PGconn *conn, long leads, long users, int cost, unsigned long seed);
+#define CRM_SEED_CHUNK 100000L
+int crm_seed(PGconn *conn, long leads, long users, long chunk, int cost, unsigned long seed);
 
 #endif

@@ -461,13 +461,15 @@ def test_worker_refuses_unsafe_config():
 
 
 def test_seed_goes_in_chunks_that_add_up():
-    """crmctl seed writes 10 000 leads (and their activities) per COPY, so no statement trigger
-    sees millions of rows at once: 25 000 leads are three chunks, the last one partial. Every
+    """crmctl seed writes --chunk leads (and their activities) per COPY (100 000 unless told), so
+    no statement trigger sees millions of rows at once: 25 000 leads in chunks of 10 000 are three
+    chunks, the last one partial. Every
     lead of every chunk is there once (its number in its e-mail address), with its CREATED
     activity, and the summaries count them all."""
     with scratch_db("chunks") as url:
         assert migrate(url, os.path.join(VAR, "schema.sql")).returncode == 0
-        r = subprocess.run([CRMCTL, "seed", "--leads", "25000", "--users", "5", "--seed", "3"],
+        r = subprocess.run([CRMCTL, "seed", "--leads", "25000", "--users", "5", "--seed", "3",
+                            "--chunk", "10000"],
                            capture_output=True, text=True, env=dict(ENV, DATABASE_URL=url))
         assert r.returncode == 0, r.stderr
         assert scratch_sql(url, "SELECT count(*) || '/' || count(DISTINCT n) || '/' || min(n)"
