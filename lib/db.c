@@ -699,7 +699,8 @@ static const struct crm_stmt stmts[] = {
          DASH(TOP_SALES("coalesce(t.won, 0)", "coalesce(t.won_value, 0)", ""), "2")),
     /* $1 limit, $2 and $3 the period of the won status change (each optional), $4 the caller. */
     STMT("dash_top_sales_period",
-         DASH(TOP_SALES("w.won", "w.won_value", "CROSS JOIN LATERAL crm_won_in(u.id, $2, $3) w"),
+         DASH(TOP_SALES("coalesce(w.won, 0)", "coalesce(w.won_value, 0)",
+                        "LEFT JOIN crm_won_by_owner($2, $3) w ON w.user_id = u.id"),
               "4")),
 };
 
