@@ -6,7 +6,8 @@ Measures, at 50 connections: (1) nginx answering a static `return 200` (the fron
 through nginx and crm-leads, (4) a search listing, (5) every dashboard route at 100 000 and at
 1 000 000 seeded leads, (6) the CSV export of every lead (rows/s, the workers' peak memory), (7)
 a CSV import of BENCH_IMPORT_ROWS new leads into that table (rows/s), (8) lead creations (POST
-/api/leads) at 16 connections. Writes the table to bench/results.md. Settings (environment): BENCH_SECONDS per run (default 15),
+/api/leads) at 16 connections. Writes the table to bench/results.md. Settings (environment):
+BENCH_SECONDS per run (default 15),
 BENCH_MEMORY_SECONDS for (3) (default 60), BENCH_LEADS (default 1000000), BENCH_IMPORT_ROWS
 (default 100000), BENCH_WORKERS per pool (default 4), BENCH_PORT (default 18090; the next port
 serves nginx's static answer), BENCH_VAR (the stack's directory, default var/bench), BENCH_REUSE=1
@@ -128,11 +129,10 @@ def wrk(name, url, lua=None, seconds=SECONDS, conns=CONNS):
 def deep_cursors(tok, query, page, n=10):
     """The cursors of the n pages up to page (or up to the last, if there are fewer) of
     GET /api/leads?query, walked page by page as a client would (offset is refused that deep)."""
-    cursors, cursor = [], ""
+    url = "http://127.0.0.1:%d/api/leads?%s" % (PORT, query)
+    cursors, cursor = [], None
     for _ in range(1, page):
-        req = urllib.request.Request("http://127.0.0.1:%d/api/leads?%s&cursor=%s"
-                                     % (PORT, query, cursor) if cursor else
-                                     "http://127.0.0.1:%d/api/leads?%s" % (PORT, query),
+        req = urllib.request.Request(url + ("&cursor=" + cursor if cursor else ""),
                                      headers={"Authorization": "Bearer " + tok})
         cursor = json.load(urllib.request.urlopen(req))["page"]["next_cursor"]
         if not cursor:

@@ -100,24 +100,20 @@ def test_replay_by_last_event_id_on_either_process(admin):
             s.close()
 
 
-def test_deactivated_users_streams_end_on_both(admin):
+@pytest.mark.parametrize("end", ["deactivated", "logout-all"])
+def test_a_users_streams_end_on_both(admin, end):
+    """A deactivation (by an ADMIN) and a logout-all (by the user) end the user's streams on
+    every process."""
     token, user = make_user(admin["token"], "SALES_EXECUTIVE")
     streams = open_on_both(token)
     try:
-        r = request("PATCH", "/api/users/%d" % user["id"], {"active": False}, token=admin["token"])
-        assert r.status == 200
-        assert all(s.wait_closed(5) for s in streams)
-    finally:
-        for s in streams:
-            s.close()
-
-
-def test_logout_all_ends_streams_on_both(admin):
-    token, _ = make_user(admin["token"], "SALES_EXECUTIVE")
-    streams = open_on_both(token)
-    try:
-        r = request("POST", "/api/auth/logout-all", token=token)
-        assert r.status == 204
+        if end == "deactivated":
+            r = request("PATCH", "/api/users/%d" % user["id"], {"active": False},
+                        token=admin["token"])
+            assert r.status == 200
+        else:
+            r = request("POST", "/api/auth/logout-all", token=token)
+            assert r.status == 204
         assert all(s.wait_closed(5) for s in streams)
     finally:
         for s in streams:
