@@ -17,6 +17,8 @@ pkgs+=(python3-prometheus-client)
 pkgs+=(clang-14 libclang-rt-14-dev)
 # The cluster (scripts/cluster.sh, make test-cluster): network namespaces, veth and a bridge.
 pkgs+=(iproute2)
+# A test holds a daemon at a chosen system call (tests/api/test_mailer_stop.py).
+pkgs+=(strace)
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done

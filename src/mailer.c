@@ -33,13 +33,31 @@
 #define POLL_SECONDS 30
 #define REMIND_BATCH "100"
 
+/*
+ * SIGTERM and SIGINT are blocked but for two moments: the sleep (pselect lets them in as it
+ * starts waiting) and the look between two messages (stop_asked). One that came while the loop
+ * was busy, just after it looked at stopping, then ends the sleep at once; with the signals
+ * always let in, it came too late to stop the sleep, which then ran its course (up to 30 s).
+ */
 static volatile sig_atomic_t stopping;
+static sigset_t signals_in; /* the mask while waiting: the stop signals let in */
 
 static void
 on_signal(int sig)
 {
     (void)sig;
     stopping = 1;
+}
+
+/* Lets a stop signal that came while they were blocked run its handler; whether one did. */
+static int
+stop_asked(void)
+{
+    sigset_t blocked;
+
+    sigprocmask(SIG_SETMASK, &signals_in, &blocked);
+    sigprocmask(SIG_SETMASK, &blocked, NULL);
+    return stopping;
 }
 
 /* Writes msg to dir/<id>.eml through a temporary file and a rename, so no reader sees half. */
@@ -245,7 +263,6 @@ static int
 deliver_one(struct crm_db *db, const struct crm_config *cfg)
 {
     const char *lease[1] = {LEASE_SECONDS};
-    sigset_t stop_signals;
     PGresult *row = NULL;
     char err[512];
     char *msg;
@@ -257,11 +274,7 @@ deliver_one(struct crm_db *db, const struct crm_config *cfg)
         PQclear(row);
         return 0;
     }
-    /* SIGTERM waits until this message is sent and recorded: no read is cut short by it. */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    sigprocmask(SIG_BLOCK, &stop_signals, NULL);
+    /* SIGTERM is blocked here: it waits until this message is sent and recorded. */
     msg = build(db, cfg, row, err, sizeof(err));
     if (msg == NULL)
         rc = -1;
@@ -272,7 +285,6 @@ deliver_one(struct crm_db *db, const struct crm_config *cfg)
     settle(db, cfg, row, rc == 0 ? NULL : err);
     free(msg);
     PQclear(row);
-    sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
     return 1;
 }
 
@@ -304,15 +316,15 @@ take_notifications(PGconn *conn)
 }
 
 /*
- * Sleeps until a notification, a signal, or seconds pass; a second without a connection. The
- * connection is read here, after the statements before it, which may have replaced it.
+ * Sleeps until a notification, a stop signal, or seconds pass; a second without a connection.
+ * The connection is read here, after the statements before it, which may have replaced it.
  */
 static void
 wait_for_work(struct crm_db *db, long seconds)
 {
     PGconn *conn = crm_db_conn(db);
     int fd = conn != NULL && PQstatus(conn) == CONNECTION_OK ? PQsocket(conn) : -1;
-    struct timeval tv = {.tv_sec = fd < 0 ? 1 : seconds, .tv_usec = seconds == 0 ? 100000 : 0};
+    struct timespec ts = {.tv_sec = fd < 0 ? 1 : seconds, .tv_nsec = seconds == 0 ? 100000000 : 0};
     fd_set fds;
 
     /* A notification that came with a statement's answer is already read: no waiting then. */
@@ -321,7 +333,7 @@ wait_for_work(struct crm_db *db, long seconds)
     FD_ZERO(&fds);
     if (fd >= 0)
         FD_SET(fd, &fds);
-    if (select(fd + 1, &fds, NULL, NULL, &tv) > 0 && PQconsumeInput(conn))
+    if (pselect(fd + 1, &fds, NULL, NULL, &ts, &signals_in) > 0 && PQconsumeInput(conn))
         (void)take_notifications(conn);
 }
 
@@ -347,6 +359,7 @@ int
 main(int argc, char **argv)
 {
     struct sigaction sa = {.sa_handler = on_signal};
+    sigset_t stop_signals;
     struct crm_config cfg;
     struct crm_db *db;
     static const char *const listens[] = {"mail_listen"};
@@ -360,6 +373,12 @@ main(int argc, char **argv)
         fprintf(stderr, "crm-mailer: %s\n", why);
         return 1;
     }
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, &signals_in);
+    sigdelset(&signals_in, SIGTERM);
+    sigdelset(&signals_in, SIGINT);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -373,9 +392,10 @@ main(int argc, char **argv)
 
         if (up)
             remind_due(db);
-        while (!stopping && up && deliver_one(db, &cfg) == 1)
+        while (up && !stop_asked() && deliver_one(db, &cfg) == 1)
             ;
-        wait_for_work(db, up && !stopping ? next_due(db) : 1);
+        if (!stop_asked())
+            wait_for_work(db, up ? next_due(db) : 1);
     }
     crm_log(CRM_LOG_INFO, NULL, "stopped");
     auth_client_exit();
