@@ -87,7 +87,10 @@ def seed_to(n):
     have = int(psql("SELECT count(*) FROM leads"))
     if have < n:
         t = time.time()
-        crmctl("seed", "--leads", str(n - have), "--users", "50", "--seed", str(n))
+        # Adding at least as many leads as there are, building the indexes once at the end is
+        # cheaper than keeping them up to date (900 000 onto 100 000: 175 s, not 389 s).
+        crmctl("seed", "--leads", str(n - have), "--users", "50", "--seed", str(n), "--indexes",
+               "rebuild" if n - have >= have else "keep")
         SEEDED.append((n - have, time.time() - t))
         print("bench: seeded %d leads in %.0f s" % SEEDED[-1], flush=True)
     psql("VACUUM ANALYZE")

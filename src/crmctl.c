@@ -48,10 +48,13 @@ usage(FILE *f)
                "                            (lead_get, lead_list:-created_at, ...), to EXPLAIN\n"
                "  nginx-settings            print the nginx settings made from CORS_ORIGINS and\n"
                "                            METRICS_ALLOW (the site includes crm-settings.conf)\n"
-               "  seed --leads N --users M [--seed S] [--chunk C]\n"
+               "  seed --leads N --users M [--seed S] [--chunk C] [--indexes keep|rebuild]\n"
                "                            add demo data: M users, N leads, ~10 activities\n"
                "                            per lead (COPY, C leads at a time: 100 000;\n"
-               "                            1 000 000 leads take minutes)\n"
+               "                            1 000 000 leads take minutes); rebuild: drop the\n"
+               "                            indexes of leads and activities and build them\n"
+               "                            again at the end (much faster for millions; the\n"
+               "                            tables wait until it ends: not on a live database)\n"
                "  backup FILE               dump the database to FILE (pg_dump custom format,\n"
                "                            mode 0600)\n"
                "  restore [--clean] FILE    restore a backup in one transaction into an empty\n"
@@ -396,15 +399,24 @@ static int
 cmd_seed(const struct crm_config *cfg, int argc, char **argv)
 {
     long long leads = -1, users = -1, seed = 1, chunk = CRM_SEED_CHUNK;
+    int rebuild = 0;
     PGconn *conn;
     int rc;
 
     for (int i = 0; i + 1 < argc; i += 2) {
-        long long *v = strcmp(argv[i], "--leads") == 0   ? &leads
-                       : strcmp(argv[i], "--users") == 0 ? &users
-                       : strcmp(argv[i], "--seed") == 0  ? &seed
-                       : strcmp(argv[i], "--chunk") == 0 ? &chunk
-                                                         : NULL;
+        long long *v;
+
+        if (strcmp(argv[i], "--indexes") == 0) {
+            if (strcmp(argv[i + 1], "keep") != 0 && strcmp(argv[i + 1], "rebuild") != 0)
+                return usage(stderr);
+            rebuild = strcmp(argv[i + 1], "rebuild") == 0;
+            continue;
+        }
+        v = strcmp(argv[i], "--leads") == 0   ? &leads
+            : strcmp(argv[i], "--users") == 0 ? &users
+            : strcmp(argv[i], "--seed") == 0  ? &seed
+            : strcmp(argv[i], "--chunk") == 0 ? &chunk
+                                              : NULL;
 
         if (v == NULL || crm_parse_int(argv[i + 1], 0, 100000000, v) != 0)
             return usage(stderr);
@@ -413,7 +425,7 @@ cmd_seed(const struct crm_config *cfg, int argc, char **argv)
         return usage(stderr);
     if ((conn = connect_db(cfg)) == NULL)
         return 1;
-    rc = crm_seed(conn, (long)leads, (long)users, (long)chunk, cfg->bcrypt_cost,
+    rc = crm_seed(conn, (long)leads, (long)users, (long)chunk, rebuild, cfg->bcrypt_cost,
                   (unsigned long)seed) == 0
              ? 0
              : 1;

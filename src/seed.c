@@ -325,8 +325,25 @@ last_lead(PGconn *conn)
     return id;
 }
 
+/*
+ * crm_seed's rebuild: the indexes to build again are kept in a table of the transaction, then
+ * dropped; building each once at the end reads the tables once instead of updating the index
+ * for every row (a trigram index of 10 million leads, 100 million activities).
+ */
+#define DROP_INDEXES                                                                               \
+    "SET LOCAL maintenance_work_mem = '512MB';"                                                    \
+    " CREATE TEMP TABLE seed_indexes ON COMMIT DROP AS SELECT i.indexrelid::regclass::text AS"     \
+    " name, pg_get_indexdef(i.indexrelid) AS def FROM pg_index i WHERE i.indrelid IN"              \
+    " ('leads'::regclass, 'activities'::regclass) AND NOT i.indisunique;"                          \
+    " DO $$DECLARE r record; BEGIN FOR r IN SELECT name FROM seed_indexes LOOP"                    \
+    " EXECUTE 'DROP INDEX ' || r.name; END LOOP; END$$"
+#define BUILD_INDEXES                                                                              \
+    "DO $$DECLARE r record; BEGIN FOR r IN SELECT def FROM seed_indexes LOOP EXECUTE r.def;"       \
+    " END LOOP; END$$"
+
 int
-crm_seed(PGconn *conn, long leads, long users, long chunk, int cost, unsigned long seed)
+crm_seed(PGconn *conn, long leads, long users, long chunk, int rebuild, int cost,
+         unsigned long seed)
 {
     struct world w = {.now = (double)time(NULL)};
     char run_id[16];
@@ -343,6 +360,8 @@ crm_seed(PGconn *conn, long leads, long users, long chunk, int cost, unsigned lo
         fprintf(stderr, "crmctl: seed: --users must be at least 2\n");
         goto out;
     }
+    if (rebuild && run(conn, DROP_INDEXES) != 0)
+        goto out;
     for (long first = 0; first < leads; first += chunk) {
         long n = leads - first < chunk ? leads - first : chunk;
 
@@ -350,7 +369,7 @@ crm_seed(PGconn *conn, long leads, long users, long chunk, int cost, unsigned lo
             seed_activities(conn, &w, after) != 0)
             goto out;
     }
-    if (run(conn, "COMMIT") != 0)
+    if ((rebuild && run(conn, BUILD_INDEXES) != 0) || run(conn, "COMMIT") != 0)
         goto out;
     printf("seeded %ld users (password %s, e-mails seed-%s-N@demo.example) and %ld leads\n", users,
            SEED_PASSWORD, run_id, leads);

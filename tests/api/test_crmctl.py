@@ -499,3 +499,34 @@ def test_seed_timelines_run_forwards_in_time():
         total, backwards, outside = (int(x) for x in out.strip().split("|"))
         assert total > 60 * 3, total  # about ten a lead: the check saw real timelines
         assert (backwards, outside) == (0, 0)
+
+
+def test_seed_rebuilding_the_indexes_leaves_them_as_they_were():
+    """crmctl seed --indexes rebuild drops the indexes of leads and activities that check nothing
+    and builds them again at the end: every index is there after, with the same definition, valid,
+    and the unique ones checked the rows as they went in. A value but keep or rebuild is refused."""
+    indexes = ("SELECT string_agg(d || ' ' || v, E'\\n' ORDER BY d) FROM (SELECT"
+               " pg_get_indexdef(i.indexrelid) AS d, i.indisvalid AS v FROM pg_index i"
+               " WHERE i.indrelid IN ('leads'::regclass, 'activities'::regclass)) x")
+    with scratch_db("rebuild") as url:
+        assert migrate(url, os.path.join(VAR, "schema.sql")).returncode == 0
+        before = " ".join(scratch_sql(url, indexes))
+        assert "gin_trgm_ops" in before and "false" not in before
+        r = subprocess.run([CRMCTL, "seed", "--leads", "3000", "--users", "4", "--seed", "5",
+                            "--chunk", "1000", "--indexes", "rebuild"],
+                           capture_output=True, text=True, env=dict(ENV, DATABASE_URL=url))
+        assert r.returncode == 0, r.stderr
+        assert " ".join(scratch_sql(url, indexes)) == before
+        assert scratch_sql(url, "SELECT count(*) FROM leads") == ["3000"]
+        assert scratch_sql(url, "SELECT count(DISTINCT lead_id) FROM activities") == ["3000"]
+        assert scratch_sql(url, "SELECT sum(leads) FROM lead_totals") == ["3000"]
+        # The rebuilt trigram index finds what a scan of the table finds.
+        for term in ("okafor", "acme", "müller"):
+            count = "SELECT count(*) FROM leads WHERE search LIKE '%%%s%%'" % term
+            by_index = scratch_sql(url, "SET enable_seqscan = off; " + count)
+            assert by_index == scratch_sql(url, "SET enable_bitmapscan = off; " + count)
+            assert int(by_index[0]) > 0
+        bad = subprocess.run([CRMCTL, "seed", "--leads", "10", "--users", "2", "--indexes",
+                              "drop"], capture_output=True, text=True,
+                             env=dict(ENV, DATABASE_URL=url))
+        assert bad.returncode == 2 and "Usage" in bad.stderr
