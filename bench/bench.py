@@ -233,11 +233,12 @@ def import_csv(tok):
     seeded table: rows a second, the whole request (upload, checks, the COPY, one INSERT with
     its triggers and indexes, commit), and the peak memory of crm-leads' processes."""
     path = os.path.join(os.path.realpath(VAR), "import.csv")
+    run = int(time.time())  # new addresses each run: BENCH_REUSE keeps the last run's leads
     with open(path, "w") as f:
         f.write("name,email,company,value,status,source\r\n")
         for i in range(IMPORT_ROWS):
-            f.write("Imported lead %d,imported.%d@bench.example,Bench Co %d,%d.%02d,NEW,EVENT\r\n"
-                    % (i, i, i % 1000, i % 50000, i % 100))
+            f.write("Imported lead %d,imported.%d.%d@bench.example,Bench Co %d,%d.%02d,NEW,EVENT"
+                    "\r\n" % (i, run, i, i % 1000, i % 50000, i % 100))
     size = os.path.getsize(path)
     before = peaks_kib("crm-leads")
     out = sh(["curl", "-sS", "-o", os.path.join(os.path.realpath(VAR), "import.json"), "-w",
