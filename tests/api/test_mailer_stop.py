@@ -56,7 +56,11 @@ def test_mailer_stops_at_once_when_the_signal_falls_before_its_sleep(build, tmp_
                                    "-e", "inject=sendto:delay_exit=2000000", "-s", "256",
                                    "-o", str(trace)], stderr=open(attached, "w"))
         try:
-            assert wait_for_line(attached, "attached"), open(attached).read()
+            if not wait_for_line(attached, "attached"):
+                why = open(attached).read()
+                if "Operation not permitted" in why:  # a container without CAP_SYS_PTRACE
+                    pytest.skip("strace cannot attach here: " + why.strip())
+                pytest.fail("strace did not attach: " + why)
             sql("NOTIFY mail_outbox")  # wakes it: reminders, a claim, then the question
             assert wait_for_line(trace, "mail_next_due"), open(trace).read()
             mailer.send_signal(signal.SIGTERM)
