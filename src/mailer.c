@@ -394,7 +394,7 @@ main(int argc, char **argv)
             remind_due(db);
         while (up && !stop_asked() && deliver_one(db, &cfg) == 1)
             ;
-        if (!stop_asked())
+        if (!stopping) /* one that came since is let in by the sleep itself, which then ends */
             wait_for_work(db, up ? next_due(db) : 1);
     }
     crm_log(CRM_LOG_INFO, NULL, "stopped");

@@ -12,9 +12,11 @@ import uuid
 
 import pytest
 
-from conftest import VAR, register, sql, unique_email
+from conftest import ROOT, VAR, register, sql, unique_email
 
 MAILER = os.path.join(VAR, "bin", "crm-mailer")
+# A timing test runs the optimised build (make run's) as well as the sanitizer build (MAILER).
+MAILER_BUILDS = {"optimised": os.path.join(ROOT, "build", "crm-mailer"), "sanitizer": MAILER}
 CRMCTL = os.path.join(VAR, "bin", "crmctl")
 
 

@@ -10,17 +10,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, VAR, sql
-from test_mail import start_mailer
-
-BUILDS = {
-    "optimised": os.path.join(ROOT, "build", "crm-mailer"),
-    "sanitizer": os.path.join(VAR, "bin", "crm-mailer"),
-}
-# The mailer's own question (lib/db.c mail_next_due), asked just before it sleeps.
-NEXT_DUE = ("SELECT ceil(extract(epoch FROM least((SELECT min(next_attempt_at) FROM mail_outbox"
-            " WHERE status = 'pending'), (SELECT min(due_at) FROM tasks WHERE done_at IS NULL"
-            " AND reminded_at IS DISTINCT FROM due_at)) - now()))")
+from conftest import sql
+from test_mail import CRMCTL, MAILER_BUILDS as BUILDS, start_mailer
 
 
 def wait_for_line(path, text, timeout=20):
@@ -39,10 +30,12 @@ def test_mailer_stops_at_once_when_the_signal_falls_before_its_sleep(build, tmp_
     assert os.access(binary, os.X_OK), binary
     # The sleep that would hide the signal is as long as the next due message or task (30 s when
     # none): long enough for a late stop to show once what earlier tests queued has gone out.
+    next_due = subprocess.run([CRMCTL, "statement", "mail_next_due"], capture_output=True,
+                              text=True, check=True).stdout  # the mailer's own question
     deadline, due = time.time() + 60, "0"
     while time.time() < deadline and due != "" and int(due) < 10:
         time.sleep(0.5)
-        due = (sql(NEXT_DUE) or [[""]])[0][0]  # no row: NULL, nothing due
+        due = (sql(next_due) or [[""]])[0][0]  # no row: NULL, nothing due
     assert due == "" or int(due) >= 10, "something is due in %s s: a late stop would not show" % due
     log = open(tmp_path / "mailer.log", "w")
     mailer = start_mailer(log, binary=binary)

@@ -11,12 +11,7 @@ import time
 import pytest
 
 from conftest import ROOT, VAR, register, request, unique_email
-from test_mail import start_mailer, stop
-
-BUILDS = {
-    "optimised": os.path.join(ROOT, "build", "crm-mailer"),
-    "sanitizer": os.path.join(VAR, "bin", "crm-mailer"),
-}
+from test_mail import MAILER_BUILDS as BUILDS, start_mailer, stop
 
 
 def stack(cmd):
