@@ -7,21 +7,22 @@ set -euo pipefail
 ctl=$1 url=$2 term=$3 sort=${4:--created_at}
 
 # Sets PREP to "PREPARE s AS <statement $1>" and ARGS to its arguments for GET /api/leads?q=term
-# ($2: the count's bound, or the page's limit + 1), as many as its SQL takes.
+# ($2: the count's bound, or the page's limit + 1; $3: lead_search's bound), as many as its SQL
+# takes.
 prepare() {
     local sql nparams args
     sql=$("$ctl" statement "$1")
     nparams=$(grep -o '\$[0-9]*' <<<"$sql" | tr -d '$' | sort -n | tail -n 1)
     # $1..$7 the row filter and the filters, then the count bound (or the limit), the offset
-    # and the cursor's key and id.
-    args=(NULL NULL NULL NULL "'%$term%'" NULL NULL "$2" 0 NULL NULL)
+    # and the cursor's key and id, then lead_search's count bound.
+    args=(NULL NULL NULL NULL "'%$term%'" NULL NULL "$2" 0 NULL NULL "${3:-NULL}")
     args=("${args[@]:0:$nparams}")
     PREP="PREPARE s AS $sql;" ARGS=$(IFS=,; echo "${args[*]}")
 }
 
-# The best of 3 execution times of statement $1 ($2 as for prepare).
+# The best of 3 execution times of statement $1 ($2 $3 as for prepare).
 explain() {
-    prepare "$1" "$2"
+    prepare "$@"
     psql "$url" -X -q -t -A -v ON_ERROR_STOP=1 <<SQL | sed -n 's/^Execution Time: //p' | sort -n | head -n 1
 $PREP
 EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($ARGS);
@@ -30,25 +31,29 @@ EXPLAIN (ANALYZE, TIMING OFF) EXECUTE s($ARGS);
 SQL
 }
 
-# The rows statement $1 answers ($2 as for prepare), a line each.
+# The rows statement $1 answers ($2 $3 as for prepare), a line each.
 execute() {
-    prepare "$1" "$2"
+    prepare "$@"
     psql "$url" -X -q -t -A -v ON_ERROR_STOP=1 <<SQL
 $PREP
 EXECUTE s($ARGS);
 SQL
 }
 
-# The page by each plan of lib/db.c LEAD_LIST: lead_list is what the planner picked before
-# (one statement for every case); the program now runs lead_few when the count is exact, else
-# lead_walk, and lead_few after it when the walk's page came back short.
+# The page by each plan of lib/db.c LEAD_LIST. Before: lead_list, the planner's pick (one
+# statement for every case); then the count, and lead_few when it is exact, else lead_walk, and
+# lead_few after it when the walk's page came back short. Now lead_search replaces the count and
+# lead_few: one gathering of the matches instead of two.
 bound=${BOUND:-1001}
 exact=$(execute lead_count "$bound" | cut -d'|' -f2)
 few=$(explain "lead_few:$sort" 21)
-if [ "$exact" = t ]; then now="few $few"; else
+search=$(explain "lead_search:$sort" 21 "$bound")
+if [ "$exact" = t ]; then was="few $few" now="search $search"; else
     walk=$(explain "lead_walk:$sort" 21)
-    if [ "$(execute "lead_walk:$sort" 21 | wc -l)" -ge 21 ]; then now="walk $walk"
-    else now="walk $walk + few $few"; fi
+    if [ "$(execute "lead_walk:$sort" 21 | wc -l)" -ge 21 ]; then was="walk $walk"
+    else was="walk $walk + few $few"; fi
+    now="search $search + ${was}"
 fi
-printf 'q=%s sort=%s: count %s (exact: %s), page before (planner) %s, page now: %s\n' "$term" \
-    "$sort" "$(explain lead_count "$bound")" "$exact" "$(explain "lead_list:$sort" 21)" "$now"
+printf 'q=%s sort=%s: count %s (exact: %s), page by the planner %s, count + page %s, now: %s\n' \
+    "$term" "$sort" "$(explain lead_count "$bound")" "$exact" "$(explain "lead_list:$sort" 21)" \
+    "$was" "$now"

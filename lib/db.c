@@ -99,7 +99,12 @@ struct crm_stmt {
  * costs the matches. lead_walk, for a search
  * with more matches: the first WALK_MAX rows of the sort's index, searched as they come; a page
  * it does not fill (matches rare at the head of that order) is made by lead_few instead.
- * lead_list, with no search: the sort's index, filtered as it goes.
+ * lead_list, with no search: the sort's index, filtered as it goes. lead_search, a search's
+ * first statement: lead_count and lead_few in one, so that the matches are gathered once (a
+ * rare term's trigram scan is most of its cost): its up to $12 (the count's bound + 1) matches,
+ * counted, then, when that is every match, the page: each row the count's two columns, then
+ * lead_list's three; one row with NULL in those when the page is empty or there are more
+ * matches (lead_walk's case).
  */
 #define LEAD_LIST(key, col, type, dir, after)                                                      \
     PER_CALL("lead_list:" key, "SELECT crm_lead_json(l), l." col "::text, l.id" LEAD_FILTER        \
@@ -117,7 +122,17 @@ struct crm_stmt {
                  " l.id AS i" LEAD_ROWS " AND" AFTER("l", col, type, after) SORTED(                \
                      "l." col, "l.id", dir) " LIMIT " WALK_MAX ") w"                               \
                                             " WHERE (w.l).search LIKE lower($5::text)" SORTED(     \
-                                                "w.k", "w.i", dir) " LIMIT $8 OFFSET $9")
+                                                "w.k", "w.i", dir) " LIMIT $8 OFFSET $9"),         \
+        PER_CALL("lead_search:" key,                                                               \
+                 "WITH m AS MATERIALIZED (SELECT l." col ", l.id" LEAD_FILTER " LIMIT $12),"       \
+                 " c AS (SELECT count(*) AS n FROM m), p AS (SELECT * FROM m"                      \
+                 " WHERE (SELECT c.n FROM c) < $12 AND" AFTER("m", col, type, after)              \
+                     SORTED("m." col, "m.id", dir) " LIMIT $8 OFFSET $9)"                          \
+                                                   " SELECT least(c.n, $12 - 1), c.n < $12,"       \
+                                                   " (SELECT crm_lead_json(l) FROM leads l"        \
+                                                   " WHERE l.id = p.id), p." col "::text, p.id"    \
+                                                   " FROM c LEFT JOIN p ON true" SORTED("p." col,  \
+                                                                                     "p.id", dir))
 /*
  * GET /api/leads.csv: every lead the list's filters $1..$7 match, in its sort, as the export's
  * columns (cgi-src/leads/export.c names them), read row by row (crm_db_stream).
@@ -1093,14 +1108,15 @@ crm_db_json_object(const PGresult *res, int row, const char *const *keys, int n)
 }
 
 cJSON *
-crm_db_page_json(const PGresult *count, const PGresult *rows, long limit, long offset,
+crm_db_page_json(const PGresult *count, const PGresult *rows, int col, long limit, long offset,
                  cJSON *(*item)(const PGresult *res, int row, int col))
 {
     cJSON *data = cJSON_CreateArray();
 
     /* A list may read one row more than its page, to know whether another page follows. */
-    for (int i = 0; data != NULL && i < PQntuples(rows) && i < limit; i++) {
-        cJSON *it = item(rows, i, 0);
+    for (int i = 0; data != NULL && i < PQntuples(rows) && i < limit && !PQgetisnull(rows, i, col);
+         i++) {
+        cJSON *it = item(rows, i, col);
 
         if (it == NULL || !cJSON_AddItemToArray(data, it)) {
             cJSON_Delete(it);

@@ -29,7 +29,7 @@ users_list(struct crm_req *req, struct crm_resp *resp)
     snprintf(obuf, sizeof(obuf), "%ld", offset);
     if ((err = crm_db_exec(req->db, "user_count", 0, NULL, &count)) == CRM_OK &&
         (err = crm_db_exec(req->db, "user_list", 2, params, &rows)) == CRM_OK &&
-        (body = crm_db_page_json(count, rows, limit, offset, crm_user_from_row)) == NULL)
+        (body = crm_db_page_json(count, rows, 0, limit, offset, crm_user_from_row)) == NULL)
         err = CRM_ENOMEM;
     PQclear(count);
     PQclear(rows);

@@ -192,9 +192,18 @@ page_start(struct crm_req *req, long offset, const char *bind, const char **para
     return NULL;
 }
 
+/*
+ * A page's rows as a list statement answers them: from column col on, each lead, its sort key
+ * and its id; the page's and the one past it, if any.
+ */
+struct page_rows {
+    PGresult *res;
+    int col;
+};
+
 /* Adds page.total_exact, and page.next_cursor (null on the last page) from the row past it. */
 static enum crm_err
-page_extend(struct crm_req *req, cJSON *body, const PGresult *count, const PGresult *rows,
+page_extend(struct crm_req *req, cJSON *body, const PGresult *count, struct page_rows rows,
             long limit, const char *bind)
 {
     cJSON *page = cJSON_GetObjectItemCaseSensitive(body, "page");
@@ -203,53 +212,69 @@ page_extend(struct crm_req *req, cJSON *body, const PGresult *count, const PGres
 
     if (cJSON_AddBoolToObject(page, "total_exact", *PQgetvalue(count, 0, 1) == 't') == NULL)
         return CRM_ENOMEM;
-    if (PQntuples(rows) <= limit)
+    if (PQntuples(rows.res) <= limit)
         return cJSON_AddNullToObject(page, "next_cursor") == NULL ? CRM_ENOMEM : CRM_OK;
     if (crm_cursor_make((const unsigned char *)req->cfg->jwt_secret, req->cfg->jwt_secret_len, bind,
-                        PQgetvalue(rows, last, 1), PQgetvalue(rows, last, 2), cursor,
-                        sizeof(cursor)) != 0 ||
+                        PQgetvalue(rows.res, last, rows.col + 1),
+                        PQgetvalue(rows.res, last, rows.col + 2), cursor, sizeof(cursor)) != 0 ||
         cJSON_AddStringToObject(page, "next_cursor", cursor) == NULL)
         return CRM_ENOMEM;
     return CRM_OK;
 }
 
 /*
- * The page's rows (and the one past it), by the plan that bounds its cost (lib/db.c LEAD_LIST):
- * every match counted (exact) gathers them; a search with more walks the head of the sort's
- * order, and gathers its matches after all when that head holds too few.
+ * The total and the page's rows, by the plan that bounds their cost (lib/db.c LEAD_LIST). A
+ * list counts, then reads its page by lead_few when the count found every match (at most its
+ * bound), else by lead_list. A search (params[4]) counts and reads a page of every match in
+ * one statement, lead_search; with more matches it walks the head of the sort's order, and
+ * gathers its matches after all when that head holds too few.
  */
 static enum crm_err
-page_rows(struct crm_req *req, const char *sort, int exact, long limit, const char **params,
-          PGresult **rows)
+page_rows(struct crm_req *req, const char *sort, long limit, const char **params, PGresult **count,
+          struct page_rows *rows)
 {
-    int walk = !exact && params[4] != NULL;
-    const char *stmt = lead_sort_stmt(req,
-                                      exact  ? "lead_few"
-                                      : walk ? "lead_walk"
-                                             : "lead_list",
-                                      sort);
+    int search = params[4] != NULL, exact;
+    const char *stmt = search ? lead_sort_stmt(req, "lead_search", sort) : "lead_count";
+    char *lbuf = crm_arena_alloc(&req->arena, 21), *cbuf = crm_arena_alloc(&req->arena, 21);
     enum crm_err err;
 
-    if (stmt == NULL)
+    if (stmt == NULL || lbuf == NULL || cbuf == NULL)
         return CRM_ENOMEM;
-    err = crm_db_exec(req->db, stmt, 11, params, rows);
-    if (err != CRM_OK || !walk || PQntuples(*rows) > limit)
+    /* The count's bound, + 1 to tell whether there are more; the list's limit, + 1 to tell
+     * whether a next page follows. lead_search takes both, as $8 and $12. */
+    snprintf(cbuf, 21, "%d", COUNT_BOUND + 1);
+    snprintf(lbuf, 21, "%ld", limit + 1);
+    params[7] = search ? lbuf : cbuf;
+    params[11] = cbuf;
+    if ((err = crm_db_exec(req->db, stmt, search ? 12 : 8, params, count)) != CRM_OK)
+        return err;
+    if ((exact = *PQgetvalue(*count, 0, 1) == 't') && search) {
+        *rows = (struct page_rows){*count, 2};
+        return CRM_OK;
+    }
+    params[7] = lbuf;
+    if ((stmt = lead_sort_stmt(req, exact ? "lead_few" : search ? "lead_walk" : "lead_list",
+                               sort)) == NULL)
+        return CRM_ENOMEM;
+    err = crm_db_exec(req->db, stmt, 11, params, &rows->res);
+    if (err != CRM_OK || !search || PQntuples(rows->res) > limit)
         return err;
     /* The head of the order held too few matches for the page (or this is the last page). */
-    PQclear(*rows);
-    *rows = NULL;
+    PQclear(rows->res);
+    rows->res = NULL;
     if ((stmt = lead_sort_stmt(req, "lead_few", sort)) == NULL)
         return CRM_ENOMEM;
-    return crm_db_exec(req->db, stmt, 11, params, rows);
+    return crm_db_exec(req->db, stmt, 11, params, &rows->res);
 }
 
 /* GET /api/leads?limit&offset|cursor&status&source&owner_id&q&created_from&created_to&sort */
 int
 leads_list(struct crm_req *req, struct crm_resp *resp)
 {
-    char lbuf[21], obuf[21], cbuf[21];
-    const char *params[11], *sort, *stmt, *bind, *refused;
-    PGresult *count = NULL, *rows = NULL;
+    char obuf[21];
+    const char *params[12], *sort, *stmt, *bind, *refused;
+    PGresult *count = NULL;
+    struct page_rows rows = {NULL, 0};
     cJSON *body = NULL;
     long limit, offset;
     enum crm_err err;
@@ -263,20 +288,14 @@ leads_list(struct crm_req *req, struct crm_resp *resp)
         return crm_resp_error(resp, CRM_ENOMEM);
     if ((refused = page_start(req, offset, bind, params, obuf, sizeof(obuf))) != NULL)
         return crm_resp_errorf(resp, CRM_EQUERY, "%s", refused);
-    /* One row past the page tells whether there is a next one. */
-    snprintf(cbuf, sizeof(cbuf), "%d", COUNT_BOUND + 1);
-    snprintf(lbuf, sizeof(lbuf), "%ld", limit + 1);
-    params[7] = cbuf; /* the count's bound, then the list's limit */
-    if ((err = crm_db_exec(req->db, "lead_count", 8, params, &count)) == CRM_OK) {
-        params[7] = lbuf;
-        err = page_rows(req, sort, *PQgetvalue(count, 0, 1) == 't', limit, params, &rows);
-    }
+    err = page_rows(req, sort, limit, params, &count, &rows);
     if (err == CRM_OK &&
-        ((body = crm_db_page_json(count, rows, limit, offset, crm_db_json)) == NULL ||
+        ((body = crm_db_page_json(count, rows.res, rows.col, limit, offset, crm_db_json)) == NULL ||
          (err = page_extend(req, body, count, rows, limit, bind)) != CRM_OK))
         err = CRM_ENOMEM;
+    if (rows.res != count)
+        PQclear(rows.res);
     PQclear(count);
-    PQclear(rows);
     if (err != CRM_OK) {
         cJSON_Delete(body);
         return crm_resp_error(resp, err);
