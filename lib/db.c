@@ -126,13 +126,13 @@ struct crm_stmt {
         PER_CALL("lead_search:" key,                                                               \
                  "WITH m AS MATERIALIZED (SELECT l." col ", l.id" LEAD_FILTER " LIMIT $12),"       \
                  " c AS (SELECT count(*) AS n FROM m), p AS (SELECT * FROM m"                      \
-                 " WHERE (SELECT c.n FROM c) < $12 AND" AFTER("m", col, type, after)              \
-                     SORTED("m." col, "m.id", dir) " LIMIT $8 OFFSET $9)"                          \
-                                                   " SELECT least(c.n, $12 - 1), c.n < $12,"       \
-                                                   " (SELECT crm_lead_json(l) FROM leads l"        \
-                                                   " WHERE l.id = p.id), p." col "::text, p.id"    \
-                                                   " FROM c LEFT JOIN p ON true" SORTED("p." col,  \
-                                                                                     "p.id", dir))
+                 " WHERE (SELECT c.n FROM c) < $12 AND" AFTER("m", col, type, after)               \
+                     SORTED("m." col, "m.id",                                                      \
+                            dir) " LIMIT $8 OFFSET $9)"                                            \
+                                 " SELECT least(c.n, $12 - 1), c.n < $12,"                         \
+                                 " (SELECT crm_lead_json(l) FROM leads l"                          \
+                                 " WHERE l.id = p.id), p." col "::text, p.id"                      \
+                                 " FROM c LEFT JOIN p ON true" SORTED("p." col, "p.id", dir))
 /*
  * GET /api/leads.csv: every lead the list's filters $1..$7 match, in its sort, as the export's
  * columns (cgi-src/leads/export.c names them), read row by row (crm_db_stream).

@@ -67,8 +67,8 @@ cJSON *crm_db_json_object(const PGresult *res, int row, const char *const *keys,
  * offset, total}}, the total read from count (row 0, column 0). A NULL in column col ends the
  * rows (an outer join's empty page). NULL when out of memory.
  */
-cJSON *crm_db_page_json(const PGresult *count, const PGresult *rows, int col, long limit, long offset,
-                        cJSON *(*item)(const PGresult *res, int row, int col));
+cJSON *crm_db_page_json(const PGresult *count, const PGresult *rows, int col, long limit,
+                        long offset, cJSON *(*item)(const PGresult *res, int row, int col));
 
 struct crm_resp;
 struct crm_snap;

@@ -253,7 +253,10 @@ page_rows(struct crm_req *req, const char *sort, long limit, const char **params
         return CRM_OK;
     }
     params[7] = lbuf;
-    if ((stmt = lead_sort_stmt(req, exact ? "lead_few" : search ? "lead_walk" : "lead_list",
+    if ((stmt = lead_sort_stmt(req,
+                               exact    ? "lead_few"
+                               : search ? "lead_walk"
+                                        : "lead_list",
                                sort)) == NULL)
         return CRM_ENOMEM;
     err = crm_db_exec(req->db, stmt, 11, params, &rows->res);
