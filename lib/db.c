@@ -681,7 +681,7 @@ static const struct crm_stmt stmts[] = {
 
     /*
      * Dashboard: every figure comes from the summaries the triggers keep (schema.sql), added up
-     * over their stripes, plus at most an hour (7-day counts) or the edge days (top-sales
+     * over their stripes, plus at most half an hour (7-day counts) or the edge days (top-sales
      * periods) read through an index, so no route scans the leads or activities tables.
      */
     STMT(

@@ -57,6 +57,35 @@ def test_stats(tok):
     assert_stats(tok)
 
 
+def test_created_since_at_every_point_of_an_hour(tok):
+    """crm_created_since(t), the 7-day counts' function, counts the part of t's hour on the side
+    of t that is shorter: the rows after t when t is late in its hour, the hour's summary less the
+    rows before t when early. Rows at known instants in and around one hour, and t at each of
+    them and a microsecond either side, each against a count of the rows themselves."""
+    hour = datetime.datetime(2021, 3, 4, 10, tzinfo=datetime.timezone.utc)
+    at = [(hour + datetime.timedelta(minutes=m, microseconds=u)).isoformat() for m, u in (
+        (-1, 0), (0, 0), (0, 1), (12, 0), (29, 999999), (30, 0), (30, 1), (45, 0), (59, 999999),
+        (60, 0), (61, 0))]
+    times = "{%s}" % ",".join('"%s"' % t for t in at)
+    lead_id, user_id = sql("SELECT id, created_by FROM leads ORDER BY id LIMIT 1")[0]
+    sql("INSERT INTO leads (name, created_by, created_at) SELECT 'since', :'p1', t"
+        " FROM unnest(:'p2'::timestamptz[]) t", user_id, times)
+    sql("INSERT INTO activities (lead_id, type, content, actor_id, created_at)"
+        " SELECT :'p1', 'NOTE', 'since', :'p2', t FROM unnest(:'p3'::timestamptz[]) t",
+        lead_id, user_id, times)
+    try:
+        rows = sql("SELECT t, c.leads = (SELECT count(*) FROM leads WHERE created_at >= t),"
+                   " c.activities = (SELECT count(*) FROM activities WHERE created_at >= t)"
+                   " FROM unnest(:'p1'::timestamptz[]) a, LATERAL (VALUES (a - interval"
+                   " '1 microsecond'), (a), (a + interval '1 microsecond')) v (t),"
+                   " LATERAL crm_created_since(t) c", times)
+        assert len(rows) == 3 * len(at)
+        assert [r for r in rows if r[1:] != ["t", "t"]] == []
+    finally:
+        sql("DELETE FROM activities WHERE content = 'since' AND lead_id = :'p1'", lead_id)
+        sql("DELETE FROM leads WHERE name = 'since' AND created_at < '2022-01-01'")
+
+
 def assert_stats(tok):
     r = request("GET", "/api/dashboard/stats", token=tok)
     assert r.status == 200, r.text
