@@ -47,7 +47,8 @@ SQL
 bound=${BOUND:-1001}
 exact=$(execute lead_count "$bound" | cut -d'|' -f2)
 few=$(explain "lead_few:$sort" 21)
-search=$(explain "lead_search:$sort" 21 "$bound")
+# A crmctl from before lead_search has none: "now" is then "search n/a".
+search=$(explain "lead_search:$sort" 21 "$bound" 2>/dev/null) || search=n/a
 if [ "$exact" = t ]; then was="few $few" now="search $search"; else
     walk=$(explain "lead_walk:$sort" 21)
     if [ "$(execute "lead_walk:$sort" 21 | wc -l)" -ge 21 ]; then was="walk $walk"
