@@ -96,8 +96,8 @@ def seed_to(n):
         # cheaper than keeping them up to date (900 000 onto 100 000: 175 s, not 389 s).
         # A seed of its own (its users' e-mails come from it): a reused database may already
         # hold a seed to n, topped up again after the DELETE in start_stack.
-        crmctl("seed", "--leads", str(n - have), "--users", "50", "--seed", str(have + n), "--indexes",
-               "rebuild" if n - have >= have else "keep")
+        crmctl("seed", "--leads", str(n - have), "--users", "50", "--seed", str(have + n),
+               "--indexes", "rebuild" if n - have >= have else "keep")
         SEEDED.append((n - have, time.time() - t))
         print("bench: seeded %d leads in %.0f s" % SEEDED[-1], flush=True)
     psql("VACUUM ANALYZE")
