@@ -58,9 +58,9 @@ def test_stats(tok):
 
 
 def test_created_since_at_every_point_of_an_hour(tok):
-    """crm_created_since(t), the 7-day counts' function, counts the part of t's hour on the side
-    of t that is shorter: the rows after t when t is late in its hour, the hour's summary less the
-    rows before t when early. Rows at known instants in and around one hour, and t at each of
+    """crm_created_since(t), the 7-day counts' function, counts from the hour boundary nearest
+    to t: the rows from t to the next hour when t is late in its hour, the hours' summaries from
+    its start less the rows before t when early. Rows at known instants in and around one hour, and t at each of
     them and a microsecond either side, each against a count of the rows themselves."""
     hour = datetime.datetime(2021, 3, 4, 10, tzinfo=datetime.timezone.utc)
     at = [(hour + datetime.timedelta(minutes=m, microseconds=u)).isoformat() for m, u in (
