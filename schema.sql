@@ -14,9 +14,10 @@ CREATE TABLE IF NOT EXISTS schema_applied (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 
--- RFC 3339 UTC with milliseconds, the one time format of the API.
+-- RFC 3339 UTC with milliseconds, the one time format of the API. STABLE as to_char is, so
+-- that PostgreSQL inlines it: called as a function it cost 1.5 us a time (version 16).
 CREATE OR REPLACE FUNCTION crm_ts(t timestamptz) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
     AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
 
 -- Version 1: users and the e-mail outbox.
@@ -119,24 +120,41 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_created ON events (created_at);
 
 -- The API representations, defined once: the handlers and the events payloads both use them.
+-- A user as others refer to it, from its row: NULL for none (a LEFT JOIN that found no user).
+-- PostgreSQL inlines it, where the lookup by id below is a function call (4.7 us a time), so
+-- the reads of many leads or activities join their users and pass them (version 16).
+CREATE OR REPLACE FUNCTION crm_user_ref(u users) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT CASE WHEN u.id IS NOT NULL THEN json_build_object('id', u.id, 'name', u.name)
+          END $$;
+
 CREATE OR REPLACE FUNCTION crm_user_ref(uid bigint) RETURNS json
     LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$ SELECT json_build_object('id', u.id, 'name', u.name) FROM users u WHERE u.id = uid $$;
+    AS $$ SELECT crm_user_ref(u) FROM users u WHERE u.id = uid $$;
 
-CREATE OR REPLACE FUNCTION crm_lead_json(l leads) RETURNS json
+-- A lead with its owner's and creator's crm_user_ref.
+CREATE OR REPLACE FUNCTION crm_lead_json(l leads, owner json, created_by json) RETURNS json
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT json_build_object('id', l.id, 'name', l.name, 'email', l.email,
               'phone', l.phone, 'company', l.company, 'source', l.source, 'status', l.status,
-              'value', l.value, 'notes', l.notes, 'owner', crm_user_ref(l.owner_id),
-              'created_by', crm_user_ref(l.created_by), 'created_at', crm_ts(l.created_at),
-              'updated_at', crm_ts(l.updated_at), 'version', l.version) $$;
+              'value', l.value, 'notes', l.notes, 'owner', owner, 'created_by', created_by,
+              'created_at', crm_ts(l.created_at), 'updated_at', crm_ts(l.updated_at),
+              'version', l.version) $$;
+
+CREATE OR REPLACE FUNCTION crm_lead_json(l leads) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT crm_lead_json(l, crm_user_ref(l.owner_id), crm_user_ref(l.created_by)) $$;
+
+-- An activity with its actor's crm_user_ref.
+CREATE OR REPLACE FUNCTION crm_activity_json(a activities, actor json) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT json_build_object('id', a.id, 'lead_id', a.lead_id, 'type', a.type,
+              'content', a.content, 'occurred_at', crm_ts(a.occurred_at), 'actor', actor,
+              'meta', a.meta, 'created_at', crm_ts(a.created_at)) $$;
 
 CREATE OR REPLACE FUNCTION crm_activity_json(a activities) RETURNS json
     LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$ SELECT json_build_object('id', a.id, 'lead_id', a.lead_id, 'type', a.type,
-              'content', a.content, 'occurred_at', crm_ts(a.occurred_at),
-              'actor', crm_user_ref(a.actor_id), 'meta', a.meta,
-              'created_at', crm_ts(a.created_at)) $$;
+    AS $$ SELECT crm_activity_json(a, crm_user_ref(a.actor_id)) $$;
 
 -- Dashboard summaries, kept exact by statement-level triggers in the writing transaction, so
 -- the dashboard reads a handful of rows instead of scanning a million leads.
@@ -947,3 +965,7 @@ INSERT INTO schema_version (version) VALUES (14) ON CONFLICT DO NOTHING;
 
 -- Version 15: crm_created_since (above) counts from the hour boundary nearest to t.
 INSERT INTO schema_version (version) VALUES (15) ON CONFLICT DO NOTHING;
+
+-- Version 16: crm_ts STABLE, and crm_user_ref, crm_lead_json and crm_activity_json taking the
+-- users a read has joined (above), so that PostgreSQL inlines them.
+INSERT INTO schema_version (version) VALUES (16) ON CONFLICT DO NOTHING;

@@ -72,6 +72,23 @@ struct crm_stmt {
     " activity) SELECT '" type "', (l.r).id, (l.r).owner_id, " prev_owner ", " actor ","           \
     " crm_lead_json(l.r), crm_activity_json(a.r) FROM o, l, a RETURNING id)"
 /*
+ * Reads of many leads or activities join the users these refer to and pass them to
+ * crm_lead_json and crm_activity_json, which PostgreSQL then inlines; the one-argument forms
+ * look each user up in a function call, which cost a lead list or a timeline a quarter of its
+ * time (schema.sql version 16). LEAD_USERS(l) joins lead l's owner and creator for
+ * LEAD_JSON(l); ACTIVITY_ROWS gives activities a with their actors r, for ACTIVITY_JSON(t) of
+ * a row t of the two.
+ */
+#define LEAD_USERS(l)                                                                              \
+    "LEFT JOIN users lo ON lo.id = " l ".owner_id LEFT JOIN users lc ON lc.id = " l ".created_by"
+#define LEAD_JSON(l) "crm_lead_json(" l ", crm_user_ref(lo), crm_user_ref(lc))"
+#define ACTIVITY_ROWS " FROM activities a LEFT JOIN users r ON r.id = a.actor_id"
+#define ACTIVITY_JSON(t) "crm_activity_json(" t ".a, crm_user_ref(" t ".r))"
+/* A list's rows from page (a query of leads l, sort keys k and ids i), with their JSON. */
+#define PAGE_JSON(page, dir)                                                                       \
+    "SELECT " LEAD_JSON("p.l") ", p.k::text, p.i FROM (" page ") p " LEAD_USERS("(p.l)")           \
+        SORTED("p.k", "p.i", dir)
+/*
  * GET /api/leads: $1 the row filter, $2..$7 the optional filters. The count stops at $8 rows
  * (the bound + 1), so it costs at most that many index entries: its second column says whether
  * it is exact. A list takes $8 limit, $9 offset, and $10 $11 the sort key and id of the row
@@ -106,33 +123,32 @@ struct crm_stmt {
  * lead_list's three; one row with NULL in those when the page is empty or there are more
  * matches (lead_walk's case).
  */
+/* Left unformatted: clang-format finds no stable layout for SQL built with these macros. */
+// clang-format off
 #define LEAD_LIST(key, col, type, dir, after)                                                      \
-    PER_CALL("lead_list:" key, "SELECT crm_lead_json(l), l." col "::text, l.id" LEAD_FILTER        \
-                               " AND" AFTER("l", col, type, after)                                 \
-                                   SORTED("l." col, "l.id", dir) " LIMIT $8 OFFSET $9"),           \
-        PER_CALL("lead_few:" key,                                                                  \
-                 "WITH m AS MATERIALIZED (SELECT l." col ", l.id" LEAD_FILTER "), p AS (SELECT *"  \
-                 " FROM m WHERE" AFTER("m", col, type, after)                                      \
-                     SORTED("m." col, "m.id",                                                      \
-                            dir) " LIMIT $8 OFFSET $9) SELECT crm_lead_json(l), p." col            \
-                                 "::text, p.id FROM p"                                             \
-                                 " JOIN leads l ON l.id = p.id" SORTED("p." col, "p.id", dir)),    \
-        PER_CALL("lead_walk:" key,                                                                 \
-                 "SELECT crm_lead_json(w.l), w.k::text, w.i FROM (SELECT l, l." col " AS k,"       \
-                 " l.id AS i" LEAD_ROWS " AND" AFTER("l", col, type, after) SORTED(                \
-                     "l." col, "l.id", dir) " LIMIT " WALK_MAX ") w"                               \
-                                            " WHERE (w.l).search LIKE lower($5::text)" SORTED(     \
-                                                "w.k", "w.i", dir) " LIMIT $8 OFFSET $9"),         \
-        PER_CALL("lead_search:" key,                                                               \
-                 "WITH m AS MATERIALIZED (SELECT l." col ", l.id" LEAD_FILTER " LIMIT $12),"       \
-                 " c AS (SELECT count(*) AS n FROM m), p AS (SELECT * FROM m"                      \
-                 " WHERE (SELECT c.n FROM c) < $12 AND" AFTER("m", col, type, after)               \
-                     SORTED("m." col, "m.id",                                                      \
-                            dir) " LIMIT $8 OFFSET $9)"                                            \
-                                 " SELECT least(c.n, $12 - 1), c.n < $12,"                         \
-                                 " (SELECT crm_lead_json(l) FROM leads l"                          \
-                                 " WHERE l.id = p.id), p." col "::text, p.id"                      \
-                                 " FROM c LEFT JOIN p ON true" SORTED("p." col, "p.id", dir))
+    PER_CALL("lead_list:" key,                                                                     \
+             PAGE_JSON("SELECT l, l." col " AS k, l.id AS i" LEAD_FILTER                           \
+                       " AND" AFTER("l", col, type, after) SORTED("l." col, "l.id", dir)           \
+                       " LIMIT $8 OFFSET $9", dir)),                                               \
+    PER_CALL("lead_few:" key,                                                                      \
+             "WITH m AS MATERIALIZED (SELECT l." col ", l.id" LEAD_FILTER "), p AS (SELECT *"      \
+             " FROM m WHERE" AFTER("m", col, type, after) SORTED("m." col, "m.id", dir)            \
+             " LIMIT $8 OFFSET $9) SELECT " LEAD_JSON("l") ", p." col "::text, p.id FROM p"        \
+             " JOIN leads l ON l.id = p.id " LEAD_USERS("l") SORTED("p." col, "p.id", dir)),       \
+    PER_CALL("lead_walk:" key,                                                                     \
+             PAGE_JSON("SELECT w.l, w.k, w.i FROM (SELECT l, l." col " AS k, l.id AS i" LEAD_ROWS  \
+                       " AND" AFTER("l", col, type, after) SORTED("l." col, "l.id", dir)           \
+                       " LIMIT " WALK_MAX ") w WHERE (w.l).search LIKE lower($5::text)"            \
+                       SORTED("w.k", "w.i", dir) " LIMIT $8 OFFSET $9", dir)),                     \
+    PER_CALL("lead_search:" key,                                                                   \
+             "WITH m AS MATERIALIZED (SELECT l." col ", l.id" LEAD_FILTER " LIMIT $12),"           \
+             " c AS (SELECT count(*) AS n FROM m), p AS (SELECT * FROM m"                          \
+             " WHERE (SELECT c.n FROM c) < $12 AND" AFTER("m", col, type, after)                   \
+             SORTED("m." col, "m.id", dir) " LIMIT $8 OFFSET $9)"                                  \
+             " SELECT least(c.n, $12 - 1), c.n < $12,"                                             \
+             " (SELECT " LEAD_JSON("l") " FROM leads l " LEAD_USERS("l") " WHERE l.id = p.id),"    \
+             " p." col "::text, p.id FROM c LEFT JOIN p ON true" SORTED("p." col, "p.id", dir))
+// clang-format on
 /*
  * GET /api/leads.csv: every lead the list's filters $1..$7 match, in its sort, as the export's
  * columns (cgi-src/leads/export.c names them), read row by row (crm_db_stream).
@@ -280,13 +296,15 @@ static const struct crm_stmt stmts[] = {
      * round trip: $1 lead, $2 the caller's user id. The lead is NULL when the caller may not
      * see it (inactive, or a SALES_EXECUTIVE who does not own it); no row when it is gone.
      */
+    // clang-format off
     STMT("lead_get",
-         "SELECT CASE WHEN l.id IS NOT NULL THEN crm_lead_json(l) END,"
-         " (SELECT coalesce(json_agg(crm_activity_json(t.a)"
-         " ORDER BY (t.a).id DESC), '[]') FROM (SELECT a FROM activities a"
-         " WHERE a.lead_id = l.id ORDER BY a.id DESC LIMIT 50) t), " AUTH_COLS(
-             "u.") " FROM users u LEFT JOIN leads l ON l.id = $1 AND u.active"
-                   " AND (u.role <> 'SALES_EXECUTIVE' OR l.owner_id = u.id) WHERE u.id = $2"),
+         "SELECT CASE WHEN l.id IS NOT NULL THEN " LEAD_JSON("l") " END,"
+         " (SELECT coalesce(json_agg(" ACTIVITY_JSON("t") " ORDER BY (t.a).id DESC), '[]')"
+         " FROM (SELECT a, r" ACTIVITY_ROWS " WHERE a.lead_id = l.id ORDER BY a.id DESC LIMIT 50)"
+         " t), " AUTH_COLS("u.") " FROM users u LEFT JOIN leads l ON l.id = $1 AND u.active"
+         " AND (u.role <> 'SALES_EXECUTIVE' OR l.owner_id = u.id) " LEAD_USERS("l")
+         " WHERE u.id = $2"),
+    // clang-format on
     /* Every change to a lead starts here, in a transaction: $1 lead, $2 row filter. */
     STMT("lead_lock", "SELECT l.version, l.status, l.owner_id FROM leads l"
                       " WHERE l.id = $1 AND " OWN_2 " FOR UPDATE"),
@@ -392,15 +410,17 @@ static const struct crm_stmt stmts[] = {
      * A timeline page, newest first: $1 lead, $2 row filter, $3 before this id, $4 limit, and
      * optional filters: $5 a type, $6 a field the activity records a change of.
      */
+    // clang-format off
     STMT("activity_page",
-         "SELECT coalesce(json_agg(crm_activity_json(t.a) ORDER BY (t.a).id DESC)"
+         "SELECT coalesce(json_agg(" ACTIVITY_JSON("t") " ORDER BY (t.a).id DESC)"
          " FILTER (WHERE (t.a).id IS NOT NULL), '[]'), count((t.a).id), min((t.a).id)"
-         " FROM leads l LEFT JOIN LATERAL (SELECT a FROM activities a WHERE a.lead_id = l.id"
+         " FROM leads l LEFT JOIN LATERAL (SELECT a, r" ACTIVITY_ROWS " WHERE a.lead_id = l.id"
          " AND ($3::bigint IS NULL OR a.id < $3) AND ($5::text IS NULL OR a.type = $5)"
          " AND ($6::text IS NULL OR a.meta @> jsonb_build_object('changes',"
          " jsonb_build_array(jsonb_build_object('field', $6::text))))"
          " ORDER BY a.id DESC LIMIT $4) t ON true"
          " WHERE l.id = $1 AND " OWN_2 " GROUP BY l.id"),
+// clang-format on
 
 /*
  * Tasks (cgi-src/leads/tasks.c). TASK_OWN_n is their row filter: a SALES_EXECUTIVE ($n its

@@ -214,6 +214,7 @@ def test_total_is_bounded_and_says_so(admin):
                         % (tag, r.json["page"]["next_cursor"]), token=tok)
             assert r.status == 200 and r.json["page"]["total_exact"] is False
             seen += ids(r.json["data"])
+            assert r.json["data"] == own_json("leads", r.json["data"])  # lead_walk
         names = sql("SELECT id FROM leads WHERE company = :'p1' ORDER BY name, id LIMIT 400", tag)
         assert seen == [int(n[0]) for n in names]
     finally:
@@ -239,6 +240,7 @@ def test_a_search_whose_matches_lie_far_down_the_order(admin):
         rows, pages = walk(tok, "q=%s" % tag, 100)
         assert pages[0]["total_exact"] is False and len(pages) == 11
         assert ids(rows) == want
+        assert rows == own_json("leads", rows)  # lead_few, then lead_walk
         r = request("GET", "/api/leads?q=%s&offset=500&limit=50&sort=-created_at" % tag, token=tok)
         assert r.status == 200 and ids(r.json["data"]) == want[500:550]
         # The same in the other direction: the matches come first, the walk fills each page.
@@ -246,6 +248,55 @@ def test_a_search_whose_matches_lie_far_down_the_order(admin):
         assert ids(rows) == want[::-1]
     finally:
         sql("DELETE FROM leads WHERE company IN (:'p1', :'p2')", tag, newer)
+
+
+def own_json(table, rows):
+    """What crm_lead_json or crm_activity_json of each row's id gives, looking its users up by
+    id; the reads join them instead (lib/db.c LEAD_USERS, ACTIVITY_ROWS)."""
+    got = sql("SELECT id, crm_%s_json(t) FROM %s t WHERE id = ANY (:'p1'::bigint[])"
+              % ({"leads": "lead", "activities": "activity"}[table], table),
+              "{%s}" % ",".join(str(r["id"]) for r in rows))
+    want = {int(i): json.loads(j) for i, j in got}
+    return [want[r["id"]] for r in rows]
+
+
+def test_every_read_gives_each_lead_and_activity_its_own_users(admin):
+    """Owner and creator told apart, an unassigned lead, activities by other users: every list
+    plan, the lead and its timeline give what the one-row functions give."""
+    tok, tag = admin["token"], "Refs%s" % uuid.uuid4().hex[:8]
+    sales = [make_user(tok, "SALES_EXECUTIVE") for _ in range(2)]
+    leads = []
+    for i, owner in enumerate([None, sales[0][1]["id"], sales[1][1]["id"]]):
+        body = {"name": "refs %d" % i, "company": tag, "value": i}
+        if owner:
+            body["owner_id"] = owner
+        r = request("POST", "/api/leads", body, token=tok)
+        assert r.status == 201, r.text
+        leads.append(r.json["lead"])
+    for s, lead in zip(sales, leads[1:]):
+        r = request("POST", "/api/leads/%d/activity" % lead["id"], {"type": "CALL",
+                    "content": "by its owner"}, token=s[0])
+        assert r.status == 201, r.text
+    assert [l["owner"] for l in own_json("leads", leads)] == [
+        None, {"id": sales[0][1]["id"], "name": sales[0][1]["name"]},
+        {"id": sales[1][1]["id"], "name": sales[1][1]["name"]}]
+    for sort in ("name", "-value", "created_at"):
+        got = fetch({"tag": tag, "tok": tok}, "sort=" + sort)["data"]  # lead_search
+        assert len(got) == 3 and got == own_json("leads", got)
+        for s in sales:  # lead_list: no search
+            r = request("GET", "/api/leads?owner_id=%d&sort=%s" % (s[1]["id"], sort), token=tok)
+            assert r.status == 200 and len(r.json["data"]) == 1
+            assert r.json["data"] == own_json("leads", r.json["data"])
+    for lead in leads:
+        r = request("GET", "/api/leads/%d" % lead["id"], token=tok)
+        assert r.status == 200 and r.json["lead"] == own_json("leads", [lead])[0]
+        acts = r.json["activities"]
+        assert acts and acts == own_json("activities", acts)
+        r = request("GET", "/api/leads/%d/activities?limit=1" % lead["id"], token=tok)
+        assert r.status == 200 and r.json["data"] == acts[:1]
+    actors = [a["actor"]["id"] for a in request("GET", "/api/leads/%d" % leads[2]["id"],
+                                                token=tok).json["activities"]]
+    assert actors == [sales[1][1]["id"], admin["user"]["id"]]
 
 
 @pytest.mark.parametrize("query,pick", [
