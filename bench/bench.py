@@ -9,7 +9,8 @@ a CSV import of BENCH_IMPORT_ROWS new leads into that table (rows/s), (8) lead c
 /api/leads) at 16 connections. Writes the table to bench/results.md. Settings (environment):
 BENCH_SECONDS per run (default 15),
 BENCH_MEMORY_SECONDS for (3) (default 60), BENCH_LEADS (default 1000000), BENCH_IMPORT_ROWS
-(default 100000), BENCH_WORKERS per pool (default 4), BENCH_PORT (default 18090; the next port
+(default 100000), BENCH_WORKERS per pool (default 4), CRM_PG_SHARED_BUFFERS (PostgreSQL's
+buffers; its own 128 MB unless told), BENCH_PORT (default 18090; the next port
 serves nginx's static answer), BENCH_VAR (the stack's directory, default var/bench), BENCH_REUSE=1
 (keep the database a run before seeded, less the leads its (7) and (8) added, instead of
 starting afresh: a 10 million lead seed takes
@@ -387,9 +388,10 @@ def main():
                                   / 2 ** 30), sh(["uname", "-sr"]).strip(), load,
             os.getloadavg()[0]),
         "- Command: `make bench` (wrk -t2 -c%d, %d s per run, %d s for (3); pgbench -M prepared"
-        " -c%d -j2); %s workers per pool; %s leads, %s activities, database %s" % (
+        " -c%d -j2); %s workers per pool; %s leads, %s activities, database %s;"
+        " PostgreSQL's shared_buffers %s" % (
             CONNS, SECONDS, MEMORY_SECONDS, CONNS, WORKERS, format(measured[0], ","),
-            format(measured[1], ","), mem),
+            format(measured[1], ","), mem, psql("SHOW shared_buffers")),
         "- Seeding (`crmctl seed`, activities and summaries included): %s" % ("; ".join(
             "%s leads in %.0f s (%.0f leads/s)" % (format(n, ","), t, n / t) for n, t in SEEDED)
             or "none (BENCH_REUSE kept the database of a run before)"),

@@ -9,6 +9,7 @@
 #   CRM_BCRYPT_COST, CRM_SSE_MAX_STREAMS[_PER_USER]  written to a new env file (12, 10000, 16)
 #   CRM_LOG_MAX_BYTES, CRM_LOG_KEEP  a log is rotated past this size (10 MiB), KEEP kept (5)
 #   CRM_CORS_ORIGINS, CRM_METRICS_ALLOW               likewise (none; loopback)
+#   CRM_PG_SHARED_BUFFERS  PostgreSQL's shared_buffers, read at its start (default its own)
 #   CRM_EVENTS_PROCS  crm-events processes (default 1; kept in run/events-procs, so a later start
 #                     without it keeps the count): crm-events, crm-events-2 ... each with its own
 #                     socket, log and pid file. stack.sh events-procs N changes it while it runs.
@@ -129,7 +130,8 @@ start_pg() {
     if ! as_svc "$PGBIN/pg_ctl" -D "$VAR/pg" status >/dev/null 2>&1; then
         # Unix socket only: nothing listens on TCP, and only this user can reach the socket.
         as_svc "$PGBIN/pg_ctl" -D "$VAR/pg" -l "$VAR/log/postgresql.log" -w -t 60 \
-            -o "-k $VAR/run -c listen_addresses= -c unix_socket_permissions=0700" start \
+            -o "-k $VAR/run -c listen_addresses= -c unix_socket_permissions=0700 \
+                ${CRM_PG_SHARED_BUFFERS:+-c shared_buffers=$CRM_PG_SHARED_BUFFERS}" start \
             >/dev/null || die "PostgreSQL did not start: see $VAR/log/postgresql.log"
     fi
     as_svc "$PGBIN/psql" -h "$VAR/run" -d postgres -tAc \

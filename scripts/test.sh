@@ -25,6 +25,8 @@ export CRM_MAIL_HOST=127.0.0.1 CRM_MAIL_PORT=${CRM_TEST_MAIL_PORT:-18025} CRM_MA
 # attempts, backoff and the failures that disable short enough to watch.
 export CRM_WEBHOOK_ALLOW_NETS=127.0.0.0/8 CRM_WEBHOOK_TIMEOUT_SECONDS=2 CRM_WEBHOOK_RETRY_SECONDS=1
 export CRM_WEBHOOK_MAX_FAILURES=5
+# Not PostgreSQL's default (128MB), so that a test sees stack.sh hand it over at every start.
+export CRM_PG_SHARED_BUFFERS=160MB
 export ASAN_OPTIONS=detect_leaks=1:exitcode=23:log_exe_name=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cd "$ROOT"

@@ -4,7 +4,7 @@ import os
 import subprocess
 import time
 
-from conftest import ROOT, VAR, register, request
+from conftest import ROOT, VAR, register, request, sql
 from test_metrics import scrape, value
 
 
@@ -55,3 +55,10 @@ def test_database_restart(admin):
     after, _ = scrape("crm-auth")
     for name in ("crm_db_connect_failures_total", "crm_db_reconnects_total"):
         assert value(after, name) > value(before, name), name
+
+
+def test_postgresql_keeps_the_stacks_shared_buffers():
+    """stack.sh gives PostgreSQL CRM_PG_SHARED_BUFFERS (scripts/test.sh sets a value that is not
+    PostgreSQL's default) at every start, the restart above included."""
+    want = os.environ["CRM_PG_SHARED_BUFFERS"]
+    assert want != "128MB" and sql("SHOW shared_buffers") == [[want]]
