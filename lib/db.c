@@ -74,8 +74,8 @@ struct crm_stmt {
 /*
  * Reads of many leads or activities join the users these refer to and pass them to
  * crm_lead_json and crm_activity_json, which PostgreSQL then inlines; the one-argument forms
- * look each user up in a function call, which cost a lead list or a timeline a quarter of its
- * time (schema.sql version 16). LEAD_USERS(l) joins lead l's owner and creator for
+ * look each user up in a function call, about half the time of a page of 20 leads
+ * (schema.sql version 16; bench/results.md). LEAD_USERS(l) joins lead l's owner and creator for
  * LEAD_JSON(l); ACTIVITY_ROWS gives activities a with their actors r, for ACTIVITY_JSON(t) of
  * a row t of the two.
  */
