@@ -534,13 +534,18 @@ CREATE INDEX IF NOT EXISTS tasks_user_due ON tasks (user_id, due_at, id);
 CREATE INDEX IF NOT EXISTS tasks_remind ON tasks (due_at)
     WHERE done_at IS NULL AND reminded_at IS DISTINCT FROM due_at;
 
-CREATE OR REPLACE FUNCTION crm_task_json(t tasks) RETURNS json
+-- A task with its assignee's and creator's crm_user_ref; pages join them (version 16).
+CREATE OR REPLACE FUNCTION crm_task_json(t tasks, assignee json, created_by json) RETURNS json
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT json_build_object('id', t.id, 'lead_id', t.lead_id, 'title', t.title,
               'notes', t.notes, 'due_at', crm_ts(t.due_at), 'done_at', crm_ts(t.done_at),
-              'user', crm_user_ref(t.user_id), 'created_by', crm_user_ref(t.created_by),
+              'user', assignee, 'created_by', created_by,
               'created_at', crm_ts(t.created_at), 'updated_at', crm_ts(t.updated_at),
               'version', t.version) $$;
+
+CREATE OR REPLACE FUNCTION crm_task_json(t tasks) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT crm_task_json(t, crm_user_ref(t.user_id), crm_user_ref(t.created_by)) $$;
 
 -- A reminder that became due sooner than crm-mailer's next wake-up wakes it now (it LISTENs on
 -- mail_outbox and sleeps until the earliest due outbox row or task).
@@ -691,12 +696,17 @@ CREATE OR REPLACE TRIGGER events_notifications AFTER INSERT ON events
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
     EXECUTE FUNCTION crm_events_notifications();
 
-CREATE OR REPLACE FUNCTION crm_notification_json(n notifications) RETURNS json
+-- A notification with its actor's crm_user_ref; the inbox page joins it (version 16).
+CREATE OR REPLACE FUNCTION crm_notification_json(n notifications, actor json) RETURNS json
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT json_build_object('id', n.event_id, 'type', n.type, 'reason', n.reason,
-              'lead_id', n.lead_id, 'actor', crm_user_ref(n.actor_id), 'data', n.payload,
+              'lead_id', n.lead_id, 'actor', actor, 'data', n.payload,
               'activity', n.activity, 'created_at', crm_ts(n.created_at),
               'read_at', crm_ts(n.read_at)) $$;
+
+CREATE OR REPLACE FUNCTION crm_notification_json(n notifications) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT crm_notification_json(n, crm_user_ref(n.actor_id)) $$;
 
 -- An upgraded database's inbox starts with the events it still holds (the last 24 hours), once.
 DO $$ BEGIN
@@ -966,6 +976,7 @@ INSERT INTO schema_version (version) VALUES (14) ON CONFLICT DO NOTHING;
 -- Version 15: crm_created_since (above) counts from the hour boundary nearest to t.
 INSERT INTO schema_version (version) VALUES (15) ON CONFLICT DO NOTHING;
 
--- Version 16: crm_ts STABLE, and crm_user_ref, crm_lead_json and crm_activity_json taking the
--- users a read has joined (above), so that PostgreSQL inlines them.
+-- Version 16: crm_ts STABLE, and crm_user_ref, crm_lead_json, crm_activity_json, crm_task_json
+-- and crm_notification_json taking the users a read has joined (above), so that PostgreSQL
+-- inlines them.
 INSERT INTO schema_version (version) VALUES (16) ON CONFLICT DO NOTHING;

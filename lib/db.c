@@ -72,11 +72,11 @@ struct crm_stmt {
     " activity) SELECT '" type "', (l.r).id, (l.r).owner_id, " prev_owner ", " actor ","           \
     " crm_lead_json(l.r), crm_activity_json(a.r) FROM o, l, a RETURNING id)"
 /*
- * Reads of many leads or activities join the users these refer to and pass them to
- * crm_lead_json and crm_activity_json, which PostgreSQL then inlines; the one-argument forms
- * look each user up in a function call, about half the time of a page of 20 leads
- * (schema.sql version 16; bench/results.md). LEAD_USERS(l) joins lead l's owner and creator for
- * LEAD_JSON(l); ACTIVITY_ROWS gives activities a with their actors r, for ACTIVITY_JSON(t) of
+ * Reads of many leads, activities or tasks join the users these refer to and pass them to
+ * crm_lead_json, crm_activity_json or crm_task_json, which PostgreSQL then inlines; the
+ * one-argument forms look each user up in a function call, about half the time of a page of 20
+ * leads (schema.sql version 16; bench/results.md). LEAD_USERS(l) joins lead l's owner and creator
+ * for LEAD_JSON(l); ACTIVITY_ROWS gives activities a with their actors r, for ACTIVITY_JSON(t) of
  * a row t of the two.
  */
 #define LEAD_USERS(l)                                                                              \
@@ -84,6 +84,10 @@ struct crm_stmt {
 #define LEAD_JSON(l) "crm_lead_json(" l ", crm_user_ref(lo), crm_user_ref(lc))"
 #define ACTIVITY_ROWS " FROM activities a LEFT JOIN users r ON r.id = a.actor_id"
 #define ACTIVITY_JSON(t) "crm_activity_json(" t ".a, crm_user_ref(" t ".r))"
+/* A page p of tasks t: the JSON of each, with its assignee and creator joined. */
+#define TASK_USERS                                                                                 \
+    "LEFT JOIN users tu ON tu.id = (p.t).user_id LEFT JOIN users tc ON tc.id = (p.t).created_by"
+#define TASK_JSON "crm_task_json(p.t, crm_user_ref(tu), crm_user_ref(tc))"
 /* A list's rows from page (a query of leads l, sort keys k and ids i), with their JSON. */
 #define PAGE_JSON(page, dir)                                                                       \
     "SELECT " LEAD_JSON("p.l") ", p.k::text, p.i FROM (" page ") p " LEAD_USERS("(p.l)")           \
@@ -520,9 +524,9 @@ static const struct crm_stmt stmts[] = {
     /* A lead's tasks by due time: $1 lead, $2 the lead row filter, $3 limit, $4 offset. */
     STMT("task_lead_page",
          "SELECT (SELECT count(*) FROM tasks t WHERE t.lead_id = l.id),"
-         " (SELECT coalesce(json_agg(crm_task_json(p.t) ORDER BY (p.t).due_at, (p.t).id), '[]')"
+         " (SELECT coalesce(json_agg(" TASK_JSON " ORDER BY (p.t).due_at, (p.t).id), '[]')"
          " FROM (SELECT t FROM tasks t WHERE t.lead_id = l.id ORDER BY t.due_at, t.id"
-         " LIMIT $3 OFFSET $4) p) FROM leads l WHERE l.id = $1 AND " OWN_2),
+         " LIMIT $3 OFFSET $4) p " TASK_USERS ") FROM leads l WHERE l.id = $1 AND " OWN_2),
     /*
      * GET /api/tasks: the tasks assigned to $1 by due time, $2 the row filter, $3 which (open,
      * overdue, today, upcoming, done, all; "today" is the UTC day), $4 limit, $5 offset.
@@ -536,9 +540,9 @@ static const struct crm_stmt stmts[] = {
          " AND t.due_at < date_trunc('day', now(), 'UTC') + interval '1 day'"
          " WHEN 'upcoming' THEN t.done_at IS NULL AND t.due_at >= now()"
          " WHEN 'done' THEN t.done_at IS NOT NULL ELSE true END)"
-         " SELECT (SELECT count(*) FROM m), (SELECT coalesce(json_agg(crm_task_json(p.t)"
+         " SELECT (SELECT count(*) FROM m), (SELECT coalesce(json_agg(" TASK_JSON
          " ORDER BY (p.t).due_at, (p.t).id), '[]') FROM (SELECT t FROM m"
-         " ORDER BY (t).due_at, (t).id LIMIT $4 OFFSET $5) p)"),
+         " ORDER BY (t).due_at, (t).id LIMIT $4 OFFSET $5) p " TASK_USERS ")"),
 
     /*
      * The notification inbox (cgi-src/leads/notifications.c; schema.sql fills it). $1 is always
@@ -548,8 +552,9 @@ static const struct crm_stmt stmts[] = {
      * the unread index.
      */
     PER_CALL("notification_page",
-             "SELECT crm_notification_json(n), n.event_id FROM notifications n"
-             " WHERE n.user_id = $1 AND ($2::boolean IS NOT TRUE OR n.read_at IS NULL)"
+             "SELECT crm_notification_json(n, crm_user_ref(a)), n.event_id FROM notifications n"
+             " LEFT JOIN users a ON a.id = n.actor_id WHERE n.user_id = $1"
+             " AND ($2::boolean IS NOT TRUE OR n.read_at IS NULL)"
              " AND ($4::bigint IS NULL OR n.event_id < $4) ORDER BY n.event_id DESC LIMIT $3"),
     STMT("notification_unread",
          "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL"),

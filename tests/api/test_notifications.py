@@ -88,6 +88,23 @@ def test_assignment_tells_the_new_owner_and_the_one_it_was_taken_from(people):
                                                       "UNASSIGNED"]])
 
 
+def test_the_inbox_page_gives_each_notification_its_own_actor(people):
+    """The page joins each notification's actor (lib/db.c notification_page): it gives what
+    crm_notification_json of the row gives, which looks the actor up by id."""
+    mtoken, manager = people["MANAGER"]
+    atoken, a = people["SALES_EXECUTIVE"]
+    lead = new_lead(atoken)
+    assert request("POST", "/api/leads/%d/activity" % lead["id"],
+                   {"type": "CALL", "content": "called"}, token=mtoken).status == 201
+    items = [n for n in inbox(atoken) if n["lead_id"] == lead["id"]]
+    assert items and all(n["actor"] == {"id": manager["id"], "name": manager["name"]}
+                         for n in items)
+    got = {int(i): json.loads(j) for i, j in sql(
+        "SELECT event_id, crm_notification_json(n) FROM notifications n"
+        " WHERE user_id = :'p1' AND lead_id = :'p2'", a["id"], lead["id"])}
+    assert items == [got[n["id"]] for n in items]
+
+
 def test_own_actions_on_own_lead_tell_nobody(people):
     atoken, _ = people["SALES_EXECUTIVE"]
     lead = new_lead(atoken)

@@ -101,6 +101,26 @@ def test_create_defaults_to_the_lead_owner_and_reads_back(people):
     assert t["user"]["id"] == manager["id"]
 
 
+def test_task_pages_give_each_task_its_own_users(people):
+    """The pages join each task's assignee and creator (lib/db.c TASK_USERS): told apart, they
+    give what crm_task_json of the row gives, which looks them up by id."""
+    lead = new_lead(people, "SALES_EXECUTIVE")
+    sales = people["SALES_EXECUTIVE"]
+    tasks = [new_task(people["ADMIN"][0], lead["id"], user_id=sales[1]["id"], due_at=at(60 + i))
+             for i in range(2)]
+    tasks.append(new_task(sales[0], lead["id"], due_at=at(90)))
+    got = {int(i): json.loads(j) for i, j in sql(
+        "SELECT id, crm_task_json(t) FROM tasks t WHERE lead_id = :'p1'", lead["id"])}
+    assert [got[t["id"]]["created_by"]["id"] for t in tasks] == [people["ADMIN"][1]["id"]] * 2 + [
+        sales[1]["id"]] and all(got[t["id"]]["user"]["id"] == sales[1]["id"] for t in tasks)
+    r = request("GET", "/api/leads/%d/tasks" % lead["id"], token=people["ADMIN"][0])
+    assert r.status == 200 and r.json["data"] == [got[t["id"]] for t in tasks]
+    r = request("GET", "/api/tasks?filter=all&limit=100", token=sales[0])
+    assert r.status == 200
+    mine = [t for t in r.json["data"] if t["lead_id"] == lead["id"]]
+    assert mine == [got[t["id"]] for t in tasks]
+
+
 def test_admin_assigns_anyone_active(people):
     lead = new_lead(people, "SALES_EXECUTIVE")
     other = people["OTHER"][1]
