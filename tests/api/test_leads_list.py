@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import make_user, request, sql
+from conftest import make_user, own_json, request, sql
 
 
 @pytest.fixture(scope="module")
@@ -248,16 +248,6 @@ def test_a_search_whose_matches_lie_far_down_the_order(admin):
         assert ids(rows) == want[::-1]
     finally:
         sql("DELETE FROM leads WHERE company IN (:'p1', :'p2')", tag, newer)
-
-
-def own_json(table, rows):
-    """What crm_lead_json or crm_activity_json of each row's id gives, looking its users up by
-    id; the reads join them instead (lib/db.c LEAD_USERS, ACTIVITY_ROWS)."""
-    got = sql("SELECT id, crm_%s_json(t) FROM %s t WHERE id = ANY (:'p1'::bigint[])"
-              % ({"leads": "lead", "activities": "activity"}[table], table),
-              "{%s}" % ",".join(str(r["id"]) for r in rows))
-    want = {int(i): json.loads(j) for i, j in got}
-    return [want[r["id"]] for r in rows]
 
 
 def test_every_read_gives_each_lead_and_activity_its_own_users(admin):

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import VAR, make_user, request, sql
+from conftest import VAR, make_user, own_json, request, sql
 from sse import Stream
 from test_mail import start_mailer, stop
 
@@ -109,16 +109,15 @@ def test_task_pages_give_each_task_its_own_users(people):
     tasks = [new_task(people["ADMIN"][0], lead["id"], user_id=sales[1]["id"], due_at=at(60 + i))
              for i in range(2)]
     tasks.append(new_task(sales[0], lead["id"], due_at=at(90)))
-    got = {int(i): json.loads(j) for i, j in sql(
-        "SELECT id, crm_task_json(t) FROM tasks t WHERE lead_id = :'p1'", lead["id"])}
-    assert [got[t["id"]]["created_by"]["id"] for t in tasks] == [people["ADMIN"][1]["id"]] * 2 + [
-        sales[1]["id"]] and all(got[t["id"]]["user"]["id"] == sales[1]["id"] for t in tasks)
+    got = own_json("tasks", tasks)
+    assert [g["created_by"]["id"] for g in got] == [people["ADMIN"][1]["id"]] * 2 + [
+        sales[1]["id"]] and all(g["user"]["id"] == sales[1]["id"] for g in got)
     r = request("GET", "/api/leads/%d/tasks" % lead["id"], token=people["ADMIN"][0])
-    assert r.status == 200 and r.json["data"] == [got[t["id"]] for t in tasks]
+    assert r.status == 200 and r.json["data"] == got
     r = request("GET", "/api/tasks?filter=all&limit=100", token=sales[0])
     assert r.status == 200
     mine = [t for t in r.json["data"] if t["lead_id"] == lead["id"]]
-    assert mine == [got[t["id"]] for t in tasks]
+    assert mine == got
 
 
 def test_admin_assigns_anyone_active(people):
