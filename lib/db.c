@@ -88,10 +88,6 @@ struct crm_stmt {
 #define TASK_USERS                                                                                 \
     "LEFT JOIN users tu ON tu.id = (p.t).user_id LEFT JOIN users tc ON tc.id = (p.t).created_by"
 #define TASK_JSON "crm_task_json(p.t, crm_user_ref(tu), crm_user_ref(tc))"
-/* A list's rows from page (a query of leads l, sort keys k and ids i), with their JSON. */
-#define PAGE_JSON(page, dir)                                                                       \
-    "SELECT " LEAD_JSON("p.l") ", p.k::text, p.i FROM (" page ") p " LEAD_USERS("(p.l)")           \
-        SORTED("p.k", "p.i", dir)
 /*
  * GET /api/leads: $1 the row filter, $2..$7 the optional filters. The count stops at $8 rows
  * (the bound + 1), so it costs at most that many index entries: its second column says whether
@@ -112,46 +108,44 @@ struct crm_stmt {
 /* How many rows of the sort's order lead_walk looks through for a search's page at most. */
 #define WALK_MAX "5000"
 /*
- * Three plans of one page; cgi-src/leads/list.c picks one by the count, so that the planner
- * never chooses on a guess of how many rows a search matches (a rare term's page walking the
- * whole sort index, a common term's sorting every match). lead_few, when the count found every
- * match (at most its bound): the matches' sort keys and ids gathered by whatever index the
- * filters suit (the search's trigram index for q) and sorted, then the page's leads read; it
- * costs the matches. lead_walk, for a search
+ * Three plans of one page's sort keys and ids; cgi-src/leads/list.c picks one by the count, so
+ * that the planner never chooses on a guess of how many rows a search matches (a rare term's page
+ * walking the whole sort index, a common term's sorting every match). lead_few, when the count
+ * found every match (at most its bound): the matches' sort keys and ids gathered by whatever
+ * index the filters suit (the search's trigram index for q) and sorted. lead_walk, for a search
  * with more matches: the first WALK_MAX rows of the sort's index, searched as they come; a page
  * it does not fill (matches rare at the head of that order) is made by lead_few instead.
  * lead_list, with no search: the sort's index, filtered as it goes. lead_search, a search's
  * first statement: lead_count and lead_few in one, so that the matches are gathered once (a
  * rare term's trigram scan is most of its cost): its up to $12 (the count's bound + 1) matches,
- * counted, then, when that is every match, the page: each row the count's two columns, then
- * lead_list's three; one row with NULL in those when the page is empty or there are more
- * matches (lead_walk's case).
+ * counted, then, when that is every match, the page: each row the count's two columns, then the
+ * sort key and id; one row with NULL in those when the page is empty or there are more matches
+ * (lead_walk's case). Each answers sort keys and ids only: lead_page then reads the leads. These
+ * are planned on every call, and planning the lead's JSON (its functions inlined) cost twice
+ * what running the rest did; lead_page is prepared, so it is planned once a connection.
  */
 /* Left unformatted: clang-format finds no stable layout for SQL built with these macros. */
 // clang-format off
 #define LEAD_LIST(key, col, type, dir, after)                                                      \
     PER_CALL("lead_list:" key,                                                                     \
-             PAGE_JSON("SELECT l, l." col " AS k, l.id AS i" LEAD_FILTER                           \
-                       " AND" AFTER("l", col, type, after) SORTED("l." col, "l.id", dir)           \
-                       " LIMIT $8 OFFSET $9", dir)),                                               \
+             "SELECT l." col "::text, l.id" LEAD_FILTER " AND" AFTER("l", col, type, after)        \
+             SORTED("l." col, "l.id", dir) " LIMIT $8 OFFSET $9"),                                 \
     PER_CALL("lead_few:" key,                                                                      \
-             "WITH m AS MATERIALIZED (SELECT l." col ", l.id" LEAD_FILTER "), p AS (SELECT *"      \
-             " FROM m WHERE" AFTER("m", col, type, after) SORTED("m." col, "m.id", dir)            \
-             " LIMIT $8 OFFSET $9) SELECT " LEAD_JSON("l") ", p." col "::text, p.id FROM p"        \
-             " JOIN leads l ON l.id = p.id " LEAD_USERS("l") SORTED("p." col, "p.id", dir)),       \
+             "WITH m AS MATERIALIZED (SELECT l." col ", l.id" LEAD_FILTER ") SELECT m." col        \
+             "::text, m.id FROM m WHERE" AFTER("m", col, type, after)                              \
+             SORTED("m." col, "m.id", dir) " LIMIT $8 OFFSET $9"),                                 \
     PER_CALL("lead_walk:" key,                                                                     \
-             PAGE_JSON("SELECT w.l, w.k, w.i FROM (SELECT l, l." col " AS k, l.id AS i" LEAD_ROWS  \
-                       " AND" AFTER("l", col, type, after) SORTED("l." col, "l.id", dir)           \
-                       " LIMIT " WALK_MAX ") w WHERE (w.l).search LIKE lower($5::text)"            \
-                       SORTED("w.k", "w.i", dir) " LIMIT $8 OFFSET $9", dir)),                     \
+             "SELECT w.k::text, w.i FROM (SELECT l." col " AS k, l.id AS i, l.search AS s"         \
+             LEAD_ROWS " AND" AFTER("l", col, type, after) SORTED("l." col, "l.id", dir)           \
+             " LIMIT " WALK_MAX ") w WHERE w.s LIKE lower($5::text)" SORTED("w.k", "w.i", dir)     \
+             " LIMIT $8 OFFSET $9"),                                                               \
     PER_CALL("lead_search:" key,                                                                   \
              "WITH m AS MATERIALIZED (SELECT l." col ", l.id" LEAD_FILTER " LIMIT $12),"           \
              " c AS (SELECT count(*) AS n FROM m), p AS (SELECT * FROM m"                          \
              " WHERE (SELECT c.n FROM c) < $12 AND" AFTER("m", col, type, after)                   \
              SORTED("m." col, "m.id", dir) " LIMIT $8 OFFSET $9)"                                  \
-             " SELECT least(c.n, $12 - 1), c.n < $12,"                                             \
-             " (SELECT " LEAD_JSON("l") " FROM leads l " LEAD_USERS("l") " WHERE l.id = p.id),"    \
-             " p." col "::text, p.id FROM c LEFT JOIN p ON true" SORTED("p." col, "p.id", dir))
+             " SELECT least(c.n, $12 - 1), c.n < $12, p." col "::text, p.id"                       \
+             " FROM c LEFT JOIN p ON true" SORTED("p." col, "p.id", dir))
 // clang-format on
 /*
  * GET /api/leads.csv: every lead the list's filters $1..$7 match, in its sort, as the export's
@@ -312,6 +306,16 @@ static const struct crm_stmt stmts[] = {
     /* Every change to a lead starts here, in a transaction: $1 lead, $2 row filter. */
     STMT("lead_lock", "SELECT l.version, l.status, l.owner_id FROM leads l"
                       " WHERE l.id = $1 AND " OWN_2 " FOR UPDATE"),
+    /*
+     * A page's leads from their ids $1 ("7,3,9", in the page's order), with the row filter $2
+     * again: a lead given to another owner since its id was read is left out, not shown. Split
+     * by string_to_table, whose estimate of rows does not depend on the value: with unnest of
+     * an array, a plan for a page of few leads looked cheaper than the plan kept, so PostgreSQL
+     * planned every such page again (the cost this statement is apart to avoid).
+     */
+    STMT("lead_page", "SELECT " LEAD_JSON("l") " FROM string_to_table($1, ',') WITH ORDINALITY"
+                      " AS x (id, n) JOIN leads l ON l.id = x.id::bigint " LEAD_USERS("l")
+                      " WHERE " OWN_2 " ORDER BY x.n"),
     PER_CALL("lead_count",
              "SELECT least(count(*), $8 - 1), count(*) < $8 FROM (SELECT 1" LEAD_FILTER
              " LIMIT $8) c"),

@@ -193,8 +193,8 @@ page_start(struct crm_req *req, long offset, const char *bind, const char **para
 }
 
 /*
- * A page's rows as a list statement answers them: from column col on, each lead, its sort key
- * and its id; the page's and the one past it, if any.
+ * A page's rows as a list statement answers them: from column col on, each lead's sort key and
+ * id; the page's and the one past it, if any.
  */
 struct page_rows {
     PGresult *res;
@@ -215,8 +215,8 @@ page_extend(struct crm_req *req, cJSON *body, const PGresult *count, struct page
     if (PQntuples(rows.res) <= limit)
         return cJSON_AddNullToObject(page, "next_cursor") == NULL ? CRM_ENOMEM : CRM_OK;
     if (crm_cursor_make((const unsigned char *)req->cfg->jwt_secret, req->cfg->jwt_secret_len, bind,
-                        PQgetvalue(rows.res, last, rows.col + 1),
-                        PQgetvalue(rows.res, last, rows.col + 2), cursor, sizeof(cursor)) != 0 ||
+                        PQgetvalue(rows.res, last, rows.col),
+                        PQgetvalue(rows.res, last, rows.col + 1), cursor, sizeof(cursor)) != 0 ||
         cJSON_AddStringToObject(page, "next_cursor", cursor) == NULL)
         return CRM_ENOMEM;
     return CRM_OK;
@@ -270,13 +270,33 @@ page_rows(struct crm_req *req, const char *sort, long limit, const char **params
     return crm_db_exec(req->db, stmt, 11, params, &rows->res);
 }
 
+/*
+ * The leads of the page's rows (not the one past it), by lead_page from their ids; own is the
+ * row filter, applied again.
+ */
+static enum crm_err
+page_leads(struct crm_req *req, struct page_rows rows, long limit, const char *own,
+           PGresult **out)
+{
+    int n = PQntuples(rows.res) < limit ? PQntuples(rows.res) : (int)limit;
+    char *ids = crm_arena_alloc(&req->arena, (size_t)n * 21 + 1), *p = ids;
+    const char *params[2] = {ids, own};
+
+    if (ids == NULL)
+        return CRM_ENOMEM;
+    *p = '\0';
+    for (int i = 0; i < n && !PQgetisnull(rows.res, i, rows.col + 1); i++)
+        p += sprintf(p, "%s%s", i > 0 ? "," : "", PQgetvalue(rows.res, i, rows.col + 1));
+    return crm_db_exec(req->db, "lead_page", 2, params, out);
+}
+
 /* GET /api/leads?limit&offset|cursor&status&source&owner_id&q&created_from&created_to&sort */
 int
 leads_list(struct crm_req *req, struct crm_resp *resp)
 {
     char obuf[21];
     const char *params[12], *sort, *stmt, *bind, *refused;
-    PGresult *count = NULL;
+    PGresult *count = NULL, *leads = NULL;
     struct page_rows rows = {NULL, 0};
     cJSON *body = NULL;
     long limit, offset;
@@ -291,11 +311,13 @@ leads_list(struct crm_req *req, struct crm_resp *resp)
         return crm_resp_error(resp, CRM_ENOMEM);
     if ((refused = page_start(req, offset, bind, params, obuf, sizeof(obuf))) != NULL)
         return crm_resp_errorf(resp, CRM_EQUERY, "%s", refused);
-    err = page_rows(req, sort, limit, params, &count, &rows);
+    if ((err = page_rows(req, sort, limit, params, &count, &rows)) == CRM_OK)
+        err = page_leads(req, rows, limit, params[0], &leads);
     if (err == CRM_OK &&
-        ((body = crm_db_page_json(count, rows.res, rows.col, limit, offset, crm_db_json)) == NULL ||
+        ((body = crm_db_page_json(count, leads, 0, limit, offset, crm_db_json)) == NULL ||
          (err = page_extend(req, body, count, rows, limit, bind)) != CRM_OK))
         err = CRM_ENOMEM;
+    PQclear(leads);
     if (rows.res != count)
         PQclear(rows.res);
     PQclear(count);
