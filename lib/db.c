@@ -88,6 +88,12 @@ struct crm_stmt {
 #define TASK_USERS                                                                                 \
     "LEFT JOIN users tu ON tu.id = (p.t).user_id LEFT JOIN users tc ON tc.id = (p.t).created_by"
 #define TASK_JSON "crm_task_json(p.t, crm_user_ref(tu), crm_user_ref(tc))"
+/* A page of the caller's inbox, narrowed by the condition which (below). */
+#define NOTIFICATION_PAGE(name, which)                                                             \
+    STMT(name, "SELECT crm_notification_json(n, crm_user_ref(a)), n.event_id FROM notifications n" \
+               " LEFT JOIN users a ON a.id = n.actor_id WHERE n.user_id = $1" which                \
+               " AND n.event_id < coalesce($3::bigint, 9223372036854775807)"                       \
+               " ORDER BY n.event_id DESC LIMIT $2")
 /*
  * GET /api/leads: $1 the row filter, $2..$7 the optional filters. The count stops at $8 rows
  * (the bound + 1), so it costs at most that many index entries: its second column says whether
@@ -550,16 +556,14 @@ static const struct crm_stmt stmts[] = {
 
     /*
      * The notification inbox (cgi-src/leads/notifications.c; schema.sql fills it). $1 is always
-     * the caller: an inbox is personal, for every role. A page, newest first: $2 true for the
-     * unread only, $3 limit, $4 the id its page starts below (a cursor) or NULL; each row with
-     * its id, to make the next cursor from. Planned per call, so that the unread page reads
-     * the unread index.
+     * the caller: an inbox is personal, for every role. A page, newest first: $2 limit, $3 the
+     * id its page starts below (a cursor) or NULL; each row with its id, to make the next cursor
+     * from. Two statements, all and unread only, so that each is planned once (planning the
+     * notification's JSON cost more than running the page) and the unread page reads the unread
+     * index; the cursor's bound is an index condition with or without a cursor.
      */
-    PER_CALL("notification_page",
-             "SELECT crm_notification_json(n, crm_user_ref(a)), n.event_id FROM notifications n"
-             " LEFT JOIN users a ON a.id = n.actor_id WHERE n.user_id = $1"
-             " AND ($2::boolean IS NOT TRUE OR n.read_at IS NULL)"
-             " AND ($4::bigint IS NULL OR n.event_id < $4) ORDER BY n.event_id DESC LIMIT $3"),
+    NOTIFICATION_PAGE("notification_page", ""),
+    NOTIFICATION_PAGE("notification_unread_page", " AND n.read_at IS NULL"),
     STMT("notification_unread",
          "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL"),
     /* $2 the notification: read now, or kept as read when it was (no row: not the caller's). */

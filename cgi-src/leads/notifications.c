@@ -61,11 +61,12 @@ int
 notifications_list(struct crm_req *req, struct crm_resp *resp)
 {
     char lbuf[21];
-    const char *params[4] = {NULL, NULL, lbuf, NULL}, *unread, *cursor, *bind, *key;
+    const char *params[3] = {NULL, lbuf, NULL}, *unread, *cursor, *bind, *key;
     PGresult *rows = NULL;
     cJSON *body = NULL;
     enum crm_err err;
     long limit;
+    int only_unread;
 
     if ((err = crm_auth_require(req, CRM_ROLES_ALL)) != CRM_OK ||
         (err = crm_req_limit(req, 20, &limit)) != CRM_OK)
@@ -74,17 +75,18 @@ notifications_list(struct crm_req *req, struct crm_resp *resp)
         (unread != NULL && strcmp(unread, "0") != 0 && strcmp(unread, "1") != 0))
         return crm_resp_errorf(resp, CRM_EQUERY, "unread must be 1 (unread only) or 0 (all)");
     params[0] = req->who.idstr;
-    params[1] = unread != NULL && *unread == '1' ? "true" : "false";
-    if ((bind = cursor_bind(req, *params[1] == 't')) == NULL)
+    only_unread = unread != NULL && *unread == '1';
+    if ((bind = cursor_bind(req, only_unread)) == NULL)
         return crm_resp_error(resp, CRM_ENOMEM);
     if (crm_req_query(req, "cursor", &cursor) != CRM_OK ||
         (cursor != NULL &&
          crm_cursor_read((const unsigned char *)req->cfg->jwt_secret, req->cfg->jwt_secret_len,
-                         bind, cursor, &req->arena, &key, &params[3]) != 0))
+                         bind, cursor, &req->arena, &key, &params[2]) != 0))
         return crm_resp_errorf(resp, CRM_EQUERY,
                                "cursor is invalid, or was made for another filter or user");
     snprintf(lbuf, sizeof(lbuf), "%ld", limit + 1);
-    if ((err = crm_db_exec(req->db, "notification_page", 4, params, &rows)) == CRM_OK &&
+    if ((err = crm_db_exec(req->db, only_unread ? "notification_unread_page" : "notification_page",
+                           3, params, &rows)) == CRM_OK &&
         (body = page_json(req, rows, limit, bind)) == NULL)
         err = CRM_ENOMEM;
     PQclear(rows);

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import make_user, request, sql
+from conftest import kept_plan, make_user, request, sql
 from sse import Stream
 
 
@@ -319,3 +319,16 @@ def test_the_inbox_outlives_the_events_purge(people):
     assert inbox(token) == [n] and n["data"]["name"] == "Kept" and n["lead_id"] == lead["id"]
     r = request("POST", "/api/notifications/%d/read" % n["id"], token=token)
     assert r.status == 200 and r.json["notification"]["data"] == n["data"]
+
+
+def test_each_inbox_page_keeps_one_plan_that_reads_its_index():
+    """The inbox's two pages (all, unread only) are prepared, so that the notification's JSON
+    is planned once a connection; their kept plan serves every call, so it must read the index
+    each page needs, with a cursor's bound in the index condition, cursor or not (lib/db.c
+    NOTIFICATION_PAGE)."""
+    for name, index in (("notification_page", "notifications_pkey"),
+                        ("notification_unread_page", "notifications_unread")):
+        for values in ("1, 21, NULL", "1, 21, 1000"):
+            plan = kept_plan(name, "bigint, bigint, bigint", values)
+            assert "Index Scan Backward using %s " % index in plan, plan
+            assert "event_id < COALESCE($3" in plan, plan
