@@ -319,9 +319,11 @@ static const struct crm_stmt stmts[] = {
      * an array, a plan for a page of few leads looked cheaper than the plan kept, so PostgreSQL
      * planned every such page again (the cost this statement is apart to avoid).
      */
-    STMT("lead_page", "SELECT " LEAD_JSON("l") " FROM string_to_table($1, ',') WITH ORDINALITY"
-                      " AS x (id, n) JOIN leads l ON l.id = x.id::bigint " LEAD_USERS("l")
-                      " WHERE " OWN_2 " ORDER BY x.n"),
+    // clang-format off
+    STMT("lead_page",
+         "SELECT " LEAD_JSON("l") " FROM string_to_table($1, ',') WITH ORDINALITY AS x (id, n)"
+         " JOIN leads l ON l.id = x.id::bigint " LEAD_USERS("l") " WHERE " OWN_2 " ORDER BY x.n"),
+    // clang-format on
     PER_CALL("lead_count",
              "SELECT least(count(*), $8 - 1), count(*) < $8 FROM (SELECT 1" LEAD_FILTER
              " LIMIT $8) c"),

@@ -275,8 +275,7 @@ page_rows(struct crm_req *req, const char *sort, long limit, const char **params
  * row filter, applied again.
  */
 static enum crm_err
-page_leads(struct crm_req *req, struct page_rows rows, long limit, const char *own,
-           PGresult **out)
+page_leads(struct crm_req *req, struct page_rows rows, long limit, const char *own, PGresult **out)
 {
     int n = PQntuples(rows.res) < limit ? PQntuples(rows.res) : (int)limit;
     char *ids = crm_arena_alloc(&req->arena, (size_t)n * 21 + 1), *p = ids;
