@@ -560,9 +560,9 @@ static const struct crm_stmt stmts[] = {
      * The notification inbox (cgi-src/leads/notifications.c; schema.sql fills it). $1 is always
      * the caller: an inbox is personal, for every role. A page, newest first: $2 limit, $3 the
      * id its page starts below (a cursor) or NULL; each row with its id, to make the next cursor
-     * from. Two statements, all and unread only, so that each is planned once (planning the
-     * notification's JSON cost more than running the page) and the unread page reads the unread
-     * index; the cursor's bound is an index condition with or without a cursor.
+     * from. Two statements, all and unread only, each planned once a connection, not on every
+     * call as the JSON made the lead pages' costlier (lead_page), and the unread page reads the
+     * unread index; the cursor's bound is an index condition with or without a cursor.
      */
     NOTIFICATION_PAGE("notification_page", ""),
     NOTIFICATION_PAGE("notification_unread_page", " AND n.read_at IS NULL"),
