@@ -171,23 +171,21 @@ events_procs() { read -r EVENTS_PROCS 2>/dev/null <"$VAR/run/events-procs" || EV
 
 # DAEMONS with crm-events-2 ... crm-events-N added, N as events_procs says now.
 events_daemons() {
-    local i n
+    local i
     events_procs
-    n=$EVENTS_PROCS
     DAEMONS=("${BASE_DAEMONS[@]}")
-    for ((i = 2; i <= n; i++)); do DAEMONS+=("crm-events-$i"); done
+    for ((i = 2; i <= EVENTS_PROCS; i++)); do DAEMONS+=("crm-events-$i"); done
 }
 
 # Stops the crm-events processes past the count (after nginx stopped sending them streams).
 stop_extra_events() {
-    local f i n
+    local f i
     events_procs
-    n=$EVENTS_PROCS
     for f in "$VAR"/run/crm-events-*.pid; do
         [ -e "$f" ] || continue
         i=${f##*/crm-events-}
         i=${i%.pid}
-        [ "$i" -le "$n" ] || { stop_pids "$f"; rm -f "${f%.pid}.sock"; }
+        [ "$i" -le "$EVENTS_PROCS" ] || { stop_pids "$f"; rm -f "${f%.pid}.sock"; }
     done
 }
 
@@ -337,11 +335,10 @@ hold() {
 }
 
 start_nginx() {
-    local conf=$VAR/nginx/nginx.conf f i more="" procs
+    local conf=$VAR/nginx/nginx.conf f i more=""
     events_procs
-    procs=$EVENTS_PROCS
     # The upstream crm_events lists every crm-events process's socket.
-    for ((i = 2; i <= procs; i++)); do more+="\\n    server unix:$VAR/run/crm-events-$i.sock;"; done
+    for ((i = 2; i <= EVENTS_PROCS; i++)); do more+="\\n    server unix:$VAR/run/crm-events-$i.sock;"; done
     # reuseport: the kernel spreads connections evenly over the workers, so none runs out of
     # descriptors before the others (see nginx_sizes).
     local subst=(-e "s|@SOCKDIR@|$VAR/run|g" -e "s|@LISTEN@|127.0.0.1:$PORT reuseport|g"
@@ -353,7 +350,7 @@ start_nginx() {
     # CORS_ORIGINS and METRICS_ALLOW of the env file, as the programs read and check them.
     as_svc env CRM_ENV_FILE="$VAR/crm.env" "$VAR/bin/crmctl" nginx-settings \
         >"$VAR/nginx/crm-settings.conf" || die "crmctl nginx-settings failed"
-    nginx_sizes "$procs"
+    nginx_sizes "$EVENTS_PROCS"
     sed -e "s|@VAR@|$VAR|g" -e "s|@NOFILE@|$NOFILE|g" -e "s|@CONNS@|$((NOFILE - 64))|g" \
         -e "s|@WORKERS@|$NGINX_WORKERS|g" "$ROOT/nginx/dev-nginx.conf.in" >"$conf"
     if alive "$VAR/run/nginx.pid"; then

@@ -146,19 +146,26 @@ def sql(query, *args):
     return [line.split("|") for line in out.splitlines() if line]
 
 
+CRMCTL = os.path.join(VAR, "bin", "crmctl")
+ENV = dict(os.environ, CRM_ENV_FILE=os.path.join(VAR, "crm.env"))
+
+
+def crmctl(*args, stdin=""):
+    return subprocess.run([CRMCTL, *args], input=stdin, capture_output=True, text=True, env=ENV)
+
+
 def kept_plan(statement, types, values, calls=6):
     """EXPLAIN of the plan PostgreSQL uses for a statement of lib/db.c (crmctl statement NAME),
     prepared with parameters of types and run calls times with values first, as a pool's
     connection runs it: after 5 calls PostgreSQL keeps one plan made without the values (shown
     with $n in it) unless a plan for the values looks cheaper. Sequential scans off: the test
     database is small enough for them to win where an index serves a large one."""
-    text = subprocess.run([os.path.join(VAR, "bin", "crmctl"), "statement", statement],
-                          capture_output=True, text=True, check=True,
-                          env=dict(os.environ, CRM_ENV_FILE=os.path.join(VAR, "crm.env"))).stdout
+    text = crmctl("statement", statement)
+    assert text.returncode == 0, text.stderr
     script = "SET enable_seqscan = off;\n\\o /dev/null\nPREPARE p (%s) AS %s;\n%s\\o\n" \
-             "EXPLAIN EXECUTE p(%s);\n" % (types, text.strip(), "EXECUTE p(%s);\n" % values * calls,
-                                             values)
-    return "\n".join(r[0] for r in sql(script))
+             "EXPLAIN EXECUTE p(%s);\n" % (types, text.stdout.strip(),
+                                             "EXECUTE p(%s);\n" % values * calls, values)
+    return "\n".join(row[0] for row in sql(script))
 
 
 def own_json(table, rows):

@@ -7,14 +7,7 @@ import select
 import subprocess
 import time
 
-from conftest import VAR, env_file, login, sql, unique_email
-
-CRMCTL = os.path.join(VAR, "bin", "crmctl")
-ENV = dict(os.environ, CRM_ENV_FILE=os.path.join(VAR, "crm.env"))
-
-
-def crmctl(*args, stdin=""):
-    return subprocess.run([CRMCTL, *args], input=stdin, capture_output=True, text=True, env=ENV)
+from conftest import CRMCTL, ENV, VAR, crmctl, env_file, login, sql, unique_email
 
 
 def schema_versions():

@@ -15,11 +15,17 @@ def pid_of(name):
         return int(f.read())
 
 
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command's name: [0] the state, [11:15] the CPU
+    times of pid and of the children it has waited for."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def running(pid):
     """Alive and not a zombie."""
     try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        return stat_fields(pid)[0] != "Z"
     except FileNotFoundError:
         return False
 
@@ -55,9 +61,7 @@ def stack_start():
 
 def cpu_seconds(pid):
     """The CPU time of pid and of its children it has waited for (the commands it ran)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return sum(int(x) for x in stat_fields(pid)[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def test_an_idle_supervisor_costs_next_to_no_cpu():
